@@ -1,0 +1,232 @@
+"""Readers for the dataset layouts the project trains and evaluates on.
+
+Every reader yields ``RGBDFrame`` objects with ``depth`` = the raw sensor depth, ``depth_gt`` = ground truth,
+``mask`` = transparent pixels, all in metres with 0 = no depth.
+
+Layouts
+-------
+``cleargrasp`` (real-data layout, also written by ``sim.generate``)::
+
+    NNNNNNNNN-transparent-rgb-img.{jpg,png}   the scene
+    NNNNNNNNN-transparent-depth-img.exr       raw sensor depth (metres, R=G=B)
+    NNNNNNNNN-opaque-depth-img.exr            ground truth depth
+    NNNNNNNNN-mask.png                        0/255 transparent-object mask
+    camera_intrinsics.yaml                    fx, fy, cx, cy at xres x yres
+
+``cleargrasp-synthetic``::
+
+    rgb-imgs/NNNNNNNNN-rgb.jpg, depth-imgs-rectified/NNNNNNNNN-depth-rectified.exr,
+    segmentation-masks/NNNNNNNNN-segmentation-mask.png, json-files/NNNNNNNNN-masks.json (field of view)
+
+  The synthetic set has no sensor depth: as in ClearGrasp's own training, the raw depth is the ground truth
+  with the transparent pixels removed.
+
+``clearpose``::
+
+    NNNNNN-color.png, NNNNNN-depth.png (raw, uint16 mm), NNNNNN-depth_true.png (uint16 mm),
+    NNNNNN-label.png (instance ids, 0 = background; every labelled object is taken as transparent)
+
+  Intrinsics default to ClearPose's L515 colour camera; a ``camera_intrinsics.yaml`` in the folder overrides.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.data.io import check_same_size, read_exr_depth, read_gray, read_png_depth_mm, read_rgb
+from pipeline.errors import DataFormatError
+from pipeline.types import CameraIntrinsics, RGBDFrame
+
+FORMATS = ("cleargrasp", "clearpose")
+
+# ClearPose's RealSense L515 colour intrinsics at 640x480.
+CLEARPOSE_INTRINSICS = CameraIntrinsics(640, 480, 601.33, 601.33, 334.67, 248.0)
+
+
+def read_intrinsics_yaml(path: str | Path) -> CameraIntrinsics:
+    """Intrinsics from a ClearGrasp ``camera_intrinsics.yaml`` (keys xres, yres, fx, fy, cx, cy)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"missing file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+        return CameraIntrinsics(
+            int(data["xres"]), int(data["yres"]),
+            float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]),
+        )
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise DataFormatError(f"{path}: not a camera_intrinsics.yaml with xres, yres, fx, fy, cx, cy ({exc})") from None
+
+
+def write_intrinsics_yaml(path: str | Path, K: CameraIntrinsics, camera_name: str = "sim-d435") -> None:
+    text = (
+        "# Camera Intrinsic Parameters\n"
+        f"camera_name: '{camera_name}'\n"
+        f"xres: {K.width}\nyres: {K.height}\n"
+        f"fx: {K.fx:.6f}\nfy: {K.fy:.6f}\ncx: {K.cx:.6f}\ncy: {K.cy:.6f}\n"
+    )
+    Path(path).write_text(text)
+
+
+def _fit_intrinsics(K: CameraIntrinsics, width: int, height: int) -> CameraIntrinsics:
+    return K if (K.width, K.height) == (width, height) else K.scaled(width, height)
+
+
+class FrameFolder(abc.ABC):
+    """One folder of frames in one layout. ``len(folder)``, ``folder.names``, ``folder.load(i)``."""
+
+    layout: str = ""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.names: list[str] = self._list()
+        if not self.names:
+            raise DataFormatError(f"{self.root}: no {self.layout} frames found")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self):
+        return (self.load(i) for i in range(len(self)))
+
+    @abc.abstractmethod
+    def _list(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def load(self, index: int) -> RGBDFrame: ...
+
+    @classmethod
+    @abc.abstractmethod
+    def matches(cls, root: Path) -> bool: ...
+
+
+class ClearGraspRealFolder(FrameFolder):
+    layout = "cleargrasp"
+    RGB_SUFFIXES = ("-transparent-rgb-img.png", "-transparent-rgb-img.jpg")
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return any(root.glob("*-transparent-rgb-img.*"))
+
+    def _list(self) -> list[str]:
+        names = {p.name.split("-transparent-rgb-img.")[0] for p in self.root.glob("*-transparent-rgb-img.*")}
+        self._K = read_intrinsics_yaml(self.root / "camera_intrinsics.yaml") if names else None
+        return sorted(names)
+
+    def _rgb_path(self, name: str) -> Path:
+        for suffix in self.RGB_SUFFIXES:
+            if (self.root / (name + suffix)).is_file():
+                return self.root / (name + suffix)
+        raise DataFormatError(f"missing file: {self.root / (name + self.RGB_SUFFIXES[0])} (or .jpg)")
+
+    def load(self, index: int) -> RGBDFrame:
+        name = self.names[index]
+        p = self.root / name
+        files = {
+            str(self._rgb_path(name)): read_rgb(self._rgb_path(name)),
+            f"{p}-transparent-depth-img.exr": read_exr_depth(f"{p}-transparent-depth-img.exr"),
+            f"{p}-opaque-depth-img.exr": read_exr_depth(f"{p}-opaque-depth-img.exr"),
+            f"{p}-mask.png": read_gray(f"{p}-mask.png"),
+        }
+        rgb, raw, gt, mask = files.values()
+        check_same_size(files, next(iter(files)))
+        h, w = raw.shape
+        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=mask > 0,
+                         intrinsics=_fit_intrinsics(self._K, w, h), name=str(p))
+
+
+class ClearGraspSyntheticFolder(FrameFolder):
+    layout = "cleargrasp-synthetic"
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return (root / "rgb-imgs").is_dir() and (root / "depth-imgs-rectified").is_dir()
+
+    def _list(self) -> list[str]:
+        return sorted(p.name[: -len("-rgb.jpg")] for p in (self.root / "rgb-imgs").glob("*-rgb.jpg"))
+
+    def load(self, index: int) -> RGBDFrame:
+        name = self.names[index]
+        r = self.root
+        rgb_path = r / "rgb-imgs" / f"{name}-rgb.jpg"
+        depth_path = r / "depth-imgs-rectified" / f"{name}-depth-rectified.exr"
+        mask_path = r / "segmentation-masks" / f"{name}-segmentation-mask.png"
+        json_path = r / "json-files" / f"{name}-masks.json"
+        files = {str(rgb_path): read_rgb(rgb_path), str(depth_path): read_exr_depth(depth_path),
+                 str(mask_path): read_gray(mask_path)}
+        check_same_size(files, str(rgb_path))
+        rgb, gt, seg = files.values()
+        mask = seg > 0
+        h, w = gt.shape
+        if not json_path.is_file():
+            raise DataFormatError(f"missing file: {json_path}")
+        try:
+            fov = json.loads(json_path.read_text())["camera"]["field_of_view"]
+            fx = (w / 2.0) / math.tan(float(fov["x_axis_rads"]) / 2.0)
+            fy = (h / 2.0) / math.tan(float(fov["y_axis_rads"]) / 2.0)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DataFormatError(f"{json_path}: no camera.field_of_view ({exc})") from None
+        K = CameraIntrinsics(w, h, fx, fy, (w - 1) / 2.0, (h - 1) / 2.0)
+        raw = np.where(mask, 0.0, gt).astype(np.float32)
+        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=mask, intrinsics=K, name=str(r / name))
+
+
+class ClearPoseFolder(FrameFolder):
+    layout = "clearpose"
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return any(root.glob("*-depth_true.png"))
+
+    def _list(self) -> list[str]:
+        override = self.root / "camera_intrinsics.yaml"
+        self._K = read_intrinsics_yaml(override) if override.is_file() else CLEARPOSE_INTRINSICS
+        return sorted(p.name[: -len("-color.png")] for p in self.root.glob("*-color.png"))
+
+    def load(self, index: int) -> RGBDFrame:
+        p = self.root / self.names[index]
+        files = {
+            f"{p}-color.png": read_rgb(f"{p}-color.png"),
+            f"{p}-depth.png": read_png_depth_mm(f"{p}-depth.png"),
+            f"{p}-depth_true.png": read_png_depth_mm(f"{p}-depth_true.png"),
+            f"{p}-label.png": read_gray(f"{p}-label.png"),
+        }
+        check_same_size(files, f"{p}-color.png")
+        rgb, raw, gt, label = files.values()
+        h, w = raw.shape
+        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=label > 0,
+                         intrinsics=_fit_intrinsics(self._K, w, h), name=str(p))
+
+
+LAYOUTS: dict[str, tuple[type[FrameFolder], ...]] = {
+    "cleargrasp": (ClearGraspRealFolder, ClearGraspSyntheticFolder),
+    "clearpose": (ClearPoseFolder,),
+}
+
+
+def discover(path: str | Path, fmt: str | None = None) -> list[FrameFolder]:
+    """Every folder at or below ``path`` that holds frames of a known layout (or of format ``fmt``)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(f"no such folder: {path}")
+    if not path.is_dir():
+        raise DataFormatError(f"not a folder: {path}")
+    if fmt is not None and fmt not in LAYOUTS:
+        raise DataFormatError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    classes = LAYOUTS[fmt] if fmt else tuple(c for cs in LAYOUTS.values() for c in cs)
+    folders: list[FrameFolder] = []
+    for d in sorted([path, *(p for p in path.rglob("*") if p.is_dir())]):
+        for cls in classes:
+            if cls.matches(d):
+                folders.append(cls(d))
+                break
+    if not folders:
+        wanted = f"{fmt} " if fmt else ""
+        raise DataFormatError(f"{path}: no {wanted}frames found (formats: {', '.join(FORMATS)})")
+    return folders

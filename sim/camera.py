@@ -1,0 +1,98 @@
+"""``SimCamera``: a RealSense-like RGB-D camera in a PyBullet scene."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pybullet as p
+
+from pipeline.errors import DeviceNotConnectedError
+from pipeline.types import Camera, CameraIntrinsics, RGBDFrame
+from sim.render import Appearance, RenderOutput, render_frame
+from sim.scene import TabletopScene
+from sim.sensor import SENSORS, SensorModel
+
+# RealSense D435 colour stream at 640x480 (the project's default camera).
+D435_COLOR_640 = CameraIntrinsics(640, 480, 615.0, 615.0, 319.5, 239.5)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'320x240' -> (320, 240), with a clear error."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 320x240), got {text!r}") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise ValueError(f"size {w}x{h} is outside 16-4096 pixels per side")
+    return w, h
+
+
+@dataclass(frozen=True)
+class SimCameraConfig:
+    """Resolution, base intrinsics (scaled to the resolution) and sensor mode."""
+
+    width: int = 640
+    height: int = 480
+    base_intrinsics: CameraIntrinsics = D435_COLOR_640
+    sensor: str = "d435"
+
+    def __post_init__(self) -> None:
+        if self.sensor not in SENSORS:
+            raise ValueError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
+        parse_size(f"{self.width}x{self.height}")
+
+    @property
+    def intrinsics(self) -> CameraIntrinsics:
+        return self.base_intrinsics.scaled(self.width, self.height)
+
+
+@dataclass
+class SimCamera(Camera):
+    """Renders ``scene`` from ``T_base_cam`` and applies the sensor model.
+
+    ``read()`` returns an ``RGBDFrame`` whose ``depth`` is the simulated raw sensor depth, with ``depth_gt``
+    (glass as if opaque) and ``mask`` (transparent pixels) filled in.
+    """
+
+    scene: TabletopScene
+    T_base_cam: np.ndarray
+    config: SimCameraConfig = field(default_factory=SimCameraConfig)
+    appearance: Appearance | None = None
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    _connected: bool = False
+    last_render: RenderOutput | None = None
+
+    def __post_init__(self) -> None:
+        self.T_base_cam = np.asarray(self.T_base_cam, dtype=np.float64)
+        if self.T_base_cam.shape != (4, 4):
+            raise ValueError(f"SimCamera: T_base_cam must be 4x4, got {self.T_base_cam.shape}")
+        self.sensor = SensorModel(self.config.sensor)
+
+    @property
+    def intrinsics(self) -> CameraIntrinsics:
+        return self.config.intrinsics
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def connect(self) -> None:
+        if not p.isConnected(physicsClientId=self.scene.client):
+            raise DeviceNotConnectedError(f"SimCamera: PyBullet client {self.scene.client} is not connected")
+        if self.appearance is None:
+            self.appearance = Appearance.sample(self.rng, self.scene.glass_ids)
+        self._connected = True
+
+    def disconnect(self) -> None:
+        self._connected = False
+
+    def read(self) -> RGBDFrame:
+        if not self._connected:
+            raise DeviceNotConnectedError("SimCamera.read() before connect()")
+        K = self.intrinsics
+        out = render_frame(self.scene, K, self.T_base_cam, self.appearance, self.rng)
+        raw = self.sensor(out.depth, out.depth_bg, out.mask, out.instance, K, self.rng)
+        self.last_render = out
+        return RGBDFrame(rgb=out.rgb, depth=raw, intrinsics=K, T_base_cam=self.T_base_cam.copy(),
+                         mask=out.mask, depth_gt=out.depth)

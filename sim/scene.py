@@ -1,0 +1,161 @@
+"""A PyBullet tabletop with glassware and opaque distractors dropped at random poses and settled by physics.
+
+One ``TabletopScene`` owns nothing global: every call passes its explicit ``physicsClientId``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+
+from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
+from sim.glassware import GLASS_KINDS, OPAQUE_KINDS, ObjectModel, make_glass, make_opaque
+
+# Where hidden bodies are parked during the background render pass.
+_PARKING = (0.0, 0.0, -50.0)
+TABLE_THICKNESS = 0.04
+FLOOR_DROP = 0.75  # floor below the table top, seen past the table edge
+
+
+@dataclass
+class SceneObject:
+    body: int
+    model: ObjectModel
+
+    @property
+    def transparent(self) -> bool:
+        return self.model.transparent
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """How many objects and how they are dropped."""
+
+    min_glass: int = 1
+    max_glass: int = 6
+    min_opaque: int = 0
+    max_opaque: int = 2
+    drop_height: tuple[float, float] = (0.02, 0.12)  # above the table, metres
+    upright_prob: float = 0.7  # share of objects dropped upright (the rest at random orientations)
+    settle_steps: int = 360  # physics steps at 240 Hz
+    lateral_friction: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.min_glass <= self.max_glass and 0 <= self.min_opaque <= self.max_opaque):
+            raise ValueError(f"SceneConfig: object counts must satisfy 0 <= min <= max, got {self}")
+
+
+class TabletopScene:
+    """Table, floor and objects in one PyBullet client."""
+
+    def __init__(self, client: int, workspace: WorkspaceConfig = DEFAULT_WORKSPACE):
+        self.client = client
+        self.workspace = workspace
+        self.objects: list[SceneObject] = []
+        self._hidden: dict[int, tuple] = {}
+        self.table_id, self.floor_id = self._build_static()
+
+    # ----------------------------------------------------------------------------------------------------
+    def _build_static(self) -> tuple[int, int]:
+        ws, c = self.workspace, self.client
+        hx, hy = ws.table_half_size
+        half = [hx, hy, TABLE_THICKNESS / 2]
+        centre = [ws.table_center[0], ws.table_center[1], ws.table_z - TABLE_THICKNESS / 2]
+        col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=c)
+        vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
+        table = p.createMultiBody(0, col, vis, centre, physicsClientId=c)
+        p.changeDynamics(table, -1, lateralFriction=1.0, physicsClientId=c)
+        fhalf = [4.0, 4.0, 0.01]
+        fvis = p.createVisualShape(p.GEOM_BOX, halfExtents=fhalf, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
+        floor = p.createMultiBody(0, -1, fvis, [ws.table_center[0], 0, ws.table_z - FLOOR_DROP], physicsClientId=c)
+        return table, floor
+
+    def add_object(self, model: ObjectModel, position, orientation, config: SceneConfig = SceneConfig()) -> SceneObject:
+        """Create a body for ``model`` at ``position`` (base frame, metres) and quaternion ``orientation``."""
+        c = self.client
+        vis = p.createVisualShape(p.GEOM_MESH, vertices=model.vertices.tolist(),
+                                  indices=model.faces.ravel().tolist(), rgbaColor=model.rgba, physicsClientId=c)
+        cols = [p.createCollisionShape(p.GEOM_MESH, vertices=part.tolist(), physicsClientId=c)
+                for part in model.collision_parts]
+        n_links = len(cols) - 1
+        # Compound-convex bodies: the first hull is the base, the others are rigidly attached links.
+        share = model.mass / len(cols)
+        body = p.createMultiBody(
+            baseMass=share if n_links else model.mass, baseCollisionShapeIndex=cols[0],
+            baseVisualShapeIndex=vis, basePosition=list(position), baseOrientation=list(orientation),
+            linkMasses=[share] * n_links, linkCollisionShapeIndices=cols[1:], linkVisualShapeIndices=[-1] * n_links,
+            linkPositions=[[0, 0, 0]] * n_links, linkOrientations=[[0, 0, 0, 1]] * n_links,
+            linkInertialFramePositions=[[0, 0, 0]] * n_links, linkInertialFrameOrientations=[[0, 0, 0, 1]] * n_links,
+            linkParentIndices=[0] * n_links, linkJointTypes=[p.JOINT_FIXED] * n_links,
+            linkJointAxis=[[0, 0, 1]] * n_links, physicsClientId=c,
+        )
+        for link in range(-1, n_links):
+            p.changeDynamics(body, link, lateralFriction=config.lateral_friction, rollingFriction=0.0005,
+                             spinningFriction=0.001, physicsClientId=c)
+        obj = SceneObject(body, model)
+        self.objects.append(obj)
+        return obj
+
+    def populate(self, rng: np.random.Generator, config: SceneConfig = SceneConfig()) -> None:
+        """Drop a random set of glass and opaque objects and let them settle. Objects that leave the table
+        or end up resting on another object's top are kept (that is clutter), those off the table removed."""
+        n_glass = int(rng.integers(config.min_glass, config.max_glass + 1))
+        n_opaque = int(rng.integers(config.min_opaque, config.max_opaque + 1))
+        models = [make_glass(str(rng.choice(GLASS_KINDS)), rng) for _ in range(n_glass)]
+        models += [make_opaque(str(rng.choice(OPAQUE_KINDS)), rng) for _ in range(n_opaque)]
+        ws = self.workspace
+        placed: list[tuple[float, float, float]] = []
+        for model in models:
+            xy = self._free_spot(rng, model.max_radius, placed)
+            placed.append((xy[0], xy[1], model.max_radius))
+            z = ws.table_z + rng.uniform(*config.drop_height)
+            if rng.random() < config.upright_prob:
+                quat = p.getQuaternionFromEuler([0, 0, rng.uniform(0, 2 * np.pi)])
+            else:
+                quat = p.getQuaternionFromEuler(list(rng.uniform(0, 2 * np.pi, 3)))
+                z += model.max_radius + model.height / 2
+            self.add_object(model, (xy[0], xy[1], z), quat, config)
+        self.settle(config.settle_steps)
+        for obj in list(self.objects):
+            if self.pose(obj.body)[0][2] < ws.table_z - 0.05:
+                self.remove(obj)
+
+    def _free_spot(self, rng, radius, placed) -> tuple[float, float]:
+        ws = self.workspace
+        best, best_gap = None, -np.inf
+        for _ in range(30):
+            xy = np.array(ws.object_center) + rng.uniform(-1, 1, 2) * np.array(ws.object_half_size)
+            gap = min((np.hypot(xy[0] - x, xy[1] - y) - r - radius for x, y, r in placed), default=np.inf)
+            if gap > 0.005:
+                return float(xy[0]), float(xy[1])
+            if gap > best_gap:
+                best, best_gap = xy, gap
+        return float(best[0]), float(best[1])
+
+    def settle(self, steps: int) -> None:
+        for _ in range(steps):
+            p.stepSimulation(physicsClientId=self.client)
+
+    def remove(self, obj: SceneObject) -> None:
+        p.removeBody(obj.body, physicsClientId=self.client)
+        self.objects.remove(obj)
+
+    def pose(self, body: int):
+        return p.getBasePositionAndOrientation(body, physicsClientId=self.client)
+
+    @property
+    def glass_ids(self) -> list[int]:
+        return [o.body for o in self.objects if o.transparent]
+
+    def hide(self, bodies: list[int]) -> None:
+        """Park ``bodies`` far below the world (for the background render); ``restore()`` puts them back."""
+        for b in bodies:
+            self._hidden[b] = self.pose(b)
+            p.resetBasePositionAndOrientation(b, _PARKING, [0, 0, 0, 1], physicsClientId=self.client)
+
+    def restore(self) -> None:
+        for b, (pos, orn) in self._hidden.items():
+            p.resetBasePositionAndOrientation(b, pos, orn, physicsClientId=self.client)
+        self._hidden.clear()
