@@ -1,0 +1,136 @@
+"""Depth completers: one interface, numpy in and numpy out.
+
+    completer = make_completer("student")          # shipped weights
+    repaired = completer.complete(frame)           # RGBDFrame with the completed depth
+
+Names: ``student`` and ``teacher`` (networks, shipped weights by default), ``raw`` (passthrough), ``fill``
+(classical hole filling guided by the image), ``gt`` (oracle: the frame's ground truth, simulation only).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline.errors import FrameError
+from pipeline.types import RGBDFrame
+
+COMPLETERS = ("student", "teacher", "fill", "raw", "gt")
+
+
+class DepthCompleter(abc.ABC):
+    name: str = ""
+
+    def complete(self, frame: RGBDFrame) -> RGBDFrame:
+        """A copy of ``frame`` whose ``depth`` is the completed depth (HxW float32 metres)."""
+        if not (frame.depth > 0).any():
+            raise FrameError(f"{self.name}: the frame {frame.name or ''} has no valid depth at all; "
+                             "nothing to complete (is the camera covered or out of range?)".replace("  ", " "))
+        depth = self._complete(frame).astype(np.float32)
+        return dataclasses.replace(frame, depth=depth)
+
+    @abc.abstractmethod
+    def _complete(self, frame: RGBDFrame) -> np.ndarray: ...
+
+
+class RawCompleter(DepthCompleter):
+    name = "raw"
+
+    def _complete(self, frame):
+        return frame.depth.copy()
+
+
+class OracleCompleter(DepthCompleter):
+    name = "gt"
+
+    def _complete(self, frame):
+        if frame.depth_gt is None:
+            raise FrameError("gt: the frame carries no ground-truth depth (oracle works in simulation only)")
+        return np.where(frame.depth_gt > 0, frame.depth_gt, frame.depth)
+
+
+class FillCompleter(DepthCompleter):
+    """Classical baseline: holes filled by Navier-Stokes inpainting of inverse depth at half resolution, then a
+    joint-bilateral-style smoothing guided by the image so fills stop at colour edges. Valid depth is kept."""
+
+    name = "fill"
+
+    def _complete(self, frame):
+        depth = frame.depth
+        holes = depth <= 0
+        if not holes.any():
+            return depth.copy()
+        h, w = depth.shape
+        dmax = float(depth.max())
+        # inpaint on an 8-bit-free float image: scale to 16-bit for cv2.inpaint (supports 16U/32F single channel)
+        small = cv2.resize(depth, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
+        small_holes = (small <= 0).astype(np.uint8)
+        d16 = (small / dmax * 65535).astype(np.uint16)
+        filled = cv2.inpaint(d16, small_holes, 5, cv2.INPAINT_NS).astype(np.float32) / 65535 * dmax
+        filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+        out = np.where(holes, filled, depth).astype(np.float32)
+        # guided smoothing inside the holes: average over neighbours of similar colour
+        gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        guided = _joint_bilateral(out, gray, radius=4, sigma_color=12.0)
+        return np.where(holes, guided, depth).astype(np.float32)
+
+
+def _joint_bilateral(depth: np.ndarray, gray: np.ndarray, radius: int, sigma_color: float) -> np.ndarray:
+    acc = np.zeros_like(depth)
+    wsum = np.zeros_like(depth)
+    pad_d = cv2.copyMakeBorder(depth, radius, radius, radius, radius, cv2.BORDER_REPLICATE)
+    pad_g = cv2.copyMakeBorder(gray, radius, radius, radius, radius, cv2.BORDER_REPLICATE)
+    h, w = depth.shape
+    step = max(radius // 2, 1)
+    for dy in range(-radius, radius + 1, step):
+        for dx in range(-radius, radius + 1, step):
+            d = pad_d[radius + dy : radius + dy + h, radius + dx : radius + dx + w]
+            g = pad_g[radius + dy : radius + dy + h, radius + dx : radius + dx + w]
+            wgt = np.exp(-((g - gray) ** 2) / (2 * sigma_color**2)) * (d > 0)
+            acc += wgt * d
+            wsum += wgt
+    return np.where(wsum > 0, acc / np.maximum(wsum, 1e-9), depth)
+
+
+class NetworkCompleter(DepthCompleter):
+    """A trained network (student or teacher) from a safetensors file with its card."""
+
+    def __init__(self, weights: str | Path, threads: int | None = None):
+        from pipeline.weights import load
+
+        self.model, self.card = load(weights)
+        self.name = self.card.get("arch", "network")
+        self.threads = threads
+
+    def _complete(self, frame):
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        rgb = torch.from_numpy(frame.rgb).permute(2, 0, 1)[None].float() / 255.0
+        depth = torch.from_numpy(frame.depth)[None, None]
+        with torch.inference_mode():
+            out = self.model(rgb, depth)
+        return out[0, 0].numpy()
+
+
+def default_weights(name: str) -> Path:
+    from pipeline.weights import WEIGHTS_DIR
+
+    return WEIGHTS_DIR / f"{name}.safetensors"
+
+
+def make_completer(name: str, weights: str | Path | None = None) -> DepthCompleter:
+    """Completer by name; networks load ``weights`` or the shipped ``weights/NAME.safetensors``."""
+    if name == "raw":
+        return RawCompleter()
+    if name == "fill":
+        return FillCompleter()
+    if name == "gt":
+        return OracleCompleter()
+    if name in ("student", "teacher"):
+        return NetworkCompleter(weights or default_weights(name))
+    raise ValueError(f"unknown depth completer {name!r}; choose one of {', '.join(COMPLETERS)}")

@@ -1,0 +1,118 @@
+"""Evaluate depth completers with the ClearGrasp protocol.
+
+    python -m pipeline.evaluate --data DIR [--format cleargrasp|clearpose] --models student,teacher,fill,raw
+                                [--size 320x240] [--weights-dir weights] [--limit N] --json OUT
+
+Frames are resized to ``--size`` (nearest neighbour for depth and mask), completed, and scored over
+transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
+markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {...}, "all": {...}}}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
+from pipeline.data.dataset import resize_frame
+from pipeline.data.readers import FORMATS, discover
+from pipeline.errors import DistillGraspError
+from pipeline.metrics import METRIC_KEYS, average, depth_metrics
+from pipeline.types import RGBDFrame
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 320x240), got {text!r}") from None
+    if w < 16 or h < 16:
+        raise ValueError(f"size {w}x{h} is too small")
+    return w, h
+
+
+def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthCompleter], progress: bool = True) -> dict:
+    """Scores of every completer on every frame (frames already at the evaluation size)."""
+    per = {name: {"transparent": [], "all": [], "ms": []} for name in completers}
+    for frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress):
+        if frame.depth_gt is None:
+            raise DistillGraspError(f"{frame.name}: no ground truth to evaluate against")
+        for name, completer in completers.items():
+            t0 = time.perf_counter()
+            pred = completer.complete(frame).depth
+            per[name]["ms"].append((time.perf_counter() - t0) * 1000)
+            per[name]["transparent"].append(depth_metrics(pred, frame.depth_gt, frame.mask))
+            per[name]["all"].append(depth_metrics(pred, frame.depth_gt))
+    results = {}
+    for name, p in per.items():
+        results[name] = {"transparent": average(p["transparent"]), "all": average(p["all"]),
+                         "frames_with_glass": sum(m is not None for m in p["transparent"]),
+                         "median_ms": float(np.median(p["ms"])) if p["ms"] else None}
+    return {"frames": len(frames), "results": results}
+
+
+def load_frames(data: list[str], fmt: str | None, size: tuple[int, int], limit: int | None = None) -> list[RGBDFrame]:
+    frames = []
+    for path in data:
+        for folder in discover(path, fmt):
+            for i in range(len(folder)):
+                if limit is not None and len(frames) >= limit:
+                    return frames
+                frames.append(resize_frame(folder.load(i), *size))
+    return frames
+
+
+def markdown_table(result: dict) -> str:
+    head = "| model | region | " + " | ".join(METRIC_KEYS) + " | ms |"
+    lines = [head, "|" + "---|" * (len(METRIC_KEYS) + 3)]
+    for name, r in result["results"].items():
+        for region in ("transparent", "all"):
+            m = r[region]
+            cells = " | ".join(f"{m[k]:.4f}" if m else "n/a" for k in METRIC_KEYS)
+            ms = f"{r['median_ms']:.1f}" if r["median_ms"] is not None else "n/a"
+            lines.append(f"| {name} | {region} | {cells} | {ms} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="+", required=True, help="dataset folders (searched recursively)")
+    ap.add_argument("--format", choices=FORMATS, default=None)
+    ap.add_argument("--models", default="student,teacher,fill,raw",
+                    help=f"comma-separated, from {', '.join(COMPLETERS)}")
+    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--weights-dir", default=None, help="folder holding student/teacher .safetensors")
+    ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
+    ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        size = parse_size(args.size)
+        names = [m.strip() for m in args.models.split(",") if m.strip()]
+        completers = {}
+        for name in names:
+            weights = Path(args.weights_dir) / f"{name}.safetensors" if args.weights_dir and name in (
+                "student", "teacher") else None
+            completers[name] = make_completer(name, weights)
+        frames = load_frames(args.data, args.format, size, args.limit)
+        result = evaluate_frames(frames, completers, progress=not args.quiet)
+    except (DistillGraspError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result.update({"size": args.size, "data": args.data})
+    print(markdown_table(result))
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Training losses. Every loss takes explicit validity masks; depths are Bx1xHxW metres, 0 = unknown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return (x * w).sum() / w.sum().clamp_min(1.0)
+
+
+def supervised_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, transparent_weight: float = 4.0,
+                    grad_weight: float = 0.5) -> torch.Tensor:
+    """L1 on valid ground truth, ``transparent_weight`` times heavier on glass, plus a gradient-matching term."""
+    valid = (gt > 0).float()
+    w = valid * (1.0 + (transparent_weight - 1.0) * mask)
+    loss = masked_mean((pred - gt).abs(), w)
+    if grad_weight:
+        (px, py), (gx, gy) = _grad(pred), _grad(gt)
+        vx, vy = valid[..., :, 1:] * valid[..., :, :-1], valid[..., 1:, :] * valid[..., :-1, :]
+        loss = loss + grad_weight * (masked_mean((px - gx).abs(), vx) + masked_mean((py - gy).abs(), vy))
+    return loss
+
+
+def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, lam: float = 0.85) -> torch.Tensor:
+    """Scale-invariant log error (Eigen et al.): sqrt(mean d^2 - lam * mean(d)^2), d = log p - log t."""
+    d = torch.log(pred.clamp_min(1e-3)) - torch.log(target.clamp_min(1e-3))
+    m1, m2 = masked_mean(d, valid), masked_mean(d * d, valid)
+    return torch.sqrt((m2 - lam * m1 * m1).clamp_min(1e-8))
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, c1: float = 1e-4, c2: float = 9e-4) -> torch.Tensor:
+    """Per-pixel SSIM with 3x3 windows (inputs roughly unit scale)."""
+    mx, my = F.avg_pool2d(x, 3, 1, 1), F.avg_pool2d(y, 3, 1, 1)
+    sx = F.avg_pool2d(x * x, 3, 1, 1) - mx * mx
+    sy = F.avg_pool2d(y * y, 3, 1, 1) - my * my
+    sxy = F.avg_pool2d(x * y, 3, 1, 1) - mx * my
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sx + sy + c2))
+
+
+def edge_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    (px, py), (tx, ty) = _grad(pred), _grad(target)
+    return (px - tx).abs().mean() + (py - ty).abs().mean()
+
+
+@dataclass(frozen=True)
+class DistillWeights:
+    """Weights of the distillation terms (student vs teacher) and of the supervised term (student vs truth)."""
+
+    silog: float = 1.0
+    ssim: float = 1.0
+    edge: float = 1.0
+    supervised: float = 1.0
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
+                      w: DistillWeights = DistillWeights()) -> tuple[torch.Tensor, dict[str, float]]:
+    """Scale-invariant depth + structure (SSIM) + edge terms against the teacher, plus the supervised loss."""
+    teacher = teacher.detach()
+    scale = teacher.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+    s_n, t_n = student / scale, teacher / scale
+    parts = {
+        "silog": silog_loss(student, teacher, torch.ones_like(teacher)),
+        "ssim": ((1 - ssim(s_n, t_n)) / 2).clamp(0, 1).mean(),
+        "edge": edge_loss(s_n, t_n),
+        "supervised": supervised_loss(student, gt, mask),
+    }
+    total = sum(getattr(w, k) * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -1,0 +1,71 @@
+"""Student: a light CNN encoder-decoder with consistent feature correlation modules (CFCM).
+
+Two slim encoders (colour; filled depth plus validity) run to stride 16. At every scale a CFCM measures how
+far the RGB and depth features agree (per-pixel cosine similarity of their projections, with the depth
+validity), turns that into a gate, and keeps the reliable part of each: depth features where they agree with
+the image (valid depth off the glass), RGB structure where they do not (glass, holes). The gated features are
+fused with convolutions and passed to a U-Net decoder that predicts the depth correction.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pipeline.models.common import DepthNet, conv_bn, zero_last
+
+
+class CFCM(nn.Module):
+    """Consistent feature correlation module."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.proj_r = nn.Conv2d(c, c, 1)
+        self.proj_d = nn.Conv2d(c, c, 1)
+        self.gate = nn.Sequential(conv_bn(2 * c + 2, c // 2, 3), nn.Conv2d(c // 2, 1, 3, padding=1))
+        self.fuse = conv_bn(2 * c, c, 3)
+
+    def forward(self, r: torch.Tensor, d: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        pr, pd = self.proj_r(r), self.proj_d(d)
+        agree = F.cosine_similarity(pr, pd, dim=1, eps=1e-6).unsqueeze(1)
+        g = torch.sigmoid(self.gate(torch.cat([r, d, agree, valid], 1)))
+        return self.fuse(torch.cat([g * d, (1 - g) * r], 1)) + d
+
+
+class Student(DepthNet):
+    multiple = 16
+
+    def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48)):
+        super().__init__()
+        self.config = {"widths": list(widths), "depth_widths": list(depth_widths)}
+        self.rgb_enc = nn.ModuleList()
+        self.depth_enc = nn.ModuleList()
+        self.depth_proj = nn.ModuleList()
+        pr, pd = 3, 2
+        for c, cd in zip(widths, depth_widths):
+            self.rgb_enc.append(nn.Sequential(conv_bn(pr, c, 3, 2), conv_bn(c, c, 3)))
+            self.depth_enc.append(nn.Sequential(conv_bn(pd, cd, 3, 2), conv_bn(cd, cd, 3)))
+            self.depth_proj.append(nn.Conv2d(cd, c, 1))
+            pr, pd = c, cd
+        self.cfcm = nn.ModuleList([CFCM(c) for c in widths])
+        self.dec = nn.ModuleList([conv_bn(widths[i + 1] + widths[i], widths[i], 3) for i in range(len(widths) - 1)])
+        self.head = nn.Sequential(conv_bn(widths[0] + 5, 16, 3), nn.Conv2d(16, 1, 3, padding=1))
+        zero_last(self.head)
+
+    def core(self, x_rgb: torch.Tensor, x_depth: torch.Tensor) -> torch.Tensor:
+        r, d = x_rgb, x_depth
+        valid = x_depth[:, 1:2]
+        fused = []
+        for renc, denc, proj, cfcm in zip(self.rgb_enc, self.depth_enc, self.depth_proj, self.cfcm):
+            r, d = renc(r), denc(d)
+            valid = F.avg_pool2d(valid, 2)
+            fused.append(cfcm(r, proj(d), valid))
+        x = fused[-1]
+        for i in range(len(fused) - 2, -1, -1):
+            x = F.interpolate(x, size=fused[i].shape[-2:], mode="bilinear", align_corners=False)
+            x = self.dec[i](torch.cat([x, fused[i]], 1))
+        # The correction is predicted at half resolution (with the half-resolution inputs) and upsampled.
+        small = [F.avg_pool2d(x_rgb, 2), F.avg_pool2d(x_depth, 2)]
+        residual = self.head(torch.cat([x, *small], 1))
+        return F.interpolate(residual, size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)

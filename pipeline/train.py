@@ -1,0 +1,272 @@
+"""Train the teacher, or distil the student from it.
+
+    python -m pipeline.train teacher --data DIR [DIR ...] --val DIR --out runs/teacher --steps N
+    python -m pipeline.train student --teacher weights/teacher.safetensors --data DIR ... --out runs/student
+    python -m pipeline.train student --no-distill ...            (the same student, supervised only)
+
+Frames are loaded once at ``--size`` into memory; each step takes random ``--crop`` windows with flips and
+colour jitter. Every ``--val-every`` steps the model is scored on ``--val`` (transparent-pixel RMSE etc.),
+one JSON line is appended to ``OUT/log.jsonl``, ``OUT/last.pt`` is written (model, optimiser, step, random
+state) and, when the validation RMSE improves, ``OUT/best.safetensors`` with its card. A rerun with the
+same ``--out`` resumes from ``last.pt``. Under ``torchrun`` it trains with DistributedDataParallel (gloo on
+CPU, nccl on GPUs); every process draws different batches, rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.data.dataset import resize_frame
+from pipeline.data.readers import discover
+from pipeline.errors import DistillGraspError
+from pipeline.losses import DistillWeights, distillation_loss, supervised_loss
+from pipeline.metrics import average, depth_metrics
+from pipeline.models.common import count_parameters
+from pipeline.weights import build, load, save
+
+
+@dataclass
+class FrameCache:
+    """All frames of some folders at one size, as tensors: rgb uint8 Nx3xHxW, depth/gt float16, mask bool."""
+
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    gt: torch.Tensor
+    mask: torch.Tensor
+    sources: list[str]
+
+    @classmethod
+    def load(cls, folders: list[str], size: tuple[int, int], limit: int | None = None,
+             progress: bool = True) -> "FrameCache":
+        loaders = [f for path in folders for f in discover(path)]
+        items = [(f, i) for f in loaders for i in range(len(f))][:limit]
+        if not items:
+            raise DistillGraspError(f"no frames in {folders}")
+        w, h = size
+        rgb = torch.empty(len(items), 3, h, w, dtype=torch.uint8)
+        depth = torch.empty(len(items), 1, h, w, dtype=torch.float16)
+        gt = torch.empty_like(depth)
+        mask = torch.empty(len(items), 1, h, w, dtype=torch.bool)
+        for n, (folder, i) in enumerate(tqdm(items, desc="load frames", unit="frame", disable=not progress)):
+            f = resize_frame(folder.load(i), w, h)
+            if f.depth_gt is None or f.mask is None:
+                raise DistillGraspError(f"{f.name}: training needs ground truth and a transparent mask")
+            rgb[n] = torch.from_numpy(f.rgb).permute(2, 0, 1)
+            depth[n, 0] = torch.from_numpy(f.depth)
+            gt[n, 0] = torch.from_numpy(f.depth_gt)
+            mask[n, 0] = torch.from_numpy(f.mask)
+        return cls(rgb, depth, gt, mask, [str(p) for p in folders])
+
+    def __len__(self) -> int:
+        return self.rgb.shape[0]
+
+    def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool):
+        rgb = self.rgb[idx].float() / 255.0
+        depth, gt, mask = self.depth[idx].float(), self.gt[idx].float(), self.mask[idx].float()
+        if crop is not None:
+            cw, ch = crop
+            h, w = rgb.shape[-2:]
+            y = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
+            x = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
+            rgb, depth, gt, mask = (t[..., y : y + ch, x : x + cw] for t in (rgb, depth, gt, mask))
+        if augment:
+            b = rgb.shape[0]
+            flip = torch.rand(b, generator=gen) < 0.5
+            rgb, depth, gt, mask = (torch.where(flip.view(b, 1, 1, 1), t.flip(-1), t) for t in (rgb, depth, gt, mask))
+            gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
+            tint = 1 + 0.06 * (torch.rand(b, 3, 1, 1, generator=gen) * 2 - 1)
+            gray = rgb.mean(1, keepdim=True)
+            sat = 1 + 0.3 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
+            rgb = ((gray + (rgb - gray) * sat) * gain * tint)
+            rgb = rgb + 0.02 * torch.rand(b, 1, 1, 1, generator=gen) * torch.randn(rgb.shape, generator=gen)
+            rgb = rgb.clamp(0, 1)
+        return rgb, depth, gt, mask
+
+
+def validate(model: torch.nn.Module, cache: FrameCache, batch: int = 4) -> dict:
+    model.eval()
+    trans, allpix = [], []
+    with torch.inference_mode():
+        for s in range(0, len(cache), batch):
+            idx = torch.arange(s, min(s + batch, len(cache)))
+            rgb, depth, gt, mask = cache.batch(idx, None, torch.Generator(), augment=False)
+            pred = model(rgb, depth)
+            for p, g, m in zip(pred[:, 0].numpy(), gt[:, 0].numpy(), mask[:, 0].numpy()):
+                trans.append(depth_metrics(p, g, m > 0))
+                allpix.append(depth_metrics(p, g))
+    model.train()
+    return {"transparent": average(trans), "all": average(allpix)}
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(x) for x in text.lower().split("x"))
+    return w, h
+
+
+def _setup_distributed():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return rank, world
+
+
+def train(args: argparse.Namespace) -> dict:
+    rank, world = _setup_distributed()
+    main_proc = rank == 0
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    if main_proc:
+        out.mkdir(parents=True, exist_ok=True)
+    size, crop = _size(args.size), (_size(args.crop) if args.crop else None)
+    data = FrameCache.load(args.data, size, args.limit, progress=main_proc and not args.quiet)
+    val = FrameCache.load(args.val, size, args.val_limit, progress=main_proc and not args.quiet) if args.val else None
+
+    config = json.loads(args.model_config) if args.model_config else None
+    model = build(args.arch, config)
+    teacher = None
+    if args.arch == "student" and not args.no_distill:
+        if not args.teacher:
+            raise DistillGraspError("distilling the student needs --teacher WEIGHTS (or --no-distill)")
+        teacher, _ = load(args.teacher)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step = 0
+    best = math.inf
+    ckpt = out / "last.pt"
+    if ckpt.is_file() and not args.restart:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, best = state["step"], state["best"]
+        torch.set_rng_state(state["torch_rng"])
+        if main_proc:
+            print(f"resuming {out} at step {step} (best val RMSE {best:.4f})")
+    gen = torch.Generator().manual_seed(args.seed * 1000 + rank + step * 7919)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    model.train()
+
+    def lr_at(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(args.warmup, 1))
+        return args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(s / max(args.steps, 1), 1.0)))
+
+    weights = DistillWeights(args.w_silog, args.w_ssim, args.w_edge, args.w_supervised)
+    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.arch}", unit="step",
+               disable=not main_proc or args.quiet)
+    t0, losses = time.time(), []
+    while step < args.steps:
+        idx = torch.randint(0, len(data), (args.batch,), generator=gen)
+        rgb, depth, gt, mask = data.batch(idx, crop, gen, augment=True)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        pred = net(rgb, depth)
+        if teacher is not None:
+            with torch.no_grad():
+                t_pred = teacher(rgb, depth)
+            loss, _ = distillation_loss(pred, t_pred, gt, mask, weights)
+        else:
+            loss = supervised_loss(pred, gt, mask)
+        if not torch.isfinite(loss):
+            raise DistillGraspError(f"loss became {float(loss)} at step {step}; lower --lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if step % args.val_every == 0 or step == args.steps:
+            record = {"step": step, "loss": float(np.mean(losses[-args.val_every:])), "lr": lr_at(step),
+                      "elapsed_s": round(time.time() - t0, 1)}
+            if main_proc:
+                if val is not None:
+                    record["val"] = validate(model, val)
+                    rmse = record["val"]["transparent"]["rmse"] if record["val"]["transparent"] else math.inf
+                else:
+                    rmse = record["loss"]
+                improved = rmse < best
+                best = min(best, rmse)
+                record["best_val_rmse"] = best
+                if improved:
+                    card = {"recipe": "python -m pipeline.train " + " ".join(shlex.quote(a) for a in args.argv),
+                            "data": {"train": args.data, "val": args.val}, "step": step,
+                            "val": record.get("val")}
+                    save(model, out / "best.safetensors", card)
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                            "torch_rng": torch.get_rng_state()}, out / ".last.pt.tmp")
+                os.replace(out / ".last.pt.tmp", ckpt)
+                with open(out / "log.jsonl", "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                tqdm.write(json.dumps(record)) if not args.quiet else None
+    bar.close()
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return {"steps": step, "best_val_rmse": best, "params": count_parameters(model)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("arch", choices=("teacher", "student"))
+    ap.add_argument("--data", nargs="+", required=True, help="training folders, any supported layout")
+    ap.add_argument("--val", nargs="+", default=None, help="validation folders")
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, log, best weights)")
+    ap.add_argument("--teacher", help="teacher weights for distillation (student only)")
+    ap.add_argument("--no-distill", action="store_true", help="train the student on ground truth only")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--size", default="320x240", help="frames are resized to this first")
+    ap.add_argument("--crop", default="160x128", help="random training crop (empty for whole frames)")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N training frames")
+    ap.add_argument("--val-limit", type=int, default=None)
+    ap.add_argument("--val-every", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model-config", default=None, help="JSON of architecture keyword arguments")
+    ap.add_argument("--w-silog", type=float, default=1.0)
+    ap.add_argument("--w-ssim", type=float, default=1.0)
+    ap.add_argument("--w-edge", type=float, default=1.0)
+    ap.add_argument("--w-supervised", type=float, default=1.0)
+    ap.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
+    ap.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        if args.steps < 1 or args.batch < 1 or args.val_every < 1:
+            raise ValueError("--steps, --batch and --val-every must be positive")
+        result = train(args)
+    except (DistillGraspError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

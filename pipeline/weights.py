@@ -1,0 +1,84 @@
+"""Network weights on disk: ``NAME.safetensors`` plus ``NAME.json`` (the card: architecture, data, recipe,
+commit, parameter count, evaluation figures)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from pipeline.errors import DistillGraspError
+from pipeline.models.common import DepthNet, count_parameters
+from pipeline.models.student import Student
+from pipeline.models.teacher import Teacher
+
+ARCHITECTURES: dict[str, type[DepthNet]] = {"teacher": Teacher, "student": Student}
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+class WeightsError(DistillGraspError):
+    """A weights file or its card is missing, corrupt or does not fit the architecture."""
+
+
+def build(arch: str, config: dict | None = None) -> DepthNet:
+    if arch not in ARCHITECTURES:
+        raise WeightsError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**(config or {}))
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parents[1])
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def save(model: DepthNet, path: str | Path, card: dict) -> Path:
+    """Write ``path`` (.safetensors) and its card beside it (.json)."""
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arch = next(k for k, v in ARCHITECTURES.items() if isinstance(model, v))
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"arch": arch})
+    full = {"arch": arch, "config": model.config, "params": count_parameters(model), "commit": git_commit(), **card}
+    path.with_suffix(".json").write_text(json.dumps(full, indent=2) + "\n")
+    return path
+
+
+def load(path: str | Path) -> tuple[DepthNet, dict]:
+    """Model (in eval mode) and card from ``path``; clear errors for missing or corrupt files."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    card_path = path.with_suffix(".json")
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path} (train one with `python -m pipeline.train`, "
+                           "see the README)")
+    if not card_path.is_file():
+        raise WeightsError(f"weights card not found: {card_path}")
+    try:
+        card = json.loads(card_path.read_text())
+        arch, config = card["arch"], card.get("config", {})
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise WeightsError(f"{card_path}: not a weights card ({exc})") from None
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: corrupt or truncated weights file ({exc})") from None
+    model = build(arch, config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not fit the {arch} architecture of its card ({exc})") from None
+    return model.eval(), card
+
+
+def load_state(model: torch.nn.Module, path: str | Path) -> None:
+    """Load only tensors (e.g. initialisation from a checkpoint) with the same checks."""
+    model.load_state_dict(load(path)[0].state_dict())

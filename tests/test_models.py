@@ -1,0 +1,153 @@
+"""Networks: shapes, determinism, residual design, training lowers the loss, metrics, weights and export."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.losses import distillation_loss, silog_loss, supervised_loss
+from pipeline.metrics import depth_metrics
+from pipeline.models.common import push_pull_fill
+from pipeline.models.student import Student
+from pipeline.models.teacher import Teacher
+from pipeline.weights import WeightsError, load, save
+
+TINY_TEACHER = {"widths": [8, 16, 16, 32], "heads": [1, 2, 2, 4], "window": 4, "blocks": 1}
+TINY_STUDENT = {"widths": [8, 8, 16, 16], "depth_widths": [4, 4, 8, 8]}
+
+
+def _inputs(b=2, h=60, w=80, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rgb = torch.rand(b, 3, h, w, generator=g)
+    depth = 0.5 + torch.rand(b, 1, h, w, generator=g) * 0.3
+    depth[..., 10:30, 20:50] = 0
+    return rgb, depth
+
+
+@pytest.mark.parametrize("cls,cfg", [(Teacher, TINY_TEACHER), (Student, TINY_STUDENT), (Teacher, None), (Student, None)])
+def test_shapes_and_determinism(cls, cfg):
+    torch.manual_seed(0)
+    model = cls(**(cfg or {})).eval()
+    for h, w in ((60, 80), (240, 320)):
+        rgb, depth = _inputs(1, h, w)
+        with torch.inference_mode():
+            a, b = model(rgb, depth), model(rgb, depth)
+        assert a.shape == (1, 1, h, w) and torch.equal(a, b)
+        assert torch.isfinite(a).all() and (a > 0).all()
+
+
+def test_default_sizes():
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 5e6 <= n(Teacher()) <= 15e6
+    assert 0.4e6 <= n(Student()) <= 1.5e6
+
+
+def test_untrained_network_returns_filled_raw_depth():
+    """The output is init + residual with a zero-initialised last layer: valid raw depth survives exactly."""
+    rgb, depth = _inputs()
+    for model in (Teacher(**TINY_TEACHER).eval(), Student(**TINY_STUDENT).eval()):
+        with torch.inference_mode():
+            out = model(rgb, depth)
+        valid = depth > 0
+        torch.testing.assert_close(out[valid], depth[valid])
+        torch.testing.assert_close(out, push_pull_fill(depth))
+
+
+def test_push_pull_fill_interpolates_holes():
+    depth = torch.full((1, 1, 32, 32), 1.0)
+    depth[..., :, 16:] = 2.0
+    depth[..., 8:24, 12:20] = 0
+    out = push_pull_fill(depth)
+    assert (out > 0).all() and out.min() >= 1.0 and out.max() <= 2.0
+    assert out[0, 0, 16, 12] < out[0, 0, 16, 19]  # closer to the side it is nearer to
+
+
+def test_short_training_lowers_the_loss():
+    torch.manual_seed(0)
+    model = Student(**TINY_STUDENT)
+    rgb, depth = _inputs(4, 48, 64, seed=1)
+    gt = depth.clone()
+    gt[depth == 0] = 0.6  # glass surface the raw depth missed
+    mask = (depth == 0).float()
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    first = None
+    for _ in range(40):
+        loss = supervised_loss(model(rgb, depth), gt, mask)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_metrics_match_hand_computed_values():
+    gt = np.array([[1.0, 2.0], [0.0, 4.0]], np.float32)
+    pred = np.array([[1.1, 1.8], [5.0, 4.0]], np.float32)
+    m = depth_metrics(pred, gt)
+    # valid pixels: errors 0.1, -0.2, 0.0 over g = 1, 2, 4
+    assert m["rmse"] == pytest.approx(np.sqrt((0.01 + 0.04 + 0) / 3), rel=1e-5)
+    assert m["mae"] == pytest.approx(0.1, rel=1e-5)
+    assert m["rel"] == pytest.approx((0.1 + 0.1 + 0) / 3, rel=1e-5)
+    # ratios 1.1, 1.111, 1.0
+    assert m["d105"] == pytest.approx(1 / 3) and m["d110"] == pytest.approx(1 / 3) and m["d125"] == 1.0
+    assert depth_metrics(pred, gt, np.zeros_like(gt, bool)) is None
+    with pytest.raises(ValueError, match="differ in shape"):
+        depth_metrics(pred[:1], gt)
+
+
+def test_losses_behave():
+    t = torch.full((1, 1, 8, 8), 0.7)
+    assert float(silog_loss(t * 1.3, t, torch.ones_like(t), lam=1.0)) < 1e-3  # invariant to scale
+    mask = torch.zeros_like(t)
+    total, parts = distillation_loss(t.clone(), t, t, mask)
+    assert float(total) < 1e-3 and set(parts) == {"silog", "ssim", "edge", "supervised"}
+    total2, _ = distillation_loss(t + 0.1 * torch.rand_like(t), t, t, mask)
+    assert float(total2) > float(total)
+
+
+def test_weights_round_trip_and_errors(tmp_path):
+    model = Student(**TINY_STUDENT).eval()
+    path = save(model, tmp_path / "s.safetensors", {"recipe": "test"})
+    loaded, card = load(path)
+    assert card["arch"] == "student" and card["params"] == sum(p.numel() for p in model.parameters())
+    rgb, depth = _inputs()
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(rgb, depth), model(rgb, depth))
+    with pytest.raises(WeightsError, match="weights file not found"):
+        load(tmp_path / "missing.safetensors")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(WeightsError, match="corrupt or truncated"):
+        load(path)
+    card_path = path.with_suffix(".json")
+    card_path.write_text("{not json")
+    with pytest.raises(WeightsError, match="not a weights card"):
+        load(path)
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from pipeline.export import check_export, export_onnx
+
+    torch.manual_seed(0)
+    model = Student(**TINY_STUDENT).eval()
+    for p in model.parameters():  # make the residual non-zero
+        torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
+    path = export_onnx(model, tmp_path / "s.onnx", (80, 64))
+    assert check_export(model, path, (80, 64)) < 1e-4
+
+    from pipeline.errors import DistillGraspError
+    from pipeline.export import OnnxCompleter
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    rgb, depth = _inputs(1, 64, 80)
+    frame = RGBDFrame((rgb[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), depth[0, 0].numpy(),
+                      CameraIntrinsics(80, 64, 70.0, 70.0, 39.5, 31.5))
+    completer = OnnxCompleter(path)
+    out = completer.complete(frame).depth
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(frame.rgb).permute(2, 0, 1)[None].float() / 255, depth)[0, 0].numpy()
+    assert np.abs(out - ref).max() < 1e-4
+    small = RGBDFrame(frame.rgb[:48], frame.depth[:48], CameraIntrinsics(80, 48, 70.0, 70.0, 39.5, 23.5))
+    with pytest.raises(DistillGraspError, match="exported for 80x64"):
+        completer.complete(small)

@@ -1,0 +1,55 @@
+"""Training command: checkpoints, JSON log, resume, distillation, and DistributedDataParallel on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.train import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = '{"widths": [8, 8, 16, 16], "depth_widths": [4, 4, 8, 8]}'
+TINY_T = '{"widths": [8, 16, 16, 32], "heads": [1, 2, 2, 4], "window": 4, "blocks": 1}'
+
+
+def _args(data, out, *extra):
+    return ["--data", str(data), "--val", str(data), "--val-limit", "4", "--limit", "8", "--out", str(out),
+            "--size", "160x120", "--crop", "64x64", "--batch", "2", "--threads", "1", "--quiet", *extra]
+
+
+def test_train_teacher_then_distil_student_and_resume(generated_d435, tmp_path):
+    t_out = tmp_path / "teacher"
+    assert main(["teacher", *_args(generated_d435, t_out, "--steps", "4", "--val-every", "2",
+                                   "--model-config", TINY_T)]) == 0
+    log = [json.loads(line) for line in (t_out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4] and "rmse" in log[0]["val"]["transparent"]
+    card = json.loads((t_out / "best.json").read_text())
+    assert card["arch"] == "teacher" and "pipeline.train teacher" in card["recipe"]
+
+    s_out = tmp_path / "student"
+    args = _args(generated_d435, s_out, "--val-every", "2", "--model-config", TINY,
+                 "--teacher", str(t_out / "best.safetensors"))
+    assert main(["student", *args, "--steps", "2"]) == 0
+    assert main(["student", *args, "--steps", "4"]) == 0  # resumes at step 2
+    steps = [json.loads(line)["step"] for line in (s_out / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]
+
+
+def test_student_distillation_needs_a_teacher(generated_d435, tmp_path, capsys):
+    assert main(["student", *_args(generated_d435, tmp_path / "s", "--steps", "1")]) == 2
+    assert "--teacher" in capsys.readouterr().err
+
+
+def test_distributed_two_cpu_processes(generated_d435, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "pipeline.train", "student", "--no-distill",
+           *_args(generated_d435, out, "--steps", "2", "--val-every", "2", "--model-config", TINY)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["step"] == 2  # only rank 0 writes
