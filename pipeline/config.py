@@ -33,9 +33,13 @@ class WorkspaceConfig:
 
 @dataclass(frozen=True)
 class GripperConfig:
-    """Parallel-jaw gripper (Robotiq 2F-85-like)."""
+    """Parallel-jaw gripper (Robotiq 2F-85-like). The TCP is the centre between the finger pads."""
 
     stroke_m: float = 0.085
+    finger_thickness: float = 0.012  # along the closing direction, metres
+    finger_depth: float = 0.022  # across the closing direction
+    finger_length: float = 0.04  # pad height along the approach; fingertips are half of it below the TCP
+    tcp_offset: float = 0.16  # flange to TCP along tool z
 
 
 DEFAULT_WORKSPACE = WorkspaceConfig()

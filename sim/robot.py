@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation, Slerp
 
 from grasping.kinematics import UR10E, IKError, URParameters, fk, ik
 from grasping.robot import Gripper, LimitError, Robot, WorkspaceBox
@@ -25,12 +25,12 @@ HOME_Q = np.array([2.8471, -1.7587, 1.857, -1.6691, -1.5708, -1.8653])  # TCP at
 @dataclass(frozen=True)
 class SimRobotConfig:
     base_position: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    tcp_offset: float = 0.16  # flange to the centre of the finger pads along tool z, metres
     finger_force: float = 40.0  # newtons per finger
     pad_friction: float = 1.5
     joint_force: float = 2000.0
     steps_per_second: int = 240
     max_linear_speed: float = 0.5  # m/s
+    max_tool_rotation_speed: float = 1.5  # rad/s, for the orientation part of linear moves
     max_joint_speed_scale: float = 1.0  # share of the UR10e's joint speed limits
 
 
@@ -82,8 +82,9 @@ class SimUR10e(Robot):
                                        physicsClientId=c))
         col.append(p.createCollisionShape(p.GEOM_BOX, halfExtents=palm_half, physicsClientId=c))
         masses.append(0.6), jtypes.append(p.JOINT_FIXED), axes.append([0, 0, 1])
-        finger_half = [0.006, 0.011, 0.03]
-        tcp_in_palm = cfg.tcp_offset - 0.06
+        g = self.gripper_config
+        finger_half = [g.finger_thickness / 2, g.finger_depth / 2, g.finger_length / 2]
+        tcp_in_palm = g.tcp_offset - 0.06
         for side in (-1, 1):
             pos.append([side * finger_half[0], 0, tcp_in_palm]), orn.append([0, 0, 0, 1])
             vis.append(p.createVisualShape(p.GEOM_BOX, halfExtents=finger_half, rgbaColor=[0.1, 0.1, 0.1, 1],
@@ -129,7 +130,7 @@ class SimUR10e(Robot):
     @property
     def T_flange_tcp(self) -> np.ndarray:
         T = np.eye(4)
-        T[2, 3] = self.config.tcp_offset
+        T[2, 3] = self.gripper_config.tcp_offset
         return T
 
     def tcp_pose(self) -> np.ndarray:
@@ -171,9 +172,10 @@ class SimUR10e(Robot):
             raise LimitError(f"linear speed {speed} m/s is outside (0, {self.config.max_linear_speed}]")
         start = self.tcp_pose()
         dist = np.linalg.norm(pose[:3, 3] - start[:3, 3])
-        n = max(int(np.ceil(dist / speed * self.config.steps_per_second)), 1)
         rots = Rotation.from_matrix(np.stack([start[:3, :3], pose[:3, :3]]))
-        from scipy.spatial.transform import Slerp
+        angle = (rots[1] * rots[0].inv()).magnitude()
+        duration = max(dist / speed, angle / self.config.max_tool_rotation_speed)
+        n = max(int(np.ceil(duration * self.config.steps_per_second)), 1)
 
         slerp = Slerp([0, 1], rots)
         T_tcp_flange = np.linalg.inv(self.T_flange_tcp)

@@ -1,0 +1,124 @@
+"""Top-down parallel-jaw grasps from a segmented point cloud.
+
+For each object cluster, candidate grasps close across the object's narrow side (from the principal axes of
+its footprint, plus nearby yaws), at a height just below its top. A candidate is kept when the opening needed
+fits the stroke and the open fingers and palm, lowered to the grasp height, do not hit any other point of the
+scene (other objects, or the table). Candidates are scored by clearance, how centred the grasp is on the
+object, and how little of the stroke it needs; the list comes back best first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from grasping.cloud import SceneCloud
+from pipeline.config import DEFAULT_GRIPPER, GripperConfig
+
+
+@dataclass(frozen=True)
+class Grasp:
+    """A top-down grasp: TCP centre (base frame, metres), yaw of the closing direction (radians), opening
+    width (metres), score (higher is better), and the index of the object cluster it grasps."""
+
+    center: tuple[float, float, float]
+    yaw: float
+    width: float
+    score: float
+    cluster: int
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    gripper: GripperConfig = DEFAULT_GRIPPER
+    width_margin: float = 0.02  # opening beyond the object's width
+    grasp_depth: float = 0.025  # how far below the object's top the pads' centre goes
+    tip_clearance: float = 0.004  # fingertips stay this far above the table
+    collision_points: int = 3  # more scene points than this inside a finger = collision
+    yaw_offsets_deg: tuple[float, ...] = (0.0, -20.0, 20.0, -40.0, 40.0, 90.0)
+
+
+class GraspDetector:
+    def __init__(self, config: DetectorConfig = DetectorConfig()):
+        self.config = config
+
+    def detect(self, scene: SceneCloud) -> list[Grasp]:
+        """Ranked grasps over all clusters (empty when nothing graspable is found)."""
+        grasps: list[Grasp] = []
+        for k, cluster in enumerate(scene.clusters):
+            grasps.extend(self._cluster_grasps(scene, k, cluster))
+        return sorted(grasps, key=lambda g: -g.score)
+
+    def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
+        cfg = self.config
+        h = scene.height(pts)
+        top = np.percentile(h, 98)
+        g = cfg.gripper
+        z_h = max(top - cfg.grasp_depth, g.finger_length / 2 + cfg.tip_clearance)  # pad centre above the table
+        band = pts[np.abs(h - z_h) < g.finger_length / 2]
+        if len(band) < 5:
+            band = pts
+        xy = band[:, :2]
+        centre_xy = (xy.max(0) + xy.min(0)) / 2
+        cov = np.cov((xy - xy.mean(0)).T) if len(xy) > 2 else np.eye(2)
+        w, v = np.linalg.eigh(cov)
+        minor = v[:, 0]
+        base_yaw = float(np.arctan2(minor[1], minor[0]))
+        others = scene.object_points[scene.labels != self._label_of(scene, pts)]
+        out = []
+        for off in cfg.yaw_offsets_deg:
+            yaw = base_yaw + np.radians(off)
+            d = np.array([np.cos(yaw), np.sin(yaw)])
+            along = (xy - centre_xy) @ d
+            lo, hi = along.min(), along.max()
+            mid = centre_xy + d * (lo + hi) / 2
+            width = (hi - lo) + cfg.width_margin
+            if width > g.stroke_m:
+                continue
+            # the grasp point height in the base frame: on the plane below the pad centre
+            z = self._z_at(scene, mid, z_h)
+            hits = self._finger_hits(np.concatenate([others, pts[np.abs(((pts[:, :2] - mid) @ d)) > width / 2]]),
+                                     mid, yaw, z, width, scene)
+            if hits > cfg.collision_points:
+                continue
+            centred = 1.0 - min(abs(off) / 90.0, 1.0)
+            score = 0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
+            out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
+                             float(score), k))
+        return out
+
+    @staticmethod
+    def _label_of(scene: SceneCloud, pts: np.ndarray) -> int:
+        # the cluster's DBSCAN label: find one of its points among the object points
+        idx = np.nonzero(np.all(scene.object_points == pts[0], axis=1))[0]
+        return int(scene.labels[idx[0]]) if len(idx) else -2
+
+    @staticmethod
+    def _z_at(scene: SceneCloud, xy: np.ndarray, height: float) -> float:
+        n, d = scene.plane[:3], scene.plane[3]
+        # point on the plane below (x, y): n . (x, y, z) + d = 0, then raise by height along z
+        z_plane = -(n[0] * xy[0] + n[1] * xy[1] + d) / n[2]
+        return float(z_plane + height / n[2])
+
+    def _finger_hits(self, points: np.ndarray, mid: np.ndarray, yaw: float, z: float, width: float,
+                     scene: SceneCloud) -> int:
+        """Scene points inside either open finger's volume (from the pad bottom up to the palm)."""
+        g = self.config.gripper
+        if len(points) == 0:
+            return 0
+        c, s = np.cos(yaw), np.sin(yaw)
+        rel = points - np.array([mid[0], mid[1], z])
+        u = rel[:, 0] * c + rel[:, 1] * s  # along the closing direction
+        v = -rel[:, 0] * s + rel[:, 1] * c
+        inside_v = np.abs(v) < g.finger_depth / 2
+        inside_z = (rel[:, 2] > -g.finger_length / 2) & (rel[:, 2] < g.finger_length / 2 + 0.05)
+        inner, outer = width / 2, width / 2 + g.finger_thickness
+        inside_u = (np.abs(u) > inner) & (np.abs(u) < outer)
+        return int((inside_u & inside_v & inside_z).sum())
+
+
+def _wrap(yaw: float) -> float:
+    """Yaw of a symmetric parallel-jaw grasp folded into (-pi/2, pi/2]."""
+    yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
+    return yaw if yaw > -np.pi / 2 else yaw + np.pi

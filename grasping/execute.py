@@ -1,0 +1,94 @@
+"""Execute a top-down pick: pre-grasp above, descend, close, lift, hold, verify, place aside.
+
+Works over any ``Robot`` + ``Gripper``. Success is decided by ``verify`` when given (in simulation: the object
+was lifted and is still held, judged from physics); otherwise by the gripper's own object detection. The
+gripper's report is logged beside the verdict either way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from grasping.detect import Grasp
+from grasping.kinematics import IKError
+from grasping.robot import Gripper, LimitError, Robot, RobotError, top_down_pose
+
+
+@dataclass(frozen=True)
+class PickConfig:
+    approach_height: float = 0.10  # pre-grasp above the grasp point, metres
+    lift_height: float = 0.10
+    approach_speed: float = 0.3  # m/s
+    descend_speed: float = 0.1
+    grip_force: float = 40.0  # newtons
+    hold_s: float = 0.5
+    place_xy: tuple[float, float] = (0.45, -0.45)  # where picked objects are put down (base frame)
+    place_z: float = 0.25
+
+
+@dataclass
+class PickResult:
+    success: bool
+    reason: str  # "ok" or why it failed
+    gripper_holding: bool | None = None  # the gripper's own report
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PickExecutor:
+    def __init__(self, robot: Robot, gripper: Gripper, config: PickConfig = PickConfig(),
+                 wait: Callable[[float], None] | None = None):
+        self.robot, self.gripper, self.config = robot, gripper, config
+        self.wait = wait or time.sleep
+
+    def pick(self, grasp: Grasp | None, verify: Callable[[], tuple[bool, str]] | None = None) -> PickResult:
+        if grasp is None:
+            return PickResult(False, "no grasp found")
+        cfg = self.config
+        x, y, z = grasp.center
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        holding = None
+        try:
+            above = top_down_pose(x, y, z + cfg.approach_height, grasp.yaw)
+            at = top_down_pose(x, y, z, grasp.yaw)
+            lifted = top_down_pose(x, y, z + cfg.lift_height, grasp.yaw)
+            self.gripper.open()
+            self.robot.move_linear(above, cfg.approach_speed)
+            self.robot.move_linear(at, cfg.descend_speed)
+            timings["approach_s"] = time.perf_counter() - t0
+            holding = self.gripper.close(cfg.grip_force)
+            self.robot.move_linear(lifted, cfg.descend_speed)
+            self.wait(cfg.hold_s)
+            timings["grasp_s"] = time.perf_counter() - t0
+            if verify is not None:
+                ok, why = verify()
+            else:
+                ok, why = (holding, "ok" if holding else "empty gripper")
+            if ok:
+                self.robot.move_linear(top_down_pose(*cfg.place_xy, cfg.place_z, grasp.yaw), cfg.approach_speed)
+            self.gripper.open()
+            self.robot.move_linear(top_down_pose(*cfg.place_xy, cfg.place_z, 0.0), cfg.approach_speed)
+            timings["total_s"] = time.perf_counter() - t0
+            return PickResult(ok, "ok" if ok else why, holding, timings)
+        except IKError as exc:
+            self._safe_stop()
+            return PickResult(False, f"IK failure: {exc}", holding, timings)
+        except LimitError as exc:
+            self._safe_stop()
+            return PickResult(False, f"limit: {exc}", holding, timings)
+        except RobotError as exc:
+            self._safe_stop()
+            return PickResult(False, f"aborted: {exc}", holding, timings)
+
+    def _safe_stop(self) -> None:
+        try:
+            self.robot.stop()
+        except Exception:  # noqa: BLE001  stopping must never mask the original failure
+            pass

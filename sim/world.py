@@ -1,0 +1,80 @@
+"""A complete simulated cell for grasp trials: table scene, UR10e with gripper, fixed RealSense-like camera.
+
+One PyBullet client per world (``SimWorld.client``), shared explicitly by scene, robot and camera. The same
+seed builds the same scene, so every depth source can be tried on identical scenes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+
+from pipeline.config import DEFAULT_WORKSPACE
+from pipeline.types import RGBDFrame
+from sim.camera import SimCamera, SimCameraConfig
+from sim.camera_model import look_at
+from sim.robot import SimRobotConfig, SimUR10e
+from sim.scene import SceneConfig, TabletopScene
+
+# Arm folded aside, out of the camera's view, while the camera captures.
+OBSERVE_Q = np.array([2.2, -2.2, 2.0, -1.4, -1.5708, 0.0])
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    camera: SimCameraConfig = SimCameraConfig(width=320, height=240)
+    camera_eye: tuple[float, float, float] = (0.55, 0.0, 0.85)
+    camera_target: tuple[float, float, float] = (0.75, 0.0, 0.0)
+    scene: SceneConfig = SceneConfig(min_glass=1, max_glass=4, min_opaque=0, max_opaque=2)
+    lift_success_m: float = 0.05  # an object counts as picked when raised this much and touching a finger
+
+
+class SimWorld:
+    def __init__(self, seed: int, config: WorldConfig = WorldConfig(), gui: bool = False):
+        self.seed, self.config = seed, config
+        self.client = p.connect(p.GUI if gui else p.DIRECT)
+        c = self.client
+        p.setGravity(0, 0, -9.81, physicsClientId=c)
+        p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=c)
+        rng = np.random.default_rng([seed, 77])
+        self.scene = TabletopScene(c, DEFAULT_WORKSPACE)
+        self.scene.populate(rng, config.scene)
+        self.robot = SimUR10e(c, SimRobotConfig())
+        self.robot.move_joints(OBSERVE_Q, speed=2.0)
+        self.camera = SimCamera(self.scene, look_at(config.camera_eye, config.camera_target, up=(1.0, 0.0, 0.0)),
+                                config.camera, rng=rng)
+        self.camera.connect()
+        self._before: dict[int, float] = {}
+
+    def capture(self) -> RGBDFrame:
+        return self.camera.read()
+
+    def mark(self) -> None:
+        """Remember every object's height before a pick."""
+        self._before = {o.body: self.scene.pose(o.body)[0][2] for o in self.scene.objects}
+
+    def verify(self) -> tuple[bool, str]:
+        """Judge from physics: some object raised by ``lift_success_m`` and in contact with a finger."""
+        r = self.robot
+        for o in self.scene.objects:
+            z = self.scene.pose(o.body)[0][2]
+            raised = z - self._before.get(o.body, z) > self.config.lift_success_m
+            touching = any(p.getContactPoints(r.body, o.body, linkIndexA=j, physicsClientId=self.client)
+                           for j in r.finger_joints)
+            if raised and touching:
+                return True, "ok"
+        if r.gripper.width() < 0.004:
+            return False, "empty gripper"
+        return False, "dropped"
+
+    def close(self) -> None:
+        if p.isConnected(physicsClientId=self.client):
+            p.disconnect(physicsClientId=self.client)
+
+    def __enter__(self) -> "SimWorld":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
