@@ -26,7 +26,7 @@ class CloudConfig:
     plane_iterations: int = 200
     min_table_share: float = 0.2  # the table must hold this share of the points
     min_height: float = 0.008  # object points must be this far above the table
-    cluster_eps: float = 0.012
+    cluster_eps: float = 0.009  # in the table plane
     cluster_min_points: int = 15
     min_cluster_points: int = 25
 
@@ -78,7 +78,9 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0)
     obj = pts[(~table_mask) & (h > cfg.min_height)]
     if len(obj) == 0:
         return SceneCloud(plane, pts[table_mask], obj, np.zeros(0, int), [])
-    labels = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(obj)).cluster_dbscan(
+    # Cluster the footprint (x, y) so that a vessel's rim and the bottom seen inside it stay one object.
+    flat = np.column_stack([obj[:, :2], np.zeros(len(obj))])
+    labels = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(flat)).cluster_dbscan(
         cfg.cluster_eps, cfg.cluster_min_points, print_progress=False))
     clusters = [obj[labels == k] for k in range(labels.max() + 1) if (labels == k).sum() >= cfg.min_cluster_points]
     return SceneCloud(plane, pts[table_mask], obj, labels, clusters)

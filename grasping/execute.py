@@ -59,7 +59,7 @@ class PickExecutor:
             above = top_down_pose(x, y, z + cfg.approach_height, grasp.yaw)
             at = top_down_pose(x, y, z, grasp.yaw)
             lifted = top_down_pose(x, y, z + cfg.lift_height, grasp.yaw)
-            self.gripper.open()
+            self.gripper.open(grasp.width)
             self.robot.move_linear(above, cfg.approach_speed)
             self.robot.move_linear(at, cfg.descend_speed)
             timings["approach_s"] = time.perf_counter() - t0

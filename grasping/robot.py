@@ -87,7 +87,8 @@ class Gripper(abc.ABC):
     """A parallel-jaw gripper."""
 
     @abc.abstractmethod
-    def open(self) -> None: ...
+    def open(self, width: float | None = None) -> None:
+        """Open to ``width`` metres (the full stroke when None)."""
 
     @abc.abstractmethod
     def close(self, force: float) -> bool:

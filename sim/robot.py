@@ -215,8 +215,11 @@ class SimGripper(Gripper):
         r._hold()
         r._step(steps)
 
-    def open(self) -> None:
-        self._command(self.stroke / 2, 80.0)
+    def open(self, width: float | None = None) -> None:
+        width = self.stroke if width is None else width
+        if not 0 <= width <= self.stroke + 1e-9:
+            raise LimitError(f"gripper opening {width * 1000:.1f} mm is outside the {self.stroke * 1000:.0f} mm stroke")
+        self._command(width / 2, 80.0)
 
     def close(self, force: float = 40.0) -> bool:
         if not 0 < force <= 235:
