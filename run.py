@@ -1,10 +1,12 @@
-"""DistillGrasp entry point.
+"""DistillGrasp: see glass, repair its depth, pick it.
 
-    python run.py --sim [--seed S] [--sensor d435|l515] [--size WxH] [--frames N] [--out DIR]
+    python run.py --sim [--depth SOURCE] [--trials N] [--seed S] [--gui] [--out DIR]
 
-``--sim`` builds simulated tabletop scenes of glassware, captures them with the simulated RealSense and
-writes, per frame, a picture of RGB, raw depth, ground truth and transparent mask, and prints how the raw
-depth fails on the glass (measured on that frame).
+``--sim`` runs a short session in the simulated cell (UR10e, parallel-jaw gripper, RealSense-like camera
+over a table of glassware): for each scene it captures a frame, completes the depth with ``--depth``
+(default: the shipped student network), finds top-down grasps, picks the best one, and prints the attempt.
+Every attempt is appended to ``OUT/attempts.jsonl``; ``OUT/summary.json`` holds the success rate, and
+``OUT/scene-*.png`` shows what the camera saw (RGB, raw depth, ground truth, mask).
 """
 
 from __future__ import annotations
@@ -12,43 +14,51 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import cv2
 
-from pipeline.data.stats import glass_failure_stats, summarise
-from sim.camera import parse_size
-from sim.generate import GenerateConfig, simulate_frame
-from sim.preview import preview_image
-from sim.sensor import SENSORS
+from grasping.detect import GraspDetector
+from grasping.report import TrialLog, summarise
+from grasping.trials import attempt
+from pipeline.completion import COMPLETERS, make_completer
+from pipeline.errors import DistillGraspError
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    w, h = parse_size(args.size)
+    from sim.preview import preview_image
+    from sim.world import SimWorld
+
+    try:
+        completer = make_completer(args.depth)
+    except DistillGraspError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=w, height=h)
-    per_frame = []
-    for i in range(args.frames):
-        t0 = time.perf_counter()
-        frame, camera = simulate_frame(cfg, i)
-        dt = time.perf_counter() - t0
-        kinds = ", ".join(o.model.kind for o in camera.scene.objects)
-        stats = glass_failure_stats(frame.depth, frame.depth_gt, frame.mask)
-        path = out / f"sim-{args.seed}-{i:03d}.png"
-        cv2.imwrite(str(path), preview_image(frame)[..., ::-1])
-        line = f"scene {i}: {kinds} | {frame.intrinsics.width}x{frame.intrinsics.height} in {dt:.2f} s"
-        if stats:
-            per_frame.append(stats)
-            line += (f" | glass pixels {stats['pixels']}: no depth {stats['missing']:.0%}, "
-                     f"behind {stats['behind']:.0%}, median error {stats['median_error_mm']:+.0f} mm")
-        print(line + f" -> {path}")
-    if per_frame:
-        s = summarise(per_frame)
-        print(f"{args.sensor} raw depth on glass over {s['frames']} scenes: no depth {s['missing']:.0%}, "
-              f"behind {s['behind']:.0%}, median error {s['median_error_mm']:+.0f} mm")
-        (out / "sim-summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    log = TrialLog(out / "attempts.jsonl")
+    records = []
+    for i in range(args.trials):
+        seed = args.seed + i
+        with SimWorld(seed, gui=args.gui) as world:
+            record, frame = attempt(world, completer, GraspDetector(),
+                                    wait=lambda s: world.robot._step(int(s * 240)))
+            record.update({"scene_seed": seed, "depth": args.depth,
+                           "objects": [o.model.kind for o in world.scene.objects]})
+            cv2.imwrite(str(out / f"scene-{seed}.png"), preview_image(frame)[..., ::-1])
+        log.append(record)
+        records.append(record)
+        g = record["grasp"]
+        where = f"grasp at ({g['center'][0]:.3f}, {g['center'][1]:.3f}, {g['center'][2]:.3f}) m, " \
+                f"width {g['width'] * 1000:.0f} mm" if g else "no grasp"
+        verdict = "picked" if record["success"] else f"failed ({record['reason']})"
+        print(f"scene {seed}: {len(record['objects'])} objects ({', '.join(record['objects'])}); {where}; "
+              f"perception {record['perception_ms']:.0f} ms; {verdict}")
+    summary = summarise(records)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    s = summary[args.depth]
+    print(f"{args.depth}: {s['successes']}/{s['trials']} picks succeeded "
+          f"(95% CI {s['ci95'][0]:.0%}-{s['ci95'][1]:.0%}); log in {out / 'attempts.jsonl'}")
     return 0
 
 
@@ -56,21 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python run.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sim", action="store_true", help="run in the PyBullet simulator")
-    ap.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
-    ap.add_argument("--sensor", choices=SENSORS, default="d435", help="simulated sensor (default d435)")
-    ap.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
-    ap.add_argument("--frames", type=int, default=3, help="number of scenes (default 3)")
+    ap.add_argument("--depth", default="student", choices=COMPLETERS, help="depth source (default student)")
+    ap.add_argument("--trials", type=int, default=3, help="number of scenes (default 3)")
+    ap.add_argument("--seed", type=int, default=0, help="first scene seed (default 0)")
+    ap.add_argument("--gui", action="store_true", help="open the PyBullet window (needs a display)")
     ap.add_argument("--out", default="out", help="output folder (default out/)")
     args = ap.parse_args(argv)
     if not args.sim:
         ap.error("choose a mode: --sim")
-    if args.frames < 1:
-        ap.error(f"--frames must be at least 1, got {args.frames}")
-    try:
-        return run_sim(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.trials < 1:
+        ap.error(f"--trials must be at least 1, got {args.trials}")
+    return run_sim(args)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ class WorldConfig:
 
 
 class SimWorld:
-    def __init__(self, seed: int, config: WorldConfig = WorldConfig(), gui: bool = False):
+    def __init__(self, seed: int, config: WorldConfig = WorldConfig(), gui: bool = False, populate=None):
+        """``populate(scene, rng)`` replaces the random scene (for hand-built test scenes)."""
         self.seed, self.config = seed, config
         self.client = p.connect(p.GUI if gui else p.DIRECT)
         c = self.client
@@ -40,8 +41,12 @@ class SimWorld:
         p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=c)
         rng = np.random.default_rng([seed, 77])
         self.scene = TabletopScene(c, DEFAULT_WORKSPACE)
-        self.scene.populate(rng, config.scene)
+        if populate is None:
+            self.scene.populate(rng, config.scene)
+        else:
+            populate(self.scene, rng)
         self.robot = SimUR10e(c, SimRobotConfig())
+        self.gripper = self.robot.gripper
         self.robot.move_joints(OBSERVE_Q, speed=2.0)
         self.camera = SimCamera(self.scene, look_at(config.camera_eye, config.camera_target, up=(1.0, 0.0, 0.0)),
                                 config.camera, rng=rng)

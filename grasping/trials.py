@@ -1,0 +1,146 @@
+"""Grasp-success trials: every depth source on the same seeded scenes.
+
+    python -m grasping.trials --sim --depth raw,fill,student,teacher,gt --trials N --seed S --out DIR [--workers K]
+
+Per scene seed and depth source, one attempt: capture, complete the depth, segment, detect, pick the best
+grasp, judge from physics. Writes ``DIR/attempts.jsonl`` (one flushed line per attempt), ``DIR/summary.json``
+(success rate with a 95% Wilson interval per source) and ``DIR/success.png``. Rerunning with the same
+``--out`` skips attempts already logged.
+
+The loop itself (``attempt``) only needs a cell with ``capture()``, ``mark()``, ``verify()``, ``robot``,
+``gripper`` and ``close()``; ``--sim`` builds the PyBullet cell (the only place this module reaches into
+``sim/``, at the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from grasping.cloud import CloudConfig, PerceptionError, frame_points, segment
+from grasping.detect import GraspDetector
+from grasping.execute import PickExecutor
+from grasping.report import TrialLog, plot_success, summarise
+from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
+from pipeline.errors import DistillGraspError
+
+
+def perceive(frame, completer: DepthCompleter, detector: GraspDetector):
+    """Completion + cloud + detection; returns (grasps, milliseconds, failure reason or None)."""
+    t0 = time.perf_counter()
+    try:
+        completed = completer.complete(frame)
+        scene = segment(frame_points(completed), CloudConfig())
+        grasps = detector.detect(scene)
+        reason = None if grasps else "no grasp found"
+    except PerceptionError as exc:
+        grasps, reason = [], f"perception: {exc}"
+    except DistillGraspError as exc:
+        grasps, reason = [], f"completion: {exc}"
+    return grasps, (time.perf_counter() - t0) * 1000.0, reason
+
+
+def attempt(cell, completer: DepthCompleter, detector: GraspDetector, wait=None):
+    """One capture-perceive-pick attempt. Returns (log record, the captured frame)."""
+    frame = cell.capture()
+    grasps, ms, reason = perceive(frame, completer, detector)
+    cell.mark()
+    executor = PickExecutor(cell.robot, cell.gripper, wait=wait)
+    best = grasps[0] if grasps else None
+    result = executor.pick(best, verify=cell.verify)
+    if reason and not best:
+        result.reason = reason
+    record = {"grasp": asdict(best) if best else None, "success": result.success, "reason": result.reason,
+              "gripper_holding": result.gripper_holding, "perception_ms": ms, "timings": result.timings,
+              "candidates": len(grasps)}
+    return record, frame
+
+
+_COMPLETERS: dict[str, DepthCompleter] = {}
+
+
+def _sim_attempt(job) -> dict:
+    from sim.world import SimWorld  # the command line's --sim wiring
+
+    scene_seed, source, threads = job
+    import torch
+
+    torch.set_num_threads(threads)
+    if source not in _COMPLETERS:
+        _COMPLETERS[source] = make_completer(source)
+    t0 = time.perf_counter()
+    with SimWorld(scene_seed) as world:
+        record, _ = attempt(world, _COMPLETERS[source], GraspDetector(),
+                            wait=lambda s: world.robot._step(int(s * 240)))
+        record["objects"] = [o.model.kind for o in world.scene.objects]
+    record.update({"scene_seed": scene_seed, "depth": source, "wall_s": time.perf_counter() - t0})
+    return record
+
+
+def run_trials(sources: list[str], trials: int, seed: int, out: Path, workers: int = 1,
+               progress: bool = True) -> dict:
+    log = TrialLog(out / "attempts.jsonl")
+    done = log.done()
+    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2) for t in range(trials) for s in sources
+            if (seed * 100_000 + t, s) not in done]
+    bar = tqdm(total=trials * len(sources), initial=trials * len(sources) - len(jobs), desc="trials",
+               unit="attempt", disable=not progress)
+    if workers <= 1:
+        for job in jobs:
+            log.append(_sim_attempt(job))
+            bar.update(1)
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for record in pool.imap_unordered(_sim_attempt, jobs):
+                log.append(record)
+                bar.update(1)
+    bar.close()
+    wanted = {(seed * 100_000 + t, s) for t in range(trials) for s in sources}
+    records = [r for r in log.records() if (r["scene_seed"], r["depth"]) in wanted]
+    summary = summarise(records)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_success(summary, out / "success.png")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m grasping.trials", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sim", action="store_true", help="run in the PyBullet cell (the only mode here)")
+    ap.add_argument("--depth", default="raw,fill,student,teacher,gt", help=f"from {', '.join(COMPLETERS)}")
+    ap.add_argument("--trials", type=int, default=100, help="scenes per source")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args(argv)
+    if not args.sim:
+        ap.error("only --sim trials run from this command; the real cell runs from run.py --robot")
+    sources = [s.strip() for s in args.depth.split(",") if s.strip()]
+    bad = [s for s in sources if s not in COMPLETERS]
+    if bad or not sources:
+        ap.error(f"unknown depth source(s) {bad}; choose from {', '.join(COMPLETERS)}")
+    if args.trials < 1 or args.workers < 1:
+        ap.error("--trials and --workers must be at least 1")
+    for s in sources:  # fail before any work when weights are missing
+        try:
+            make_completer(s)
+        except DistillGraspError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers)
+    for s, r in summary.items():
+        print(f"{s:>8s}: {r['successes']:3d}/{r['trials']:3d} = {r['rate']:.0%} "
+              f"(95% CI {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), perception median "
+              f"{r['perception_ms_median']:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Ship a trained network: copy a run's best weights into ``weights/`` with a complete card.
+
+    python -m pipeline.ship --run runs/teacher --name teacher --test data/test [--half]
+
+The card records the architecture, the training command (from the run), the data with the generator
+commands that made it (from each folder's ``generation.json``), the commit, the parameter count and the
+test-split figures measured here by ``pipeline.evaluate``. ``--half`` stores float16 tensors (half the
+size; loading converts back to float32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from pipeline.completion import NetworkCompleter
+from pipeline.errors import DistillGraspError
+from pipeline.evaluate import evaluate_frames, load_frames
+from pipeline.weights import WEIGHTS_DIR, load, save
+
+
+def generator_command(folder: str | Path) -> str | None:
+    """The ``sim.generate`` command that made ``folder`` (None for data not made by the generator)."""
+    manifest = Path(folder) / "generation.json"
+    if not manifest.is_file():
+        return None
+    m = json.loads(manifest.read_text())
+    return (f"python -m sim.generate --out {folder} --frames {m['frames']} --seed {m['seed']} "
+            f"--sensor {m['sensor']} --size {m['size']}")
+
+
+def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out_dir: Path = WEIGHTS_DIR) -> dict:
+    model, card = load(run / "best.safetensors")
+    if half:
+        model = model.half().float()  # what the stored float16 tensors will load as
+    completer = NetworkCompleter.__new__(NetworkCompleter)
+    completer.model, completer.card, completer.name, completer.threads = model, card, name, None
+    frames = load_frames(test, None, size)
+    result = evaluate_frames(frames, {name: completer}, progress=True)
+    data = card.get("data", {})
+    card.update({
+        "data": {**data, "generator": {str(f): generator_command(f) for f in data.get("train", []) + (data.get("val")
+                                                                                                      or [])}},
+        "test": {"data": test, "generator": {str(f): generator_command(f) for f in test},
+                 "frames": result["frames"], "size": f"{size[0]}x{size[1]}",
+                 **{k: result["results"][name][k] for k in ("transparent", "all")}},
+        "stored_as": "float16" if half else "float32",
+    })
+    for key in ("arch", "config", "params", "commit"):
+        card.pop(key, None)
+    path = save(model.half() if half else model, out_dir / f"{name}.safetensors", card)
+    return {"weights": str(path), "test": card["test"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.ship", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="training run folder holding best.safetensors")
+    ap.add_argument("--name", required=True, choices=("student", "teacher"))
+    ap.add_argument("--test", nargs="+", required=True, help="test split folders")
+    ap.add_argument("--half", action="store_true", help="store float16 tensors")
+    args = ap.parse_args(argv)
+    try:
+        result = ship(Path(args.run), args.name, args.test, args.half)
+    except DistillGraspError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Kinematics, grasp detection, pick execution, trial logs and reports."""
+
+import json
+
+import numpy as np
+import pybullet as p
+import pytest
+
+from grasping.cloud import PerceptionError, frame_points, segment
+from grasping.detect import GraspDetector
+from grasping.kinematics import IKError, fk, ik
+from grasping.report import TrialLog, summarise, wilson_interval
+from grasping.robot import LimitError, top_down_pose
+from pipeline.completion import make_completer
+from pipeline.config import DEFAULT_GRIPPER
+
+Q_RANDOM = np.random.default_rng(0).uniform(-np.pi, np.pi, (5, 6))
+
+
+def test_forward_kinematics_matches_dh_by_hand():
+    # all joints at zero: the arm lies stretched along -x; y = -(d4 + d6), z = d1 - d5
+    np.testing.assert_allclose(fk(np.zeros(6))[:3, 3], [-0.6127 - 0.57155, -(0.17415 + 0.11655), 0.1807 - 0.11985],
+                               atol=1e-12)
+    # shoulder at -90 deg: upper and fore arm point straight up; the whole chain beyond the shoulder turns
+    # 90 deg about base y, so the wrist offset d5 (pointing down at zero) now points along -x
+    T = fk([0, -np.pi / 2, 0, 0, 0, 0])
+    np.testing.assert_allclose(T[:3, 3], [-0.11985, -(0.17415 + 0.11655), 0.1807 + 0.6127 + 0.57155], atol=1e-9)
+
+
+def test_pybullet_arm_equals_dh():
+    from sim.robot import SimUR10e
+
+    c = p.connect(p.DIRECT)
+    try:
+        robot = SimUR10e(c)
+        for q in Q_RANDOM:
+            for j in range(6):
+                p.resetJointState(robot.body, j, q[j], physicsClientId=c)
+            np.testing.assert_allclose(robot.flange_pose(), fk(q), atol=1e-6)
+    finally:
+        p.disconnect(physicsClientId=c)
+
+
+def test_ik_round_trip():
+    seed = np.array([2.85, -1.76, 1.86, -1.67, -1.57, -1.87])
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        q = seed + rng.uniform(-0.4, 0.4, 6)
+        T = fk(q)
+        sol = ik(T, seed)
+        np.testing.assert_allclose(fk(sol), T, atol=1e-4)
+    with pytest.raises(IKError, match="beyond"):
+        ik(top_down_pose(3.0, 0.0, 0.2, 0.0), seed)
+
+
+def _table_and_cylinder(radius, centre=(0.75, 0.05), height=0.1, step=0.004):
+    xs, ys = np.meshgrid(np.arange(0.45, 1.05, step), np.arange(-0.3, 0.3, step))
+    table = np.column_stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)])
+    n = int(2 * np.pi * radius / (step / 2))
+    th, zz = np.meshgrid(np.linspace(0, 2 * np.pi, n, endpoint=False), np.arange(0.004, height, step))
+    wall = np.column_stack([centre[0] + radius * np.cos(th.ravel()), centre[1] + radius * np.sin(th.ravel()), zz.ravel()])
+    gx, gy = np.meshgrid(np.arange(-radius, radius, step / 2), np.arange(-radius, radius, step / 2))
+    inside = gx.ravel() ** 2 + gy.ravel() ** 2 < radius**2
+    top = np.column_stack([centre[0] + gx.ravel()[inside], centre[1] + gy.ravel()[inside], np.full(inside.sum(), height)])
+    under = np.hypot(table[:, 0] - centre[0], table[:, 1] - centre[1]) > radius  # the table is hidden below it
+    return np.concatenate([table[under], wall, top])
+
+
+def test_detector_finds_known_cylinder_within_stroke():
+    scene = segment(_table_and_cylinder(0.03))
+    assert len(scene.clusters) == 1
+    grasps = GraspDetector().detect(scene)
+    assert grasps
+    g = grasps[0]
+    assert np.hypot(g.center[0] - 0.75, g.center[1] - 0.05) < 0.005
+    assert 0.06 <= g.width <= DEFAULT_GRIPPER.stroke_m
+    assert 0.1 - 0.04 < g.center[2] < 0.1  # just below the top
+
+
+def test_detector_rejects_object_wider_than_stroke():
+    scene = segment(_table_and_cylinder(0.06))  # 120 mm across
+    assert len(scene.clusters) == 1 and GraspDetector().detect(scene) == []
+
+
+def test_segmentation_errors_are_clear():
+    with pytest.raises(PerceptionError, match="valid depth points"):
+        segment(np.zeros((10, 3)))
+    rng = np.random.default_rng(0)
+    with pytest.raises(PerceptionError, match="no table"):
+        segment(rng.uniform(0, 1, (5000, 3)))
+
+
+def test_executor_picks_single_opaque_cylinder_with_ground_truth():
+    from grasping.trials import attempt
+    from sim.glassware import make_opaque
+    from sim.world import SimWorld
+
+    def one_cylinder(scene, rng):
+        model = make_opaque("cylinder", np.random.default_rng(3))
+        scene.add_object(model, (0.78, -0.02, 0.001), [0, 0, 0, 1])
+        scene.settle(120)
+
+    with SimWorld(0, populate=one_cylinder) as world:
+        record, frame = attempt(world, make_completer("gt"), GraspDetector(),
+                                wait=lambda s: world.robot._step(int(s * 240)))
+    assert record["success"], record["reason"]
+    assert record["grasp"]["width"] <= DEFAULT_GRIPPER.stroke_m
+
+
+def test_bad_scene_gives_logged_reason_not_crash():
+    from grasping.trials import attempt
+    from sim.world import SimWorld
+
+    with SimWorld(0, populate=lambda scene, rng: None) as world:  # empty table
+        record, _ = attempt(world, make_completer("gt"), GraspDetector(),
+                            wait=lambda s: world.robot._step(int(s * 240)))
+    assert not record["success"] and record["reason"] == "no grasp found"
+
+
+def test_robot_refuses_targets_outside_workspace():
+    from sim.robot import SimUR10e
+
+    c = p.connect(p.DIRECT)
+    try:
+        robot = SimUR10e(c)
+        with pytest.raises(LimitError, match="outside the workspace box"):
+            robot.move_linear(top_down_pose(0.75, 0.0, -0.05, 0.0), 0.1)
+        with pytest.raises(LimitError, match="joint limits"):
+            robot.move_joints([0, 0, 0, 0, 0, 7.0], 1.0)
+        with pytest.raises(LimitError, match="stroke"):
+            robot.gripper.open(0.2)
+    finally:
+        p.disconnect(physicsClientId=c)
+
+
+def test_wilson_and_summary_arithmetic():
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    recs = [{"scene_seed": i, "depth": "raw", "success": i < 3, "reason": "ok" if i < 3 else "empty gripper",
+             "perception_ms": 10.0 + i} for i in range(10)]
+    s = summarise(recs)["raw"]
+    assert s["trials"] == 10 and s["successes"] == 3 and s["rate"] == 0.3
+    assert s["perception_ms_median"] == pytest.approx(14.5) and s["failures"] == {"empty gripper": 7}
+
+
+def test_trial_log_survives_a_cut_line_and_resumes(tmp_path):
+    log = TrialLog(tmp_path / "attempts.jsonl")
+    log.append({"scene_seed": 1, "depth": "raw", "success": True, "reason": "ok"})
+    with open(log.path, "a") as fh:
+        fh.write('{"scene_seed": 2, "depth": "raw", "succ')  # crash mid-line
+    assert log.done() == {(1, "raw")}
+
+
+def test_trials_resume(tmp_path):
+    from grasping.trials import run_trials
+
+    s1 = run_trials(["gt"], 1, 5, tmp_path, progress=False)
+    lines = (tmp_path / "attempts.jsonl").read_text().splitlines()
+    s2 = run_trials(["gt"], 1, 5, tmp_path, progress=False)
+    assert len((tmp_path / "attempts.jsonl").read_text().splitlines()) == len(lines) == 1
+    assert s1 == s2 and (tmp_path / "success.png").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["gt"]["trials"] == 1
