@@ -11,7 +11,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-import numpy as np
 
 from grasping.detect import Grasp
 from grasping.kinematics import IKError

@@ -10,7 +10,6 @@ Untrained architectures are measured when no weights exist (latency does not dep
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.cli import write_json
 from pipeline.models.common import count_parameters
 from pipeline.weights import WEIGHTS_DIR, build, load
 
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} ({r['params'] / 1e6:.2f} M params)  {cells}")
     results["threads"] = args.threads
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.json_out, results)
     return 0
 
 

@@ -11,7 +11,6 @@ markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {..
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,22 +18,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.cli import parse_size, write_json
 from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
 from pipeline.metrics import METRIC_KEYS, average, depth_metrics
 from pipeline.types import RGBDFrame
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 320x240), got {text!r}") from None
-    if w < 16 or h < 16:
-        raise ValueError(f"size {w}x{h} is too small")
-    return w, h
 
 
 def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthCompleter], progress: bool = True) -> dict:
@@ -109,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update({"size": args.size, "data": args.data})
     print(markdown_table(result))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json_out, result)
     return 0
 
 

@@ -87,7 +87,7 @@ class OnnxCompleter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.evaluate import parse_size
+    from pipeline.cli import parse_size
     from pipeline.weights import WEIGHTS_DIR, load
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.export", description=__doc__,

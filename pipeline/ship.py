@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 
 from pipeline.completion import NetworkCompleter
 from pipeline.errors import DistillGraspError

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline.cli import parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DistillGraspError
@@ -112,11 +112,6 @@ def validate(model: torch.nn.Module, cache: FrameCache, batch: int = 4) -> dict:
     return {"transparent": average(trans), "all": average(allpix)}
 
 
-def _size(text: str) -> tuple[int, int]:
-    w, h = (int(x) for x in text.lower().split("x"))
-    return w, h
-
-
 def _setup_distributed():
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -133,7 +128,7 @@ def train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     if main_proc:
         out.mkdir(parents=True, exist_ok=True)
-    size, crop = _size(args.size), (_size(args.crop) if args.crop else None)
+    size, crop = parse_size(args.size), (parse_size(args.crop) if args.crop else None)
     data = FrameCache.load(args.data, size, args.limit, progress=main_proc and not args.quiet)
     val = FrameCache.load(args.val, size, args.val_limit, progress=main_proc and not args.quiet) if args.val else None
 

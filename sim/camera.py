@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pybullet as p
 
+from pipeline.cli import parse_size
 from pipeline.errors import DeviceNotConnectedError
 from pipeline.types import Camera, CameraIntrinsics, RGBDFrame
 from sim.render import Appearance, RenderOutput, render_frame
@@ -15,17 +16,6 @@ from sim.sensor import SENSORS, SensorModel
 
 # RealSense D435 colour stream at 640x480 (the project's default camera).
 D435_COLOR_640 = CameraIntrinsics(640, 480, 615.0, 615.0, 319.5, 239.5)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'320x240' -> (320, 240), with a clear error."""
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 320x240), got {text!r}") from None
-    if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise ValueError(f"size {w}x{h} is outside 16-4096 pixels per side")
-    return w, h
 
 
 @dataclass(frozen=True)

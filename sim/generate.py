@@ -21,11 +21,12 @@ import numpy as np
 import pybullet as p
 from tqdm import tqdm
 
+from pipeline.cli import parse_size, write_json
 from pipeline.config import DEFAULT_WORKSPACE
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
 from pipeline.types import RGBDFrame
-from sim.camera import SimCamera, SimCameraConfig, parse_size
+from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import sample_camera_pose
 from sim.scene import SceneConfig, TabletopScene
 from sim.sensor import SENSORS
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {result['frames_written']} frames, skipped {result['frames_skipped']} already complete"
           + (f"; {fps:.2f} frames/s" if fps else ""))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json_out, result)
     return 0
 
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from pipeline.types import RGBDFrame
-from sim.camera import parse_size
+from pipeline.cli import parse_size
 from sim.generate import GenerateConfig, simulate_frame
 from sim.sensor import SENSORS
 

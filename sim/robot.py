@@ -15,7 +15,7 @@ import numpy as np
 import pybullet as p
 from scipy.spatial.transform import Rotation, Slerp
 
-from grasping.kinematics import UR10E, IKError, URParameters, fk, ik
+from grasping.kinematics import UR10E, URParameters, fk, ik
 from grasping.robot import Gripper, LimitError, Robot, WorkspaceBox
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 

@@ -6,7 +6,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from grasping.cloud import PerceptionError, frame_points, segment
+from grasping.cloud import PerceptionError, segment
 from grasping.detect import GraspDetector
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval

@@ -1,6 +1,5 @@
 """Networks: shapes, determinism, residual design, training lowers the loss, metrics, weights and export."""
 
-import json
 
 import numpy as np
 import pytest

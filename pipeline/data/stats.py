@@ -15,13 +15,13 @@ skipped and counted).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.cli import write_json
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
 
@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_line(Path(f["frame"]).name, f))
     print(_line(f"overall ({result['frames']} frames)", result))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json_out, result)
     return 0
 
 
