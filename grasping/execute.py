@@ -21,7 +21,7 @@ from grasping.robot import Gripper, LimitError, Robot, RobotError, top_down_pose
 class PickConfig:
     approach_height: float = 0.10  # pre-grasp above the grasp point, metres
     lift_height: float = 0.10
-    approach_speed: float = 0.3  # m/s
+    approach_speed: float = 0.25  # m/s (the real arm is limited to 0.25 by default)
     descend_speed: float = 0.1
     grip_force: float = 40.0  # newtons
     hold_s: float = 0.5
