@@ -31,3 +31,68 @@ def test_run_reports_missing_weights_clearly(tmp_path, monkeypatch):
 def test_run_requires_a_mode():
     proc = subprocess.run([sys.executable, "run.py"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--sim" in proc.stderr
+
+
+def _robot_args(tmp_path, *extra):
+    import run
+
+    ap_args = ["--robot", "ur10e", "--ip", "127.0.0.1", "--out", str(tmp_path / "o"), *extra]
+    return run, ap_args
+
+
+def test_robot_mode_missing_calibration_is_one_line(tmp_path, capsys):
+    run, args = _robot_args(tmp_path)
+    assert run.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--calibration" in err[0]
+    assert run.main([*args, "--calibration", str(tmp_path / "none.json")]) == 2
+    assert "calibration file not found" in capsys.readouterr().err
+
+
+def test_robot_mode_unreachable_robot_or_camera_is_one_line(tmp_path, capsys):
+    import numpy as np
+    from hardware.calibration import save_calibration
+
+    save_calibration(tmp_path / "cal.json", np.eye(4), eye_in_hand=False, report={})
+    run, args = _robot_args(tmp_path, "--calibration", str(tmp_path / "cal.json"), "--depth", "fill", "--yes")
+    assert run.main(args) == 2  # no RealSense here, and nothing listens on 127.0.0.1:30004
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
+    """The whole real-cell loop on fakes: a simulated frame as the camera, the fake RTDE seam as the arm."""
+    import argparse
+
+    import numpy as np
+    from hardware.calibration import save_calibration
+    from hardware.cell import DryRunGripper
+    from hardware.ur10e import UR10eRTDE
+    from sim.world import SimWorld
+    from tests.fakes.ur_rtde_fake import FakeURState, factories
+
+    with SimWorld(3) as world:
+        frame = world.capture()
+    save_calibration(tmp_path / "cal.json", frame.T_base_cam, eye_in_hand=False, report={})
+
+    class Camera:
+        def connect(self): pass
+        def disconnect(self): pass
+        def read(self):
+            frame.T_base_cam = None
+            return frame
+
+    state = FakeURState()
+    control, receive = factories(state)
+    robot = UR10eRTDE("10.0.0.2", dry_run=True, control_factory=control, receive_factory=receive, log=print)
+    import run
+
+    args = argparse.Namespace(robot="ur10e", camera="realsense", ip="10.0.0.2", serial=None,
+                              calibration=str(tmp_path / "cal.json"), depth="gt", trials=1, dry_run=True, yes=False,
+                              out=str(tmp_path / "o"))
+    assert run.run_robot(args, devices=(Camera(), robot, DryRunGripper())) == 0
+    out = capsys.readouterr().out
+    assert "would moveL" in out and "would close the gripper" in out
+    assert state.sent == []  # nothing was sent to the arm
+    record = json.loads((tmp_path / "o" / "attempts.jsonl").read_text())
+    assert record["grasp"] is not None and record["dry_run"] and not record["success"]

@@ -1,0 +1,54 @@
+"""The real cell: RealSense + UR10e + Robotiq, with the interface the trial loop expects
+(``capture``, ``mark``, ``verify``, ``robot``, ``gripper``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grasping.robot import Gripper
+from pipeline.types import Camera, RGBDFrame
+
+
+class DryRunGripper(Gripper):
+    """Stands in for the gripper in a dry run: says what it would do, moves nothing."""
+
+    def __init__(self, log=print):
+        self.log = log
+
+    def open(self, width: float | None = None) -> None:
+        self.log("would open the gripper" + (f" to {width * 1000:.0f} mm" if width is not None else ""))
+
+    def close(self, force: float) -> bool:
+        self.log(f"would close the gripper with {force:.0f} N")
+        return False
+
+    def width(self) -> float:
+        return 0.0
+
+
+class RealCell:
+    def __init__(self, camera: Camera, robot, gripper: Gripper, calibration_key: str, T_calib: np.ndarray,
+                 dry_run: bool = False):
+        self.camera, self.robot, self.gripper, self.dry_run = camera, robot, gripper, dry_run
+        self.calibration_key, self.T_calib = calibration_key, T_calib
+
+    def capture(self) -> RGBDFrame:
+        frame = self.camera.read()
+        if self.calibration_key == "T_base_cam":
+            frame.T_base_cam = self.T_calib
+        else:  # eye-in-hand: camera pose = current flange pose @ T_flange_cam
+            from grasping.kinematics import fk
+
+            frame.T_base_cam = fk(self.robot.joints()) @ self.T_calib
+        return frame
+
+    def mark(self) -> None:
+        pass
+
+    def verify(self) -> tuple[bool, str]:
+        """After the lift: the gripper still reports an object (OBJ 2), or why not."""
+        if self.dry_run:
+            return False, "dry run: nothing executed"
+        get = getattr(self.gripper, "get", None)
+        held = (get("OBJ") == 2) if get is not None else self.gripper.width() > 0.004
+        return (True, "ok") if held else (False, "empty gripper")
