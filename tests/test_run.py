@@ -64,7 +64,6 @@ def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
     """The whole real-cell loop on fakes: a simulated frame as the camera, the fake RTDE seam as the arm."""
     import argparse
 
-    import numpy as np
     from hardware.calibration import save_calibration
     from hardware.cell import DryRunGripper
     from hardware.ur10e import UR10eRTDE
@@ -96,3 +95,66 @@ def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
     assert state.sent == []  # nothing was sent to the arm
     record = json.loads((tmp_path / "o" / "attempts.jsonl").read_text())
     assert record["grasp"] is not None and record["dry_run"] and not record["success"]
+
+
+def _fake_cell(tmp_path, object_width, fail_on_read=None):
+    """A simulated frame as the camera, the fake RTDE seam as the arm, a fake URCap server as the gripper."""
+    import numpy as np  # noqa: F401
+    from hardware.calibration import save_calibration
+    from hardware.robotiq import RobotiqConfig, RobotiqGripper
+    from hardware.ur10e import UR10eRTDE
+    from sim.world import SimWorld
+    from tests.fakes.robotiq_server import FakeRobotiq
+    from tests.fakes.ur_rtde_fake import FakeURState, factories
+
+    with SimWorld(3) as world:
+        frame = world.capture()
+    save_calibration(tmp_path / "cal.json", frame.T_base_cam, eye_in_hand=False, report={})
+    reads = []
+
+    class Camera:
+        def connect(self): pass
+        def disconnect(self): pass
+        def read(self):
+            reads.append(1)
+            if fail_on_read is not None and len(reads) >= fail_on_read:
+                from hardware.realsense import CameraError
+                raise CameraError("no frame from the RealSense within 5000 ms")
+            return frame
+
+    state = FakeURState()
+    control, receive = factories(state)
+    robot = UR10eRTDE("10.0.0.2", control_factory=control, receive_factory=receive)
+    server = FakeRobotiq(object_width=object_width)
+    gripper = RobotiqGripper("127.0.0.1", RobotiqConfig(port=server.port, motion_timeout_s=2.0, poll_s=0.005))
+    return (Camera(), robot, gripper), server, state
+
+
+def _args(tmp_path, trials):
+    import argparse
+
+    return argparse.Namespace(robot="ur10e", camera="realsense", ip="10.0.0.2", serial=None,
+                              calibration=str(tmp_path / "cal.json"), depth="gt", trials=trials, dry_run=False,
+                              yes=True, out=str(tmp_path / "o"))
+
+
+def test_robot_mode_gripper_that_never_holds_gives_failed_attempt(tmp_path):
+    import run
+
+    devices, server, state = _fake_cell(tmp_path, object_width=None)
+    with server:
+        assert run.run_robot(_args(tmp_path, 1), devices=devices) == 0
+    record = json.loads((tmp_path / "o" / "attempts.jsonl").read_text())
+    assert not record["success"] and record["reason"] == "empty gripper" and record["gripper_holding"] is False
+    assert any(kind == "moveL" for kind, *_ in state.sent)
+
+
+def test_robot_mode_crash_mid_trials_keeps_logged_attempts(tmp_path, capsys):
+    import run
+
+    devices, server, _ = _fake_cell(tmp_path, object_width=0.05, fail_on_read=2)
+    with server:
+        assert run.run_robot(_args(tmp_path, 3), devices=devices) == 2
+    lines = (tmp_path / "o" / "attempts.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["success"]
+    assert "no frame from the RealSense" in capsys.readouterr().err
