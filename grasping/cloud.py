@@ -33,38 +33,58 @@ class CloudConfig:
 
 @dataclass
 class SceneCloud:
-    """Segmented scene: table plane (n . p + d = 0, n up), object points and their cluster labels."""
+    """Segmented scene: table plane (n . p + d = 0, n up), object points and their cluster labels.
+
+    ``repaired`` holds, per cluster, the share of its points whose depth the completer supplied or changed
+    (no raw reading, or one more than 1 cm away): high for glass the camera could not see.
+    """
 
     plane: np.ndarray
     table_points: np.ndarray
     object_points: np.ndarray
     labels: np.ndarray  # per object point, -1 = noise
     clusters: list[np.ndarray] = field(default_factory=list)
+    repaired: list[float] = field(default_factory=list)
 
     def height(self, pts: np.ndarray) -> np.ndarray:
         return pts @ self.plane[:3] + self.plane[3]
 
 
-def frame_points(frame: RGBDFrame, max_range: float = 2.0) -> np.ndarray:
-    """Valid depth pixels of ``frame`` as Nx3 points in the base frame."""
+REPAIR_THRESHOLD_M = 0.01
+
+
+def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
+                 max_range: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Valid depth pixels of ``frame`` as Nx3 points in the base frame, and per point whether the depth was
+    repaired (``raw_depth`` missing there or more than 1 cm away; all False without ``raw_depth``)."""
     if frame.T_base_cam is None:
         raise PerceptionError("frame has no camera pose (T_base_cam); cannot place points in the robot frame")
     pts = frame.intrinsics.depth_to_points(frame.depth).reshape(-1, 3)
-    pts = pts[(pts[:, 2] > 0) & (pts[:, 2] < max_range)].astype(np.float64)
+    keep = (pts[:, 2] > 0) & (pts[:, 2] < max_range)
+    if raw_depth is None:
+        repaired = np.zeros(int(keep.sum()), bool)
+    else:
+        raw = raw_depth.reshape(-1)[keep]
+        repaired = (raw <= 0) | (np.abs(raw - pts[keep, 2]) > REPAIR_THRESHOLD_M)
     T = frame.T_base_cam
-    return pts @ T[:3, :3].T + T[:3, 3]
+    return pts[keep].astype(np.float64) @ T[:3, :3].T + T[:3, 3], repaired
 
 
-def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0) -> SceneCloud:
-    """Remove the table plane and cluster what stands on it."""
+def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
+            repaired: np.ndarray | None = None) -> SceneCloud:
+    """Remove the table plane and cluster what stands on it (``repaired``: per-point flags from
+    ``frame_points``, averaged per cluster)."""
     if len(points) < 100:
         raise PerceptionError(f"only {len(points)} valid depth points; nothing to segment")
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    flags = np.zeros(len(points)) if repaired is None else repaired.astype(np.float64)
+    pcd.colors = o3d.utility.Vector3dVector(np.column_stack([flags, flags, flags]))  # averaged by the voxel grid
     pcd = pcd.voxel_down_sample(cfg.voxel)
     o3d.utility.random.seed(seed)
     plane, inliers = pcd.segment_plane(cfg.plane_distance, 3, cfg.plane_iterations)
     plane = np.asarray(plane, dtype=np.float64)
     pts = np.asarray(pcd.points)
+    share = np.asarray(pcd.colors)[:, 0]
     if len(inliers) < cfg.min_table_share * len(pts):
         raise PerceptionError(f"no table found: the largest plane holds {len(inliers)} of {len(pts)} points")
     plane /= np.linalg.norm(plane[:3])
@@ -75,12 +95,14 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0)
     h = pts @ plane[:3] + plane[3]
     table_mask = np.zeros(len(pts), bool)
     table_mask[inliers] = True
-    obj = pts[(~table_mask) & (h > cfg.min_height)]
+    above = (~table_mask) & (h > cfg.min_height)
+    obj, obj_share = pts[above], share[above]
     if len(obj) == 0:
         return SceneCloud(plane, pts[table_mask], obj, np.zeros(0, int), [])
     # Cluster the footprint (x, y) so that a vessel's rim and the bottom seen inside it stay one object.
     flat = np.column_stack([obj[:, :2], np.zeros(len(obj))])
     labels = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(flat)).cluster_dbscan(
         cfg.cluster_eps, cfg.cluster_min_points, print_progress=False))
-    clusters = [obj[labels == k] for k in range(labels.max() + 1) if (labels == k).sum() >= cfg.min_cluster_points]
-    return SceneCloud(plane, pts[table_mask], obj, labels, clusters)
+    kept = [k for k in range(labels.max() + 1) if (labels == k).sum() >= cfg.min_cluster_points]
+    return SceneCloud(plane, pts[table_mask], obj, labels, [obj[labels == k] for k in kept],
+                      [float(obj_share[labels == k].mean()) for k in kept])

@@ -3,8 +3,9 @@
 For each object cluster, candidate grasps close across the object's narrow side (from the principal axes of
 its footprint, plus nearby yaws), at a height just below its top. A candidate is kept when the opening needed
 fits the stroke and the open fingers and palm, lowered to the grasp height, do not hit any other point of the
-scene (other objects, or the table). Candidates are scored by clearance, how centred the grasp is on the
-object, and how little of the stroke it needs; the list comes back best first.
+scene (other objects). Candidates are scored by how much of the object's depth had to be repaired (glass the
+camera could not see is the target), how centred the grasp is on the object's narrow side, how little of the
+stroke it needs and how high it grasps; the list comes back best first.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class DetectorConfig:
     tip_clearance: float = 0.004  # fingertips stay this far above the table
     collision_points: int = 3  # more scene points than this inside a finger = collision
     yaw_offsets_deg: tuple[float, ...] = (0.0, -20.0, 20.0, -40.0, 40.0, 90.0)
+    repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
 
 
 class GraspDetector:
@@ -56,10 +58,10 @@ class GraspDetector:
         top = np.percentile(h, 98)
         g = cfg.gripper
         z_h = max(top - cfg.grasp_depth, g.finger_length / 2 + cfg.tip_clearance)  # pad centre above the table
-        band = pts[np.abs(h - z_h) < g.finger_length / 2]
-        if len(band) < 5:
-            band = pts
-        xy = band[:, :2]
+        # Everything the descending fingers pass must fit between them: the footprint of all points above the
+        # fingertips (the top view sees the top faces, which a band of wall points alone would miss).
+        above = pts[h > z_h - g.finger_length / 2]
+        xy = (above if len(above) >= 5 else pts)[:, :2]
         centre_xy = (xy.max(0) + xy.min(0)) / 2
         cov = np.cov((xy - xy.mean(0)).T) if len(xy) > 2 else np.eye(2)
         w, v = np.linalg.eigh(cov)
@@ -83,7 +85,9 @@ class GraspDetector:
             if hits > cfg.collision_points:
                 continue
             centred = 1.0 - min(abs(off) / 90.0, 1.0)
-            score = 0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
+            repaired = scene.repaired[k] if k < len(scene.repaired) else 0.0
+            score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
+                     + cfg.repaired_weight * repaired)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))
         return out

@@ -37,7 +37,8 @@ def perceive(frame, completer: DepthCompleter, detector: GraspDetector):
     t0 = time.perf_counter()
     try:
         completed = completer.complete(frame)
-        scene = segment(frame_points(completed), CloudConfig())
+        points, repaired = frame_points(completed, raw_depth=frame.depth)
+        scene = segment(points, CloudConfig(), repaired=repaired)
         grasps = detector.detect(scene)
         reason = None if grasps else "no grasp found"
     except PerceptionError as exc:

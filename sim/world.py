@@ -29,6 +29,8 @@ class WorldConfig:
     camera_target: tuple[float, float, float] = (0.75, 0.0, 0.0)
     scene: SceneConfig = SceneConfig(min_glass=1, max_glass=4, min_opaque=0, max_opaque=2)
     lift_success_m: float = 0.05  # an object counts as picked when raised this much and touching a finger
+    glass_is_target: bool = True  # lifting an opaque distractor counts as a failure
+    min_grasp_mass_kg: float = 0.08
 
 
 class SimWorld:
@@ -45,6 +47,13 @@ class SimWorld:
             self.scene.populate(rng, config.scene)
         else:
             populate(self.scene, rng)
+        # Bullet's solver lets force-limited fingers squeeze very light bodies out; grasped bodies weigh at least
+        # ``min_grasp_mass_kg`` (set after the scene has settled, so scenes match the generated data sets).
+        for obj in self.scene.objects:
+            if obj.model.mass < config.min_grasp_mass_kg:
+                for link in range(-1, p.getNumJoints(obj.body, physicsClientId=c)):
+                    p.changeDynamics(obj.body, link, mass=config.min_grasp_mass_kg / (1 + p.getNumJoints(
+                        obj.body, physicsClientId=c)), physicsClientId=c)
         self.robot = SimUR10e(c, SimRobotConfig())
         self.gripper = self.robot.gripper
         self.robot.move_joints(OBSERVE_Q, speed=2.0)
@@ -61,7 +70,8 @@ class SimWorld:
         self._before = {o.body: self.scene.pose(o.body)[0][2] for o in self.scene.objects}
 
     def verify(self) -> tuple[bool, str]:
-        """Judge from physics: some object raised by ``lift_success_m`` and in contact with a finger."""
+        """Judge from physics: a transparent object raised by ``lift_success_m`` and touching a finger.
+        Lifting an opaque distractor instead is a failure: the glass is the target."""
         r = self.robot
         for o in self.scene.objects:
             z = self.scene.pose(o.body)[0][2]
@@ -69,7 +79,9 @@ class SimWorld:
             touching = any(p.getContactPoints(r.body, o.body, linkIndexA=j, physicsClientId=self.client)
                            for j in r.finger_joints)
             if raised and touching:
-                return True, "ok"
+                if o.transparent or not self.config.glass_is_target:
+                    return True, "ok"
+                return False, "picked an opaque distractor"
         if r.gripper.width() < 0.004:
             return False, "empty gripper"
         return False, "dropped"

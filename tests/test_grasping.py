@@ -93,14 +93,14 @@ def test_segmentation_errors_are_clear():
 def test_executor_picks_single_opaque_cylinder_with_ground_truth():
     from grasping.trials import attempt
     from sim.glassware import make_opaque
-    from sim.world import SimWorld
+    from sim.world import SimWorld, WorldConfig
 
     def one_cylinder(scene, rng):
         model = make_opaque("cylinder", np.random.default_rng(3))
         scene.add_object(model, (0.78, -0.02, 0.001), [0, 0, 0, 1])
         scene.settle(120)
 
-    with SimWorld(0, populate=one_cylinder) as world:
+    with SimWorld(0, WorldConfig(glass_is_target=False), populate=one_cylinder) as world:
         record, frame = attempt(world, make_completer("gt"), GraspDetector(),
                                 wait=lambda s: world.robot._step(int(s * 240)))
     assert record["success"], record["reason"]
@@ -160,3 +160,17 @@ def test_trials_resume(tmp_path):
     assert len((tmp_path / "attempts.jsonl").read_text().splitlines()) == len(lines) == 1
     assert s1 == s2 and (tmp_path / "success.png").is_file()
     assert json.loads((tmp_path / "summary.json").read_text())["gt"]["trials"] == 1
+
+
+def test_repaired_share_prefers_objects_the_camera_could_not_see():
+    """Two cylinders; the raw depth misses one of them (glass): its cluster is flagged repaired and ranked first."""
+    pts = _table_and_cylinder(0.03, centre=(0.75, 0.1))
+    other = _table_and_cylinder(0.03, centre=(0.75, -0.1))
+    other = other[other[:, 2] > 0.001]
+    allpts = np.concatenate([pts, other])
+    repaired = np.zeros(len(allpts), bool)
+    repaired[len(pts):] = True  # the second cylinder's depth came from the completer
+    scene = segment(allpts, repaired=repaired)
+    assert sorted(np.round(scene.repaired, 2)) == [0.0, 1.0]
+    best = GraspDetector().detect(scene)[0]
+    assert best.center[1] == pytest.approx(-0.1, abs=0.01)
