@@ -48,8 +48,7 @@ def run_sim(args: argparse.Namespace) -> int:
     for i in range(args.trials):
         seed = args.seed + i
         with SimWorld(seed, gui=args.gui) as world:
-            record, frame = attempt(world, completer, GraspDetector(),
-                                    wait=lambda s: world.robot._step(int(s * 240)))
+            record, frame = attempt(world, completer, GraspDetector())
             record.update({"scene_seed": seed, "depth": args.depth,
                            "objects": [o.model.kind for o in world.scene.objects]})
             cv2.imwrite(str(out / f"scene-{seed}.png"), preview_image(frame)[..., ::-1])

@@ -48,12 +48,13 @@ def perceive(frame, completer: DepthCompleter, detector: GraspDetector):
     return grasps, (time.perf_counter() - t0) * 1000.0, reason
 
 
-def attempt(cell, completer: DepthCompleter, detector: GraspDetector, wait=None):
-    """One capture-perceive-pick attempt. Returns (log record, the captured frame)."""
+def attempt(cell, completer: DepthCompleter, detector: GraspDetector):
+    """One capture-perceive-pick attempt. Returns (log record, the captured frame). The cell's ``wait``
+    (simulated time in simulation, a sleep on a real cell) paces the hold after the lift."""
     frame = cell.capture()
     grasps, ms, reason = perceive(frame, completer, detector)
     cell.mark()
-    executor = PickExecutor(cell.robot, cell.gripper, wait=wait)
+    executor = PickExecutor(cell.robot, cell.gripper, wait=getattr(cell, "wait", None))
     best = grasps[0] if grasps else None
     result = executor.pick(best, verify=cell.verify)
     if reason and not best:
@@ -78,8 +79,7 @@ def _sim_attempt(job) -> dict:
         _COMPLETERS[source] = make_completer(source)
     t0 = time.perf_counter()
     with SimWorld(scene_seed) as world:
-        record, _ = attempt(world, _COMPLETERS[source], GraspDetector(),
-                            wait=lambda s: world.robot._step(int(s * 240)))
+        record, _ = attempt(world, _COMPLETERS[source], GraspDetector())
         record["objects"] = [o.model.kind for o in world.scene.objects]
     record.update({"scene_seed": scene_seed, "depth": source, "wall_s": time.perf_counter() - t0})
     return record

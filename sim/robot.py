@@ -140,6 +140,10 @@ class SimUR10e(Robot):
         p.setJointMotorControlArray(self.body, self.arm_joints, p.POSITION_CONTROL, targetPositions=self._target_q,
                                     forces=[self.config.joint_force] * 6, physicsClientId=self.client)
 
+    def wait(self, seconds: float) -> None:
+        """Let simulated time pass (holding the current targets)."""
+        self._step(int(round(seconds * self.config.steps_per_second)))
+
     def _step(self, n: int = 1) -> None:
         for _ in range(n):
             p.stepSimulation(physicsClientId=self.client)

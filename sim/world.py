@@ -62,6 +62,9 @@ class SimWorld:
         self.camera.connect()
         self._before: dict[int, float] = {}
 
+    def wait(self, seconds: float) -> None:
+        self.robot.wait(seconds)
+
     def capture(self) -> RGBDFrame:
         return self.camera.read()
 

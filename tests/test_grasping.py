@@ -101,8 +101,7 @@ def test_executor_picks_single_opaque_cylinder_with_ground_truth():
         scene.settle(120)
 
     with SimWorld(0, WorldConfig(glass_is_target=False), populate=one_cylinder) as world:
-        record, frame = attempt(world, make_completer("gt"), GraspDetector(),
-                                wait=lambda s: world.robot._step(int(s * 240)))
+        record, frame = attempt(world, make_completer("gt"), GraspDetector())
     assert record["success"], record["reason"]
     assert record["grasp"]["width"] <= DEFAULT_GRIPPER.stroke_m
 
@@ -112,8 +111,7 @@ def test_bad_scene_gives_logged_reason_not_crash():
     from sim.world import SimWorld
 
     with SimWorld(0, populate=lambda scene, rng: None) as world:  # empty table
-        record, _ = attempt(world, make_completer("gt"), GraspDetector(),
-                            wait=lambda s: world.robot._step(int(s * 240)))
+        record, _ = attempt(world, make_completer("gt"), GraspDetector())
     assert not record["success"] and record["reason"] == "no grasp found"
 
 
