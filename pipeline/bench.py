@@ -51,10 +51,14 @@ def bench_model(model: torch.nn.Module, threads: int, runs: int, onnx: bool = Tr
             entry = {"torch_ms": _median_ms(lambda: model(rgb, depth), runs)}
         if onnx:
             with tempfile.TemporaryDirectory() as tmp:
-                path = export_onnx(model, Path(tmp) / "m.onnx", (w, h))
-                sess = onnx_session(path, threads)
-                feeds = {"rgb": rgb.numpy(), "depth": depth.numpy()}
-                entry["onnx_ms"] = _median_ms(lambda: sess.run(None, feeds), runs)
+                try:
+                    path = export_onnx(model, Path(tmp) / "m.onnx", (w, h))
+                    sess = onnx_session(path, threads)
+                except Exception as exc:  # noqa: BLE001  an export failure is a result to report, not a crash
+                    entry["onnx_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                else:
+                    feeds = {"rgb": rgb.numpy(), "depth": depth.numpy()}
+                    entry["onnx_ms"] = _median_ms(lambda: sess.run(None, feeds), runs)
         out[f"{w}x{h}"] = entry
     return out
 

@@ -103,9 +103,18 @@ class NetworkCompleter(DepthCompleter):
     def __init__(self, weights: str | Path, threads: int | None = None):
         from pipeline.weights import load
 
-        self.model, self.card = load(weights)
-        self.name = self.card.get("arch", "network")
-        self.threads = threads
+        model, card = load(weights)
+        self._setup(model, card, threads)
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, card: dict, threads: int | None = None) -> "NetworkCompleter":
+        self = cls.__new__(cls)
+        self._setup(model.eval(), card, threads)
+        return self
+
+    def _setup(self, model, card: dict, threads: int | None) -> None:
+        self.model, self.card, self.threads = model, card, threads
+        self.name = card.get("arch", "network")
 
     def _complete(self, frame):
         if self.threads:

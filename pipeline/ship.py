@@ -36,8 +36,7 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
     model, card = load(run / "best.safetensors")
     if half:
         model = model.half().float()  # what the stored float16 tensors will load as
-    completer = NetworkCompleter.__new__(NetworkCompleter)
-    completer.model, completer.card, completer.name, completer.threads = model, card, name, None
+    completer = NetworkCompleter.from_model(model, card)
     frames = load_frames(test, None, size)
     result = evaluate_frames(frames, {name: completer}, progress=True)
     data = card.get("data", {})

@@ -150,3 +150,26 @@ def test_onnx_export_matches_torch(tmp_path):
     small = RGBDFrame(frame.rgb[:48], frame.depth[:48], CameraIntrinsics(80, 48, 70.0, 70.0, 39.5, 23.5))
     with pytest.raises(DistillGraspError, match="exported for 80x64"):
         completer.complete(small)
+
+
+def test_completers_reject_bad_frames():
+    from pipeline.completion import make_completer
+    from pipeline.errors import FrameError
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    K = CameraIntrinsics(8, 6, 5.0, 5.0, 3.5, 2.5)
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    empty = RGBDFrame(rgb, np.zeros((6, 8), np.float32), K)
+    with pytest.raises(FrameError, match="no valid depth"):
+        make_completer("fill").complete(empty)
+    with pytest.raises(FrameError, match="ground-truth"):
+        make_completer("gt").complete(RGBDFrame(rgb, np.ones((6, 8), np.float32), K))
+    with pytest.raises(FrameError, match="millimetres"):
+        RGBDFrame(rgb, np.full((6, 8), 650.0, np.float32), K)
+    with pytest.raises(FrameError, match="rgb must be"):
+        RGBDFrame(np.zeros((5, 8, 3), np.uint8), np.ones((6, 8), np.float32), K)
+    nan = RGBDFrame(rgb, np.full((6, 8), np.nan, np.float32), K)
+    with pytest.raises(FrameError, match="no valid depth"):
+        make_completer("raw").complete(nan)
+    with pytest.raises(ValueError, match="unknown depth completer"):
+        make_completer("magic")
