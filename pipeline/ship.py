@@ -1,6 +1,6 @@
 """Ship a trained network: copy a run's best weights into ``weights/`` with a complete card.
 
-    python -m pipeline.ship --run runs/teacher --name teacher --test data/test [--half]
+    python -m pipeline.ship --run runs/teacher --name teacher --test data/test [--half] [--out-dir weights]
 
 The card records the architecture, the training command (from the run), the data with the generator
 commands that made it (from each folder's ``generation.json``), the commit, the parameter count and the
@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", required=True, choices=("student", "teacher"))
     ap.add_argument("--test", nargs="+", required=True, help="test split folders")
     ap.add_argument("--half", action="store_true", help="store float16 tensors")
+    ap.add_argument("--out-dir", default=str(WEIGHTS_DIR), help="where to write NAME.safetensors (default weights/)")
     args = ap.parse_args(argv)
     try:
-        result = ship(Path(args.run), args.name, args.test, args.half)
+        result = ship(Path(args.run), args.name, args.test, args.half, out_dir=Path(args.out_dir))
     except DistillGraspError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
