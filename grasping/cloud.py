@@ -45,6 +45,7 @@ class SceneCloud:
     labels: np.ndarray  # per object point, -1 = noise
     clusters: list[np.ndarray] = field(default_factory=list)
     repaired: list[float] = field(default_factory=list)
+    cluster_labels: list[int] = field(default_factory=list)  # the DBSCAN label of each cluster
 
     def height(self, pts: np.ndarray) -> np.ndarray:
         return pts @ self.plane[:3] + self.plane[3]
@@ -105,4 +106,4 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
         cfg.cluster_eps, cfg.cluster_min_points, print_progress=False))
     kept = [k for k in range(labels.max() + 1) if (labels == k).sum() >= cfg.min_cluster_points]
     return SceneCloud(plane, pts[table_mask], obj, labels, [obj[labels == k] for k in kept],
-                      [float(obj_share[labels == k].mean()) for k in kept])
+                      [float(obj_share[labels == k].mean()) for k in kept], kept)

@@ -67,7 +67,8 @@ class GraspDetector:
         w, v = np.linalg.eigh(cov)
         minor = v[:, 0]
         base_yaw = float(np.arctan2(minor[1], minor[0]))
-        others = scene.object_points[scene.labels != self._label_of(scene, pts)]
+        others = scene.object_points[scene.labels != scene.cluster_labels[k]] if scene.cluster_labels else \
+            scene.object_points
         out = []
         for off in cfg.yaw_offsets_deg:
             yaw = base_yaw + np.radians(off)
@@ -91,12 +92,6 @@ class GraspDetector:
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))
         return out
-
-    @staticmethod
-    def _label_of(scene: SceneCloud, pts: np.ndarray) -> int:
-        # the cluster's DBSCAN label: find one of its points among the object points
-        idx = np.nonzero(np.all(scene.object_points == pts[0], axis=1))[0]
-        return int(scene.labels[idx[0]]) if len(idx) else -2
 
     @staticmethod
     def _z_at(scene: SceneCloud, xy: np.ndarray, height: float) -> float:

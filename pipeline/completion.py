@@ -29,8 +29,9 @@ class DepthCompleter(abc.ABC):
     def complete(self, frame: RGBDFrame) -> RGBDFrame:
         """A copy of ``frame`` whose ``depth`` is the completed depth (HxW float32 metres)."""
         if not (frame.depth > 0).any():
-            raise FrameError(f"{self.name}: the frame {frame.name or ''} has no valid depth at all; "
-                             "nothing to complete (is the camera covered or out of range?)".replace("  ", " "))
+            which = f"frame {frame.name}" if frame.name else "the frame"
+            raise FrameError(f"{self.name}: {which} has no valid depth at all; nothing to complete "
+                             "(is the camera covered or out of range?)")
         depth = self._complete(frame).astype(np.float32)
         return dataclasses.replace(frame, depth=depth)
 

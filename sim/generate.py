@@ -104,10 +104,6 @@ def _work(args) -> tuple[int, float]:
 
 def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch  # noqa: F401  (not needed here; keeps BLAS single-threaded if already imported)
-    except ImportError:
-        pass
 
 
 def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1, progress: bool = True) -> dict:
@@ -117,8 +113,8 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
     manifest = {"seed": cfg.seed, "sensor": cfg.sensor, "size": f"{cfg.width}x{cfg.height}",
                 "rgb_format": cfg.rgb_format}
     mpath = out / MANIFEST
-    if mpath.is_file():
-        old = json.loads(mpath.read_text())
+    old = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    if old:
         old_settings = {k: old.get(k) for k in manifest}
         if old_settings != manifest:
             raise ValueError(f"{out} holds frames made with {old_settings}; refusing to mix in {manifest} "
@@ -126,8 +122,7 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
     K = cfg.camera().intrinsics
     write_intrinsics_yaml(out / "camera_intrinsics.yaml", K, camera_name=f"sim-{cfg.sensor}")
     todo = [i for i in range(frames) if not all(f.is_file() for f in frame_paths(out, i, cfg.rgb_format))]
-    mpath.write_text(json.dumps({**manifest, "frames": max(frames, json.loads(mpath.read_text()).get("frames", 0)
-                                                           if mpath.is_file() else frames)}, indent=2) + "\n")
+    mpath.write_text(json.dumps({**manifest, "frames": max(frames, old.get("frames", 0))}, indent=2) + "\n")
     t0 = time.perf_counter()
     times = []
     jobs = [(cfg, out, i) for i in todo]
