@@ -37,7 +37,7 @@ def run_sim(args: argparse.Namespace) -> int:
     from sim.world import SimWorld
 
     try:
-        completer = make_completer(args.depth)
+        completer = make_completer(args.depth, backend=args.backend)
     except DistillGraspError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -87,7 +87,7 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
         return 2
     try:
         key, T_calib = load_calibration(args.calibration)
-        completer = make_completer(args.depth)
+        completer = make_completer(args.depth, backend=args.backend)
     except (CalibrationError, DistillGraspError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="plan and print moves without moving (--robot)")
     ap.add_argument("--yes", action="store_true", help="no confirmation before moving (--robot)")
     ap.add_argument("--depth", default="student", choices=COMPLETERS, help="depth source (default student)")
+    ap.add_argument("--backend", default="auto", choices=("torch", "onnx", "auto"),
+                    help="how networks run (auto: onnxruntime where the export works, else torch)")
     ap.add_argument("--trials", type=int, default=3, help="number of scenes (default 3)")
     ap.add_argument("--seed", type=int, default=0, help="first scene seed (default 0)")
     ap.add_argument("--gui", action="store_true", help="open the PyBullet window (needs a display)")

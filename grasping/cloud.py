@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
+from scipy.spatial import cKDTree
 
 from pipeline.errors import DistillGraspError
 from pipeline.types import RGBDFrame
@@ -28,7 +29,11 @@ class CloudConfig:
     min_height: float = 0.008  # object points must be this far above the table
     cluster_eps: float = 0.009  # in the table plane
     cluster_min_points: int = 15
-    min_cluster_points: int = 25
+    min_cluster_points: int = 60  # fewer voxels than this is a fragment (edge pixels), not an object
+    min_cluster_extent: float = 0.015  # metres: a footprint smaller than this in both directions is a fragment
+    arc_gap: float = 0.025  # clusters closer than this whose tops lie on one circle are one open vessel's rim
+    arc_top_band: float = 0.012  # rim points: this close to the cluster's top
+    arc_fit_rms: float = 0.004  # metres: largest RMS distance of rim points from the fitted circle
 
 
 @dataclass
@@ -104,6 +109,57 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
     flat = np.column_stack([obj[:, :2], np.zeros(len(obj))])
     labels = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(flat)).cluster_dbscan(
         cfg.cluster_eps, cfg.cluster_min_points, print_progress=False))
-    kept = [k for k in range(labels.max() + 1) if (labels == k).sum() >= cfg.min_cluster_points]
+    def is_object(k: int) -> bool:
+        xy = obj[labels == k, :2]
+        return len(xy) >= cfg.min_cluster_points and float((xy.max(0) - xy.min(0)).max()) >= cfg.min_cluster_extent
+
+    labels = _merge_rim_arcs(obj, labels, plane, cfg)
+    kept = [k for k in range(labels.max() + 1) if is_object(k)]
     return SceneCloud(plane, pts[table_mask], obj, labels, [obj[labels == k] for k in kept],
                       [float(obj_share[labels == k].mean()) for k in kept], kept)
+
+
+def fit_circle(xy: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Least-squares circle through 2-D points (Kasa fit): centre, radius, RMS distance of the points to it."""
+    a = np.column_stack([2 * xy, np.ones(len(xy))])
+    b = (xy**2).sum(1)
+    (cx, cy, c), *_ = np.linalg.lstsq(a, b, rcond=None)
+    centre = np.array([cx, cy])
+    radius = float(np.sqrt(max(c + cx * cx + cy * cy, 0.0)))
+    rms = float(np.sqrt(np.mean((np.linalg.norm(xy - centre, axis=1) - radius) ** 2)))
+    return centre, radius, rms
+
+
+def _merge_rim_arcs(obj: np.ndarray, labels: np.ndarray, plane: np.ndarray, cfg: CloudConfig) -> np.ndarray:
+    """An open vessel whose floor sits in the table band shows only its walls; where the camera misses the thin
+    sides of the rim, the near and far walls come out as two clusters. Merge two nearby clusters when their
+    tops are level and their rim points lie on one circle that is not wider than a glass."""
+    labels = labels.copy()
+    h = obj @ plane[:3] + plane[3]
+    merged = True
+    while merged:
+        merged = False
+        ids = [k for k in range(labels.max() + 1) if (labels == k).sum() >= cfg.cluster_min_points]
+        rims = {}
+        for k in ids:
+            hk = h[labels == k]
+            rims[k] = (hk.max(), obj[labels == k][hk > hk.max() - cfg.arc_top_band, :2])
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                (ta, ra), (tb, rb) = rims[a], rims[b]
+                if abs(ta - tb) > cfg.arc_top_band or len(ra) < 5 or len(rb) < 5:
+                    continue
+                pa, pb = obj[labels == a, :2], obj[labels == b, :2]
+                if (np.maximum(pa.min(0) - pb.max(0), pb.min(0) - pa.max(0)) > cfg.arc_gap).any():
+                    continue  # bounding boxes already too far apart
+                if cKDTree(pa).query(pb, distance_upper_bound=cfg.arc_gap)[0].min() > cfg.arc_gap:
+                    continue
+                both = np.concatenate([ra, rb])
+                _, radius, rms = fit_circle(both)
+                if rms <= cfg.arc_fit_rms and radius <= 0.09 and (both.max(0) - both.min(0)).max() > radius:
+                    labels[labels == b] = a
+                    merged = True
+                    break
+            if merged:
+                break
+    return labels

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grasping.cloud import SceneCloud
+from grasping.cloud import SceneCloud, fit_circle
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 
@@ -33,11 +33,19 @@ class Grasp:
 @dataclass(frozen=True)
 class DetectorConfig:
     gripper: GripperConfig = DEFAULT_GRIPPER
-    width_margin: float = 0.02  # opening beyond the object's width
+    width_margin: float = 0.02  # least opening beyond the object's width
+    wide_margin: float = 0.035  # preferred opening beyond it (partly seen objects are wider than they look)
     grasp_depth: float = 0.025  # how far below the object's top the pads' centre goes
     tip_clearance: float = 0.004  # fingertips stay this far above the table
     collision_points: int = 3  # more scene points than this inside a finger = collision
     yaw_offsets_deg: tuple[float, ...] = (0.0, -20.0, 20.0, -40.0, 40.0, 90.0)
+    rim_opening: float = 0.035  # rim pinch: opening around the vessel wall
+    rim_depths: tuple[float, ...] = (0.015, 0.01, 0.006)  # rim pinch: pad centre this far below the rim
+    rim_band: float = 0.01  # rim points: this close to the top
+    rim_min_radius: float = 0.03  # the inner finger must fit inside
+    rim_max_radius: float = 0.10
+    rim_fit_rms: float = 0.005
+    rim_angles: int = 12
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
 
 
@@ -49,8 +57,47 @@ class GraspDetector:
         """Ranked grasps over all clusters (empty when nothing graspable is found)."""
         grasps: list[Grasp] = []
         for k, cluster in enumerate(scene.clusters):
-            grasps.extend(self._cluster_grasps(scene, k, cluster))
+            across = self._cluster_grasps(scene, k, cluster)
+            grasps.extend(across if across else self._rim_grasps(scene, k, cluster))
         return sorted(grasps, key=lambda g: -g.score)
+
+    def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
+        """Pinch the wall of an open vessel too wide to grasp across (bowls, wide wine glasses): one finger
+        inside, one outside, closing radially at a point of the rim. The rim is the circle fitted to the
+        cluster's top points; the inside must be lower than the rim (an opening, not a lid)."""
+        cfg, g = self.config, self.config.gripper
+        h = scene.height(pts)
+        top = float(np.percentile(h, 98))
+        rim = pts[h > top - cfg.rim_band]
+        if len(rim) < 10:
+            return []
+        centre, radius, rms = fit_circle(rim[:, :2])
+        if not (cfg.rim_min_radius <= radius <= cfg.rim_max_radius) or rms > cfg.rim_fit_rms:
+            return []
+        r_xy = np.linalg.norm(pts[:, :2] - centre, axis=1)
+        inner = h[r_xy < radius - g.finger_thickness - cfg.rim_opening / 2]
+        if len(inner) and np.percentile(inner, 90) > top - g.finger_length / 2:
+            return []  # something high inside the rim: not an opening the finger can enter
+        others = scene.object_points[scene.labels != scene.cluster_labels[k]] if scene.cluster_labels else \
+            scene.object_points
+        repaired = scene.repaired[k] if k < len(scene.repaired) else 0.0
+        out = []
+        for theta in np.linspace(-np.pi, np.pi, cfg.rim_angles, endpoint=False):
+            d = np.array([np.cos(theta), np.sin(theta)])
+            mid = centre + radius * d
+            between = np.abs((pts[:, :2] - mid) @ d) <= cfg.rim_opening / 2
+            obstacles = np.concatenate([others, pts[~between]])
+            for depth in cfg.rim_depths:  # deepest collision-free pinch (sloped bowl walls allow only a shallow one)
+                z_h = max(top - depth, g.finger_length / 2 + cfg.tip_clearance)
+                z = self._z_at(scene, mid, z_h)
+                if self._finger_hits(obstacles, mid, theta, z, cfg.rim_opening, scene) <= cfg.collision_points:
+                    break
+            else:
+                continue
+            score = 0.25 + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
+            out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(theta)), cfg.rim_opening,
+                             float(score), k))
+        return out
 
     def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
         cfg = self.config
@@ -76,18 +123,22 @@ class GraspDetector:
             along = (xy - centre_xy) @ d
             lo, hi = along.min(), along.max()
             mid = centre_xy + d * (lo + hi) / 2
-            width = (hi - lo) + cfg.width_margin
-            if width > g.stroke_m:
+            needed = (hi - lo) + cfg.width_margin
+            if needed > g.stroke_m:
                 continue
             # the grasp point height in the base frame: on the plane below the pad centre
             z = self._z_at(scene, mid, z_h)
-            hits = self._finger_hits(np.concatenate([others, pts[np.abs(((pts[:, :2] - mid) @ d)) > width / 2]]),
-                                     mid, yaw, z, width, scene)
-            if hits > cfg.collision_points:
+            width = None
+            for opening in (min(hi - lo + cfg.wide_margin, g.stroke_m), needed):  # widest collision-free
+                obstacles = np.concatenate([others, pts[np.abs(((pts[:, :2] - mid) @ d)) > opening / 2]])
+                if self._finger_hits(obstacles, mid, yaw, z, opening, scene) <= cfg.collision_points:
+                    width = opening
+                    break
+            if width is None:
                 continue
             centred = 1.0 - min(abs(off) / 90.0, 1.0)
             repaired = scene.repaired[k] if k < len(scene.repaired) else 0.0
-            score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
+            score = (0.5 * centred + 0.3 * (1 - needed / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))

@@ -46,7 +46,10 @@ class PickExecutor:
         self.robot, self.gripper, self.config = robot, gripper, config
         self.wait = wait or time.sleep
 
-    def pick(self, grasp: Grasp | None, verify: Callable[[], tuple[bool, str]] | None = None) -> PickResult:
+    def pick(self, grasp: Grasp | None, verify: Callable[[], tuple[bool, str]] | None = None,
+             check_approach: Callable[[], tuple[bool, str]] | None = None) -> PickResult:
+        """``check_approach`` (optional) judges the descent before the fingers close: an object pushed or
+        knocked over by the open gripper ends the attempt (back up, open, report why)."""
         if grasp is None:
             return PickResult(False, "no grasp found")
         cfg = self.config
@@ -62,6 +65,12 @@ class PickExecutor:
             self.robot.move_linear(above, cfg.approach_speed)
             self.robot.move_linear(at, cfg.descend_speed)
             timings["approach_s"] = time.perf_counter() - t0
+            if check_approach is not None:
+                ok, why = check_approach()
+                if not ok:
+                    self.robot.move_linear(above, cfg.descend_speed)
+                    timings["total_s"] = time.perf_counter() - t0
+                    return PickResult(False, why, None, timings)
             holding = self.gripper.close(cfg.grip_force)
             self.robot.move_linear(lifted, cfg.descend_speed)
             self.wait(cfg.hold_s)

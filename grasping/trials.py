@@ -56,7 +56,7 @@ def attempt(cell, completer: DepthCompleter, detector: GraspDetector):
     cell.mark()
     executor = PickExecutor(cell.robot, cell.gripper, wait=getattr(cell, "wait", None))
     best = grasps[0] if grasps else None
-    result = executor.pick(best, verify=cell.verify)
+    result = executor.pick(best, verify=cell.verify, check_approach=getattr(cell, "check_approach", None))
     if reason and not best:
         result.reason = reason
     record = {"grasp": asdict(best) if best else None, "success": result.success, "reason": result.reason,
@@ -71,12 +71,12 @@ _COMPLETERS: dict[str, DepthCompleter] = {}
 def _sim_attempt(job) -> dict:
     from sim.world import SimWorld  # the command line's --sim wiring
 
-    scene_seed, source, threads = job
+    scene_seed, source, threads, backend = job
     import torch
 
     torch.set_num_threads(threads)
     if source not in _COMPLETERS:
-        _COMPLETERS[source] = make_completer(source)
+        _COMPLETERS[source] = make_completer(source, backend=backend)
     t0 = time.perf_counter()
     with SimWorld(scene_seed) as world:
         record, _ = attempt(world, _COMPLETERS[source], GraspDetector())
@@ -86,10 +86,10 @@ def _sim_attempt(job) -> dict:
 
 
 def run_trials(sources: list[str], trials: int, seed: int, out: Path, workers: int = 1,
-               progress: bool = True) -> dict:
+               progress: bool = True, backend: str = "auto") -> dict:
     log = TrialLog(out / "attempts.jsonl")
     done = log.done()
-    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2) for t in range(trials) for s in sources
+    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2, backend) for t in range(trials) for s in sources
             if (seed * 100_000 + t, s) not in done]
     bar = tqdm(total=trials * len(sources), initial=trials * len(sources) - len(jobs), desc="trials",
                unit="attempt", disable=not progress)
@@ -119,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=100, help="scenes per source")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="parallel simulations (each then gets one thread; perception times are for 2 threads "
+                         "only with --workers 1)")
+    ap.add_argument("--backend", default="auto", choices=("torch", "onnx", "auto"),
+                    help="how networks run (auto: onnxruntime where the export works)")
     args = ap.parse_args(argv)
     if not args.sim:
         ap.error("only --sim trials run from this command; the real cell runs from run.py --robot")
@@ -131,11 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--trials and --workers must be at least 1")
     for s in sources:  # fail before any work when weights are missing
         try:
-            make_completer(s)
+            make_completer(s, backend=args.backend)
         except DistillGraspError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers)
+    summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers, backend=args.backend)
     for s, r in summary.items():
         print(f"{s:>8s}: {r['successes']:3d}/{r['trials']:3d} = {r['rate']:.0%} "
               f"(95% CI {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), perception median "

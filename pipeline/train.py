@@ -5,7 +5,9 @@
     python -m pipeline.train student --no-distill ...            (the same student, supervised only)
 
 Frames are loaded once at ``--size`` into memory; each step takes random ``--crop`` windows with flips and
-colour jitter. Every ``--val-every`` steps the model is scored on ``--val`` (transparent-pixel RMSE etc.),
+colour jitter. Distillation is offline: the teacher completes every whole frame once (``--teacher-flip``: the
+mean with its mirrored frame) and those maps, cached in ``OUT/teacher-targets.pt``, are cropped and mirrored
+with the frames; the student learns from them and from the ground truth. Every ``--val-every`` steps the model is scored on ``--val`` (transparent-pixel RMSE etc.),
 one JSON line is appended to ``OUT/log.jsonl``, ``OUT/last.pt`` is written (model, optimiser, step, random
 state) and, when the validation RMSE improves, ``OUT/best.safetensors`` with its card. A rerun with the
 same ``--out`` resumes from ``last.pt``. Under ``torchrun`` it trains with DistributedDataParallel (gloo on
@@ -48,6 +50,7 @@ class FrameCache:
     gt: torch.Tensor
     mask: torch.Tensor
     sources: list[str]
+    teacher: torch.Tensor | None = None  # the teacher's depth per frame (float16), for distillation
 
     @classmethod
     def load(cls, folders: list[str], size: tuple[int, int], limit: int | None = None,
@@ -75,18 +78,21 @@ class FrameCache:
         return self.rgb.shape[0]
 
     def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool):
+        """rgb, depth, gt, mask (and the teacher's depth when cached) for frames ``idx``: randomly cropped,
+        mirrored and colour-jittered when ``augment``."""
         rgb = self.rgb[idx].float() / 255.0
         depth, gt, mask = self.depth[idx].float(), self.gt[idx].float(), self.mask[idx].float()
+        maps = [depth, gt, mask] + ([self.teacher[idx].float()] if self.teacher is not None else [])
         if crop is not None:
             cw, ch = crop
             h, w = rgb.shape[-2:]
             y = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
             x = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
-            rgb, depth, gt, mask = (t[..., y : y + ch, x : x + cw] for t in (rgb, depth, gt, mask))
+            rgb, *maps = (t[..., y : y + ch, x : x + cw] for t in (rgb, *maps))
         if augment:
             b = rgb.shape[0]
             flip = torch.rand(b, generator=gen) < 0.5
-            rgb, depth, gt, mask = (torch.where(flip.view(b, 1, 1, 1), t.flip(-1), t) for t in (rgb, depth, gt, mask))
+            rgb, *maps = (torch.where(flip.view(b, 1, 1, 1), t.flip(-1), t) for t in (rgb, *maps))
             gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
             tint = 1 + 0.06 * (torch.rand(b, 3, 1, 1, generator=gen) * 2 - 1)
             gray = rgb.mean(1, keepdim=True)
@@ -94,7 +100,20 @@ class FrameCache:
             rgb = ((gray + (rgb - gray) * sat) * gain * tint)
             rgb = rgb + 0.02 * torch.rand(b, 1, 1, 1, generator=gen) * torch.randn(rgb.shape, generator=gen)
             rgb = rgb.clamp(0, 1)
-        return rgb, depth, gt, mask
+        return (rgb, *maps)
+
+    def predict(self, model: torch.nn.Module, flip: bool = False, batch: int = 4, progress: bool = True):
+        """Cache ``model``'s depth for every whole frame (mean with the mirrored frame's when ``flip``)."""
+        out = torch.empty_like(self.depth)
+        model.eval()
+        with torch.inference_mode():
+            for s in tqdm(range(0, len(self), batch), desc="teacher targets", unit="batch", disable=not progress):
+                rgb, depth = self.rgb[s : s + batch].float() / 255.0, self.depth[s : s + batch].float()
+                pred = model(rgb, depth)
+                if flip:
+                    pred = 0.5 * (pred + model(rgb.flip(-1), depth.flip(-1)).flip(-1))
+                out[s : s + batch] = pred.to(out.dtype)
+        self.teacher = out
 
 
 def validate(model: torch.nn.Module, cache: FrameCache, batch: int = 4) -> dict:
@@ -103,7 +122,7 @@ def validate(model: torch.nn.Module, cache: FrameCache, batch: int = 4) -> dict:
     with torch.inference_mode():
         for s in range(0, len(cache), batch):
             idx = torch.arange(s, min(s + batch, len(cache)))
-            rgb, depth, gt, mask = cache.batch(idx, None, torch.Generator(), augment=False)
+            rgb, depth, gt, mask = cache.batch(idx, None, torch.Generator(), augment=False)[:4]
             pred = model(rgb, depth)
             for p, g, m in zip(pred[:, 0].numpy(), gt[:, 0].numpy(), mask[:, 0].numpy()):
                 trans.append(depth_metrics(p, g, m > 0))
@@ -133,14 +152,31 @@ def train(args: argparse.Namespace) -> dict:
     val = FrameCache.load(args.val, size, args.val_limit, progress=main_proc and not args.quiet) if args.val else None
 
     config = json.loads(args.model_config) if args.model_config else None
-    model = build(args.arch, config)
-    teacher = None
+    init_card = None
+    if args.init:
+        model, init_card = load(args.init)
+        if init_card["arch"] != args.arch:
+            raise DistillGraspError(f"--init {args.init} holds a {init_card['arch']}, not a {args.arch}")
+    else:
+        model = build(args.arch, config)
     if args.arch == "student" and not args.no_distill:
         if not args.teacher:
             raise DistillGraspError("distilling the student needs --teacher WEIGHTS (or --no-distill)")
         teacher, _ = load(args.teacher)
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        teacher = teacher.float()
+        # Offline distillation: the teacher sees each whole frame once (more context than a training crop);
+        # its depth maps are cached beside the run and cropped and mirrored with the frames.
+        targets = out / "teacher-targets.pt"
+        key = {"teacher": str(args.teacher), "flip": args.teacher_flip, "data": args.data, "size": args.size,
+               "limit": args.limit, "frames": len(data)}
+        cached = torch.load(targets, weights_only=False) if targets.is_file() else None
+        if cached is not None and cached["key"] == key:
+            data.teacher = cached["depth"]
+        else:
+            data.predict(teacher, flip=args.teacher_flip, progress=main_proc and not args.quiet)
+            if main_proc:
+                torch.save({"key": key, "depth": data.teacher}, out / ".teacher-targets.tmp")
+                os.replace(out / ".teacher-targets.tmp", targets)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
     best = math.inf
@@ -167,14 +203,13 @@ def train(args: argparse.Namespace) -> dict:
     t0, losses = time.time(), []
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=gen)
-        rgb, depth, gt, mask = data.batch(idx, crop, gen, augment=True)
+        rgb, depth, gt, mask, *t_pred = data.batch(idx, crop, gen, augment=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        pred = net(rgb, depth)
-        if teacher is not None:
-            with torch.no_grad():
-                t_pred = teacher(rgb, depth)
-            loss, _ = distillation_loss(pred, t_pred, gt, mask, weights)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            pred = net(rgb, depth).float()
+        if t_pred:
+            loss, _ = distillation_loss(pred, t_pred[0], gt, mask, weights)
         else:
             loss = supervised_loss(pred, gt, mask)
         if not torch.isfinite(loss):
@@ -203,6 +238,9 @@ def train(args: argparse.Namespace) -> dict:
                     card = {"recipe": "python -m pipeline.train " + " ".join(shlex.quote(a) for a in args.argv),
                             "data": {"train": args.data, "val": args.val}, "step": step,
                             "val": record.get("val")}
+                    if init_card is not None:
+                        card["init"] = {"weights": args.init, "recipe": init_card.get("recipe"),
+                                        "step": init_card.get("step")}
                     save(model, out / "best.safetensors", card)
                 torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
                             "torch_rng": torch.get_rng_state()}, out / ".last.pt.tmp")
@@ -242,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--w-ssim", type=float, default=1.0)
     ap.add_argument("--w-edge", type=float, default=1.0)
     ap.add_argument("--w-supervised", type=float, default=1.0)
+    ap.add_argument("--init", default=None, help="start from these weights (fine-tuning; same architecture)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bfloat16 autocast for the forward passes (about 1.5x faster on CPUs with AVX512-BF16)")
+    ap.add_argument("--teacher-flip", action="store_true",
+                    help="distil towards the mean of the teacher's depth for the frame and for its mirror image")
     ap.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
     ap.add_argument("--quiet", action="store_true")
     return ap

@@ -4,13 +4,13 @@ commit, parameter count, evaluation figures)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from pipeline.cli import git_commit
 from pipeline.errors import DistillGraspError
 from pipeline.models.common import DepthNet, count_parameters
 from pipeline.models.student import Student
@@ -28,15 +28,6 @@ def build(arch: str, config: dict | None = None) -> DepthNet:
     if arch not in ARCHITECTURES:
         raise WeightsError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](**(config or {}))
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parents[1])
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def save(model: DepthNet, path: str | Path, card: dict) -> Path:

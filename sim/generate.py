@@ -21,7 +21,7 @@ import numpy as np
 import pybullet as p
 from tqdm import tqdm
 
-from pipeline.cli import parse_size, write_json
+from pipeline.cli import git_commit, parse_size, write_json
 from pipeline.config import DEFAULT_WORKSPACE
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
@@ -122,7 +122,9 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
     K = cfg.camera().intrinsics
     write_intrinsics_yaml(out / "camera_intrinsics.yaml", K, camera_name=f"sim-{cfg.sensor}")
     todo = [i for i in range(frames) if not all(f.is_file() for f in frame_paths(out, i, cfg.rgb_format))]
-    mpath.write_text(json.dumps({**manifest, "frames": max(frames, old.get("frames", 0))}, indent=2) + "\n")
+    commit = old.get("commit") if old else git_commit()  # the code that made the first frames
+    mpath.write_text(json.dumps({**manifest, "frames": max(frames, old.get("frames", 0)), "commit": commit},
+                                indent=2) + "\n")
     t0 = time.perf_counter()
     times = []
     jobs = [(cfg, out, i) for i in todo]

@@ -4,8 +4,9 @@ Every glass object is a thin-walled solid of revolution about its z axis, built 
 (radius, height) that runs from the axis at the bottom, up the outside, over the lip and down the inside.
 Heights and radii are metres; the object's origin is the centre of its base, z up.
 
-Collision shapes are convex: one hull for closed shapes (bottles, vases), and for open vessels (cups,
-tumblers, bowls, wine-glass bowls) a compound of a base hull plus wall segments, so a finger can enter.
+Collision shapes are compounds of convex parts: closed shapes (bottles, vases) are stacked frustum slabs that
+follow the profile (so a bottle's neck is as narrow to the fingers as it looks), and open vessels (cups,
+tumblers, bowls, wine-glass bowls) are a base plus wall segments, so a finger can enter.
 """
 
 from __future__ import annotations
@@ -164,8 +165,8 @@ def _ring(r: np.ndarray, z: np.ndarray, t0: float, t1: float, steps: int = 4) ->
 
 def _collision_parts(p: Profile) -> list[np.ndarray]:
     full = 2 * np.pi
-    if not p.open_vessel:
-        return [_ring(p.r, p.z, 0, full, 24)]
+    if not p.open_vessel:  # frustum slabs of two profile intervals each, sharing their boundary rings
+        return [_ring(p.r[i : i + 3], p.z[i : i + 3], 0, full, 24) for i in range(0, len(p.z) - 1, 2)]
     parts = []
     below = p.z <= max(p.floor, p.cavity_from) + 1e-9
     zb = np.append(p.z[below], max(p.floor, p.cavity_from))

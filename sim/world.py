@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p
+from scipy.spatial.transform import Rotation
 
 from pipeline.config import DEFAULT_WORKSPACE
 from pipeline.types import RGBDFrame
@@ -31,6 +32,8 @@ class WorldConfig:
     lift_success_m: float = 0.05  # an object counts as picked when raised this much and touching a finger
     glass_is_target: bool = True  # lifting an opaque distractor counts as a failure
     min_grasp_mass_kg: float = 0.08
+    knocked_m: float = 0.015  # an object moved this far, or
+    knocked_deg: float = 12.0  # tilted this much, by the descending gripper was hit
 
 
 class SimWorld:
@@ -69,8 +72,20 @@ class SimWorld:
         return self.camera.read()
 
     def mark(self) -> None:
-        """Remember every object's height before a pick."""
-        self._before = {o.body: self.scene.pose(o.body)[0][2] for o in self.scene.objects}
+        """Remember every object's pose before a pick."""
+        self._poses = {o.body: self.scene.pose(o.body) for o in self.scene.objects}
+        self._before = {body: pose[0][2] for body, pose in self._poses.items()}
+
+    def check_approach(self) -> tuple[bool, str]:
+        """Judge the descent from physics: the open gripper must reach the grasp pose without pushing or tipping
+        any object (a real glass hit by a finger falls over or breaks)."""
+        for o in self.scene.objects:
+            (p0, q0), (p1, q1) = self._poses[o.body], self.scene.pose(o.body)
+            moved = float(np.linalg.norm(np.subtract(p1, p0)))
+            tilt = np.degrees((Rotation.from_quat(q1) * Rotation.from_quat(q0).inv()).magnitude())
+            if moved > self.config.knocked_m or tilt > self.config.knocked_deg:
+                return False, "hit an object on the way down"
+        return True, "ok"
 
     def verify(self) -> tuple[bool, str]:
         """Judge from physics: a transparent object raised by ``lift_success_m`` and touching a finger.

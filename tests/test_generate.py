@@ -66,5 +66,13 @@ def test_glassware_is_closed_and_mostly_graspable():
         assert mesh_volume(m.vertices, m.faces) > 0, kind
         assert 0.04 < m.height < 0.26 and m.mass > 0.02
         assert all(len(part) >= 4 for part in m.collision_parts)
+
         widths.append(2 * m.max_radius)
     assert np.mean(np.array(widths) <= 0.085) >= 0.75  # an 85 mm gripper spans most of them
+
+
+def test_bottle_collision_follows_its_neck():
+    """Fingers closing on a bottle's neck meet glass where the neck is, not the hull of the whole body."""
+    m = make_glass("bottle", np.random.default_rng(3))
+    top = np.concatenate([part for part in m.collision_parts if part[:, 2].min() > 0.9 * m.height])
+    assert np.hypot(top[:, 0], top[:, 1]).max() < 0.6 * m.max_radius

@@ -106,6 +106,27 @@ def test_executor_picks_single_opaque_cylinder_with_ground_truth():
     assert record["grasp"]["width"] <= DEFAULT_GRIPPER.stroke_m
 
 
+def test_a_finger_landing_on_the_object_is_a_failed_approach_not_a_pick():
+    """A grasp whose finger comes down on the object's top (depth that put the object lower than it is):
+    the descent knocks it, and the attempt fails with that reason instead of closing on whatever is there."""
+    from grasping.detect import Grasp
+    from grasping.execute import PickExecutor
+    from sim.glassware import make_opaque
+    from sim.world import SimWorld, WorldConfig
+
+    def one_cylinder(scene, rng):
+        scene.add_object(make_opaque("cylinder", np.random.default_rng(3)), (0.78, -0.02, 0.001), [0, 0, 0, 1])
+        scene.settle(120)
+
+    with SimWorld(0, WorldConfig(glass_is_target=False), populate=one_cylinder) as world:
+        world.mark()
+        top = world.scene.objects[0].model.height
+        finger_on_top = Grasp((0.78, -0.02 + 0.03, top - 0.03), 1.5708, 0.03, 1.0, 0)
+        result = PickExecutor(world.robot, world.gripper, wait=world.wait).pick(
+            finger_on_top, verify=world.verify, check_approach=world.check_approach)
+    assert not result.success and result.reason == "hit an object on the way down"
+
+
 def test_bad_scene_gives_logged_reason_not_crash():
     from grasping.trials import attempt
     from sim.world import SimWorld
@@ -172,3 +193,47 @@ def test_repaired_share_prefers_objects_the_camera_could_not_see():
     assert sorted(np.round(scene.repaired, 2)) == [0.0, 1.0]
     best = GraspDetector().detect(scene)[0]
     assert best.center[1] == pytest.approx(-0.1, abs=0.01)
+
+
+def _table_and_ring(radius, centre=(0.75, 0.0), height=0.06, step=0.004, sides=True):
+    """An open vessel seen from above: table, wall ring, no lid; the floor sits in the table band.
+    ``sides=False`` leaves out the rim's thin left and right parts, as the camera often does."""
+    xs, ys = np.meshgrid(np.arange(0.45, 1.05, step), np.arange(-0.3, 0.3, step))
+    table = np.column_stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)])
+    n = int(2 * np.pi * radius / (step / 2))
+    th, zz = np.meshgrid(np.linspace(-np.pi, np.pi, n, endpoint=False), np.arange(0.012, height, step))
+    th, zz = th.ravel(), zz.ravel()
+    if not sides:
+        keep = np.abs(np.sin(th)) < 0.95  # the near and far walls, a gap at each side
+        th, zz = th[keep], zz[keep]
+    wall = np.column_stack([centre[0] + radius * np.cos(th), centre[1] + radius * np.sin(th), zz])
+    return np.concatenate([table, wall])
+
+
+def test_detector_pinches_the_rim_of_a_bowl_wider_than_the_stroke():
+    scene = segment(_table_and_ring(0.065))
+    assert len(scene.clusters) == 1
+    grasps = GraspDetector().detect(scene)
+    assert grasps, "a 130 mm bowl can still be pinched at its rim"
+    for g in grasps:
+        r = np.hypot(g.center[0] - 0.75, g.center[1])
+        assert r == pytest.approx(0.065, abs=0.005)
+        radial = np.arctan2(g.center[1], g.center[0] - 0.75)
+        assert abs(np.sin(g.yaw - radial)) < 0.05  # the jaws close across the wall
+        assert g.width < 0.05 and 0.06 - 0.02 < g.center[2] < 0.06
+
+
+def test_near_and_far_walls_of_one_vessel_are_one_object_and_neighbours_stay_apart():
+    scene = segment(_table_and_ring(0.035, sides=False))
+    assert len(scene.clusters) == 1
+    # two solid cylinders 15 mm apart with level tops are two objects, not one rim
+    a = _table_and_cylinder(0.03, centre=(0.75, 0.0375), height=0.08)
+    b = _table_and_cylinder(0.03, centre=(0.75, -0.0375), height=0.08)
+    assert len(segment(np.concatenate([a, b[b[:, 2] > 0.001]])).clusters) == 2
+
+
+def test_a_few_stray_points_are_not_an_object():
+    pts = _table_and_cylinder(0.03)
+    stray = np.column_stack([np.full(30, 0.6), np.linspace(-0.2, -0.195, 30), np.linspace(0.05, 0.1, 30)])
+    scene = segment(np.concatenate([pts, stray]))
+    assert len(scene.clusters) == 1

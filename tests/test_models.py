@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pipeline.losses import distillation_loss, silog_loss, supervised_loss
 from pipeline.metrics import depth_metrics
@@ -151,6 +152,17 @@ def test_onnx_export_matches_torch(tmp_path):
     with pytest.raises(DistillGraspError, match="exported for 80x64"):
         completer.complete(small)
 
+    # the completer's onnx backend exports per frame size, in memory, and agrees with torch
+    from pipeline.completion import NetworkCompleter
+
+    fast = NetworkCompleter.from_model(model, {"arch": "student"}, backend="onnx")
+    torch_out = NetworkCompleter.from_model(model, {"arch": "student"}).complete(small).depth
+    assert np.abs(fast.complete(frame).depth - ref).max() < 1e-4
+    assert np.abs(fast.complete(small).depth - torch_out).max() < 1e-4
+    assert set(fast._sessions) == {(64, 80), (48, 80)}
+    with pytest.raises(ValueError, match="unknown backend"):
+        NetworkCompleter.from_model(model, {"arch": "student"}, backend="tpu")
+
 
 def test_completers_reject_bad_frames():
     from pipeline.completion import make_completer
@@ -173,3 +185,11 @@ def test_completers_reject_bad_frames():
         make_completer("raw").complete(nan)
     with pytest.raises(ValueError, match="unknown depth completer"):
         make_completer("magic")
+
+
+def test_exportable_adaptive_pool_equals_torchs():
+    from pipeline.models.teacher import adaptive_avg_pool
+
+    x = torch.randn(2, 3, 7, 11)
+    for bins in (1, 2, 3, 6):
+        assert torch.allclose(adaptive_avg_pool(x, bins), F.adaptive_avg_pool2d(x, bins), atol=1e-6)

@@ -141,9 +141,24 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        pooled = [F.interpolate(conv(F.adaptive_avg_pool2d(x, b)), size=(h, w), mode="bilinear", align_corners=False)
+        pooled = [F.interpolate(conv(adaptive_avg_pool(x, b)), size=(h, w), mode="bilinear", align_corners=False)
                   for b, conv in zip(self.bins, self.stages)]
         return self.out(torch.cat([x, *pooled], 1))
+
+
+def _pool_matrix(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """bins x n averaging matrix with adaptive pooling's bin edges: floor(i n / b) to ceil((i + 1) n / b)."""
+    m = torch.zeros(bins, n, dtype=like.dtype, device=like.device)
+    for i in range(bins):
+        lo, hi = (i * n) // bins, -((-(i + 1) * n) // bins)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x, bins)`` as two matrix products, which ONNX export traces at any input size."""
+    h, w = (int(v) for v in x.shape[-2:])
+    return _pool_matrix(h, bins, x) @ x @ _pool_matrix(w, bins, x).T
 
 
 def _encoder(cin: int, widths: tuple[int, ...], blocks: int) -> nn.ModuleList:
