@@ -33,9 +33,9 @@ class Grasp:
 @dataclass(frozen=True)
 class DetectorConfig:
     gripper: GripperConfig = DEFAULT_GRIPPER
-    width_margin: float = 0.02  # least opening beyond the object's width
-    wide_margin: float = 0.035  # preferred opening beyond it (partly seen objects are wider than they look)
+    width_margin: float = 0.02  # opening beyond the object's width
     grasp_depth: float = 0.025  # how far below the object's top the pads' centre goes
+    top_percentile: float = 90.0  # the object's top height: robust to completed depth bleeding past its edge
     tip_clearance: float = 0.004  # fingertips stay this far above the table
     collision_points: int = 3  # more scene points than this inside a finger = collision
     yaw_offsets_deg: tuple[float, ...] = (0.0, -20.0, 20.0, -40.0, 40.0, 90.0)
@@ -67,7 +67,7 @@ class GraspDetector:
         cluster's top points; the inside must be lower than the rim (an opening, not a lid)."""
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
-        top = float(np.percentile(h, 98))
+        top = float(np.percentile(h, cfg.top_percentile))
         rim = pts[h > top - cfg.rim_band]
         if len(rim) < 10:
             return []
@@ -102,7 +102,7 @@ class GraspDetector:
     def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
         cfg = self.config
         h = scene.height(pts)
-        top = np.percentile(h, 98)
+        top = np.percentile(h, cfg.top_percentile)
         g = cfg.gripper
         z_h = max(top - cfg.grasp_depth, g.finger_length / 2 + cfg.tip_clearance)  # pad centre above the table
         # Everything the descending fingers pass must fit between them: the footprint of all points above the
@@ -123,22 +123,18 @@ class GraspDetector:
             along = (xy - centre_xy) @ d
             lo, hi = along.min(), along.max()
             mid = centre_xy + d * (lo + hi) / 2
-            needed = (hi - lo) + cfg.width_margin
-            if needed > g.stroke_m:
+            width = (hi - lo) + cfg.width_margin
+            if width > g.stroke_m:
                 continue
             # the grasp point height in the base frame: on the plane below the pad centre
             z = self._z_at(scene, mid, z_h)
-            width = None
-            for opening in (min(hi - lo + cfg.wide_margin, g.stroke_m), needed):  # widest collision-free
-                obstacles = np.concatenate([others, pts[np.abs(((pts[:, :2] - mid) @ d)) > opening / 2]])
-                if self._finger_hits(obstacles, mid, yaw, z, opening, scene) <= cfg.collision_points:
-                    width = opening
-                    break
-            if width is None:
+            hits = self._finger_hits(np.concatenate([others, pts[np.abs(((pts[:, :2] - mid) @ d)) > width / 2]]),
+                                     mid, yaw, z, width, scene)
+            if hits > cfg.collision_points:
                 continue
             centred = 1.0 - min(abs(off) / 90.0, 1.0)
             repaired = scene.repaired[k] if k < len(scene.repaired) else 0.0
-            score = (0.5 * centred + 0.3 * (1 - needed / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
+            score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))

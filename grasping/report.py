@@ -74,6 +74,19 @@ def summarise(records: list[dict]) -> dict:
     return out
 
 
+def markdown_table(summary: dict) -> str:
+    """The summary as a markdown table (what the README shows)."""
+    rows = ["| depth source | successes | rate | 95% interval | perception median | failures |",
+            "|---|---|---|---|---|---|"]
+    for source, r in summary.items():
+        lo, hi = r["ci95"]
+        fails = ", ".join(f"{n} {why}" for why, n in sorted(r.get("failures", {}).items(), key=lambda kv: -kv[1]))
+        ms = r["perception_ms_median"]
+        rows.append(f"| {source} | {r['successes']}/{r['trials']} | {r['rate']:.0%} | {lo:.0%}-{hi:.0%} | "
+                    f"{'-' if ms is None else f'{ms:.0f} ms'} | {fails or '-'} |")
+    return "\n".join(rows)
+
+
 def plot_success(summary: dict, path: str | Path) -> None:
     import matplotlib
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from grasping.cloud import CloudConfig, PerceptionError, frame_points, segment
 from grasping.detect import GraspDetector
 from grasping.execute import PickExecutor
-from grasping.report import TrialLog, plot_success, summarise
+from grasping.report import TrialLog, markdown_table, plot_success, summarise
 from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.errors import DistillGraspError
 
@@ -104,7 +104,8 @@ def run_trials(sources: list[str], trials: int, seed: int, out: Path, workers: i
                 bar.update(1)
     bar.close()
     wanted = {(seed * 100_000 + t, s) for t in range(trials) for s in sources}
-    records = [r for r in log.records() if (r["scene_seed"], r["depth"]) in wanted]
+    records = sorted((r for r in log.records() if (r["scene_seed"], r["depth"]) in wanted),
+                     key=lambda r: sources.index(r["depth"]))  # the summary lists sources as asked
     summary = summarise(records)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_success(summary, out / "success.png")
@@ -140,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers, backend=args.backend)
-    for s, r in summary.items():
-        print(f"{s:>8s}: {r['successes']:3d}/{r['trials']:3d} = {r['rate']:.0%} "
-              f"(95% CI {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}), perception median "
-              f"{r['perception_ms_median']:.0f} ms")
+    print(markdown_table(summary))
     return 0
 
 

@@ -45,9 +45,12 @@ def ssim(x: torch.Tensor, y: torch.Tensor, c1: float = 1e-4, c2: float = 9e-4) -
     return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sx + sy + c2))
 
 
-def edge_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def edge_loss(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 between image gradients, optionally weighted per pixel by ``w``."""
     (px, py), (tx, ty) = _grad(pred), _grad(target)
-    return (px - tx).abs().mean() + (py - ty).abs().mean()
+    if w is None:
+        return (px - tx).abs().mean() + (py - ty).abs().mean()
+    return masked_mean((px - tx).abs(), w[..., :, 1:]) + masked_mean((py - ty).abs(), w[..., 1:, :])
 
 
 @dataclass(frozen=True)
@@ -58,19 +61,28 @@ class DistillWeights:
     ssim: float = 1.0
     edge: float = 1.0
     supervised: float = 1.0
+    depth: float = 0.0  # the supervised loss's form (L1, glass-weighted, + gradients) against the teacher
+    transparent: float = 4.0  # the distillation terms weigh glass pixels this much more than the rest
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
                       w: DistillWeights = DistillWeights()) -> tuple[torch.Tensor, dict[str, float]]:
-    """Scale-invariant depth + structure (SSIM) + edge terms against the teacher, plus the supervised loss."""
+    """Scale-invariant depth + structure (SSIM) + edge terms against the teacher, plus the supervised loss.
+
+    The teacher terms weigh glass ``w.transparent`` times more than the rest, like the supervised loss: what
+    the student should learn from the teacher is the glass; matching its every detail on the table would
+    spend the small network's capacity where raw depth is already good."""
     teacher = teacher.detach()
     scale = teacher.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
     s_n, t_n = student / scale, teacher / scale
+    focus = 1.0 + (w.transparent - 1.0) * mask
     parts = {
-        "silog": silog_loss(student, teacher, torch.ones_like(teacher)),
-        "ssim": ((1 - ssim(s_n, t_n)) / 2).clamp(0, 1).mean(),
-        "edge": edge_loss(s_n, t_n),
+        "silog": silog_loss(student, teacher, focus),
+        "ssim": masked_mean(((1 - ssim(s_n, t_n)) / 2).clamp(0, 1), focus),
+        "edge": edge_loss(s_n, t_n, focus),
         "supervised": supervised_loss(student, gt, mask),
     }
+    if w.depth:
+        parts["depth"] = supervised_loss(student, teacher, mask)
     total = sum(getattr(w, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

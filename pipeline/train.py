@@ -197,7 +197,8 @@ def train(args: argparse.Namespace) -> dict:
         warm = min(1.0, (s + 1) / max(args.warmup, 1))
         return args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(s / max(args.steps, 1), 1.0)))
 
-    weights = DistillWeights(args.w_silog, args.w_ssim, args.w_edge, args.w_supervised)
+    weights = DistillWeights(args.w_silog, args.w_ssim, args.w_edge, args.w_supervised, args.w_depth,
+                             args.w_transparent)
     bar = tqdm(total=args.steps, initial=step, desc=f"train {args.arch}", unit="step",
                disable=not main_proc or args.quiet)
     t0, losses = time.time(), []
@@ -280,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--w-ssim", type=float, default=1.0)
     ap.add_argument("--w-edge", type=float, default=1.0)
     ap.add_argument("--w-supervised", type=float, default=1.0)
+    ap.add_argument("--w-depth", type=float, default=0.0,
+                    help="weight of an absolute depth term against the teacher (the supervised loss's form)")
+    ap.add_argument("--w-transparent", type=float, default=4.0,
+                    help="weight of glass pixels relative to the rest in the distillation terms (1 = uniform)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning; same architecture)")
     ap.add_argument("--bf16", action="store_true",
                     help="bfloat16 autocast for the forward passes (about 1.5x faster on CPUs with AVX512-BF16)")

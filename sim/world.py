@@ -33,7 +33,7 @@ class WorldConfig:
     glass_is_target: bool = True  # lifting an opaque distractor counts as a failure
     min_grasp_mass_kg: float = 0.08
     knocked_m: float = 0.015  # an object moved this far, or
-    knocked_deg: float = 12.0  # tilted this much, by the descending gripper was hit
+    knocked_deg: float = 12.0  # tipped this much (its axis), by the descending gripper was hit
 
 
 class SimWorld:
@@ -82,7 +82,8 @@ class SimWorld:
         for o in self.scene.objects:
             (p0, q0), (p1, q1) = self._poses[o.body], self.scene.pose(o.body)
             moved = float(np.linalg.norm(np.subtract(p1, p0)))
-            tilt = np.degrees((Rotation.from_quat(q1) * Rotation.from_quat(q0).inv()).magnitude())
+            up0, up1 = Rotation.from_quat(q0).apply([0, 0, 1]), Rotation.from_quat(q1).apply([0, 0, 1])
+            tilt = np.degrees(np.arccos(np.clip(np.dot(up0, up1), -1.0, 1.0)))  # a spin about its axis is harmless
             if moved > self.config.knocked_m or tilt > self.config.knocked_deg:
                 return False, "hit an object on the way down"
         return True, "ok"

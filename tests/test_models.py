@@ -105,6 +105,21 @@ def test_losses_behave():
     total2, _ = distillation_loss(t + 0.1 * torch.rand_like(t), t, t, mask)
     assert float(total2) > float(total)
 
+    # the teacher terms weigh glass more: the same error costs more on glass than on the table
+    from pipeline.losses import DistillWeights
+
+    glass = torch.zeros_like(t)
+    glass[..., :4, :] = 1
+    student = t.clone()
+    student[..., :4, :] += 0.05 * torch.rand(1, 1, 4, 8)
+    only_teacher = dict(supervised=0.0)
+    on_glass, _ = distillation_loss(student, t, t, glass, DistillWeights(**only_teacher))
+    on_table, _ = distillation_loss(student, t, t, 1 - glass, DistillWeights(**only_teacher))
+    uniform, _ = distillation_loss(student, t, t, glass, DistillWeights(transparent=1.0, **only_teacher))
+    assert float(on_glass) > float(uniform) > float(on_table)
+    _, parts = distillation_loss(student, t, t, glass, DistillWeights(depth=1.0))
+    assert parts["depth"] == pytest.approx(parts["supervised"])  # teacher == truth here
+
 
 def test_weights_round_trip_and_errors(tmp_path):
     model = Student(**TINY_STUDENT).eval()
