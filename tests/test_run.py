@@ -87,7 +87,7 @@ def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
     import run
 
     args = argparse.Namespace(robot="ur10e", camera="realsense", ip="10.0.0.2", serial=None,
-                              calibration=str(tmp_path / "cal.json"), depth="gt", trials=1, dry_run=True, yes=False,
+                              calibration=str(tmp_path / "cal.json"), depth="gt", backend="auto", trials=1, dry_run=True, yes=False,
                               out=str(tmp_path / "o"))
     assert run.run_robot(args, devices=(Camera(), robot, DryRunGripper())) == 0
     out = capsys.readouterr().out
@@ -134,7 +134,7 @@ def _args(tmp_path, trials):
     import argparse
 
     return argparse.Namespace(robot="ur10e", camera="realsense", ip="10.0.0.2", serial=None,
-                              calibration=str(tmp_path / "cal.json"), depth="gt", trials=trials, dry_run=False,
+                              calibration=str(tmp_path / "cal.json"), depth="gt", backend="auto", trials=trials, dry_run=False,
                               yes=True, out=str(tmp_path / "o"))
 
 
