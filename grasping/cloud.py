@@ -34,6 +34,7 @@ class CloudConfig:
     arc_gap: float = 0.025  # clusters closer than this whose tops lie on one circle are one open vessel's rim
     arc_top_band: float = 0.012  # rim points: this close to the cluster's top
     arc_fit_rms: float = 0.004  # metres: largest RMS distance of rim points from the fitted circle
+    arc_max_radius: float = 0.09  # metres: no glass is wider
 
 
 @dataclass
@@ -54,6 +55,15 @@ class SceneCloud:
 
     def height(self, pts: np.ndarray) -> np.ndarray:
         return pts @ self.plane[:3] + self.plane[3]
+
+    def others(self, k: int) -> np.ndarray:
+        """Every object point that is not cluster ``k``'s (what its grasps must not touch)."""
+        if not self.cluster_labels:
+            return self.object_points
+        return self.object_points[self.labels != self.cluster_labels[k]]
+
+    def repaired_share(self, k: int) -> float:
+        return self.repaired[k] if k < len(self.repaired) else 0.0
 
 
 REPAIR_THRESHOLD_M = 0.01
@@ -156,7 +166,7 @@ def _merge_rim_arcs(obj: np.ndarray, labels: np.ndarray, plane: np.ndarray, cfg:
                     continue
                 both = np.concatenate([ra, rb])
                 _, radius, rms = fit_circle(both)
-                if rms <= cfg.arc_fit_rms and radius <= 0.09 and (both.max(0) - both.min(0)).max() > radius:
+                if rms <= cfg.arc_fit_rms and radius <= cfg.arc_max_radius and (both.max(0) - both.min(0)).max() > radius:
                     labels[labels == b] = a
                     merged = True
                     break

@@ -78,9 +78,8 @@ class GraspDetector:
         inner = h[r_xy < radius - g.finger_thickness - cfg.rim_opening / 2]
         if len(inner) and np.percentile(inner, 90) > top - g.finger_length / 2:
             return []  # something high inside the rim: not an opening the finger can enter
-        others = scene.object_points[scene.labels != scene.cluster_labels[k]] if scene.cluster_labels else \
-            scene.object_points
-        repaired = scene.repaired[k] if k < len(scene.repaired) else 0.0
+        others = scene.others(k)
+        repaired = scene.repaired_share(k)
         out = []
         for theta in np.linspace(-np.pi, np.pi, cfg.rim_angles, endpoint=False):
             d = np.array([np.cos(theta), np.sin(theta)])
@@ -114,8 +113,7 @@ class GraspDetector:
         w, v = np.linalg.eigh(cov)
         minor = v[:, 0]
         base_yaw = float(np.arctan2(minor[1], minor[0]))
-        others = scene.object_points[scene.labels != scene.cluster_labels[k]] if scene.cluster_labels else \
-            scene.object_points
+        others = scene.others(k)
         out = []
         for off in cfg.yaw_offsets_deg:
             yaw = base_yaw + np.radians(off)
@@ -133,7 +131,7 @@ class GraspDetector:
             if hits > cfg.collision_points:
                 continue
             centred = 1.0 - min(abs(off) / 90.0, 1.0)
-            repaired = scene.repaired[k] if k < len(scene.repaired) else 0.0
+            repaired = scene.repaired_share(k)
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),

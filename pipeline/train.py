@@ -7,11 +7,12 @@
 Frames are loaded once at ``--size`` into memory; each step takes random ``--crop`` windows with flips and
 colour jitter. Distillation is offline: the teacher completes every whole frame once (``--teacher-flip``: the
 mean with its mirrored frame) and those maps, cached in ``OUT/teacher-targets.pt``, are cropped and mirrored
-with the frames; the student learns from them and from the ground truth. Every ``--val-every`` steps the model is scored on ``--val`` (transparent-pixel RMSE etc.),
-one JSON line is appended to ``OUT/log.jsonl``, ``OUT/last.pt`` is written (model, optimiser, step, random
-state) and, when the validation RMSE improves, ``OUT/best.safetensors`` with its card. A rerun with the
-same ``--out`` resumes from ``last.pt``. Under ``torchrun`` it trains with DistributedDataParallel (gloo on
-CPU, nccl on GPUs); every process draws different batches, rank 0 validates and writes.
+with the frames; the student learns from them and from the ground truth. Every ``--val-every`` steps the model
+is scored on ``--val`` (transparent-pixel RMSE etc.), one JSON line is appended to ``OUT/log.jsonl``,
+``OUT/last.pt`` is written (model, optimiser, step, random state) and, when the validation RMSE improves,
+``OUT/best.safetensors`` with its card. A rerun with the same ``--out`` resumes from ``last.pt``. Under
+``torchrun`` it trains with DistributedDataParallel (gloo on CPU, nccl on GPUs); every process draws different
+batches, rank 0 validates and writes.
 """
 
 from __future__ import annotations
@@ -163,7 +164,6 @@ def train(args: argparse.Namespace) -> dict:
         if not args.teacher:
             raise DistillGraspError("distilling the student needs --teacher WEIGHTS (or --no-distill)")
         teacher, _ = load(args.teacher)
-        teacher = teacher.float()
         # Offline distillation: the teacher sees each whole frame once (more context than a training crop);
         # its depth maps are cached beside the run and cropped and mirrored with the frames.
         targets = out / "teacher-targets.pt"

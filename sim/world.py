@@ -63,7 +63,7 @@ class SimWorld:
         self.camera = SimCamera(self.scene, look_at(config.camera_eye, config.camera_target, up=(1.0, 0.0, 0.0)),
                                 config.camera, rng=rng)
         self.camera.connect()
-        self._before: dict[int, float] = {}
+        self._poses: dict[int, tuple] = {}  # every object's pose when the pick began (``mark``)
 
     def wait(self, seconds: float) -> None:
         self.robot.wait(seconds)
@@ -74,7 +74,6 @@ class SimWorld:
     def mark(self) -> None:
         """Remember every object's pose before a pick."""
         self._poses = {o.body: self.scene.pose(o.body) for o in self.scene.objects}
-        self._before = {body: pose[0][2] for body, pose in self._poses.items()}
 
     def check_approach(self) -> tuple[bool, str]:
         """Judge the descent from physics: the open gripper must reach the grasp pose without pushing or tipping
@@ -94,7 +93,8 @@ class SimWorld:
         r = self.robot
         for o in self.scene.objects:
             z = self.scene.pose(o.body)[0][2]
-            raised = z - self._before.get(o.body, z) > self.config.lift_success_m
+            z0 = self._poses[o.body][0][2] if o.body in self._poses else z
+            raised = z - z0 > self.config.lift_success_m
             touching = any(p.getContactPoints(r.body, o.body, linkIndexA=j, physicsClientId=self.client)
                            for j in r.finger_joints)
             if raised and touching:
