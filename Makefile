@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
-# System libraries the Python wheels need (open3d loads libusb at import time).
-APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1
+# System libraries the Python wheels need (open3d loads libusb at import time; Mitsuba's LLVM variant
+# needs LLVM 19, Debian 12's default LLVM 15 aborts on it).
+APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 libllvm19
 
 .PHONY: setup demo test clean
 

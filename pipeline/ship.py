@@ -28,8 +28,15 @@ def generator_command(folder: str | Path) -> str | None:
     if not manifest.is_file():
         return None
     m = json.loads(manifest.read_text())
-    return (f"python -m sim.generate --out {folder} --frames {m['frames']} --seed {m['seed']} "
-            f"--sensor {m['sensor']} --size {m['size']}")
+    cmd = (f"python -m sim.generate --out {folder} --frames {m['frames']} --seed {m['seed']} "
+           f"--sensor {m['sensor']} --size {m['size']}")
+    if m.get("renderer", "fast") != "fast":
+        cmd += f" --renderer {m['renderer']} --spp {m['spp']}" + (" --stereo" if m.get("stereo") else "")
+    if m.get("views", 1) != 1:
+        cmd += f" --views {m['views']}"
+    if "max_tilt" in m:
+        cmd += f" --max-tilt {m['max_tilt']:g}"
+    return cmd
 
 
 def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out_dir: Path = WEIGHTS_DIR) -> dict:

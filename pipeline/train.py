@@ -27,9 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.cli import parse_size
@@ -55,7 +57,9 @@ class FrameCache:
 
     @classmethod
     def load(cls, folders: list[str], size: tuple[int, int], limit: int | None = None,
-             progress: bool = True) -> "FrameCache":
+             progress: bool = True, jpeg: float = 0.0) -> "FrameCache":
+        """Load every frame once, resized to ``size``. ``jpeg``: share of frames whose colour image is
+        re-encoded as JPEG at a random quality (40-95), as real captures are; fixed per frame index."""
         loaders = [f for path in folders for f in discover(path)]
         items = [(f, i) for f in loaders for i in range(len(f))][:limit]
         if not items:
@@ -69,7 +73,13 @@ class FrameCache:
             f = resize_frame(folder.load(i), w, h)
             if f.depth_gt is None or f.mask is None:
                 raise DistillGraspError(f"{f.name}: training needs ground truth and a transparent mask")
-            rgb[n] = torch.from_numpy(f.rgb).permute(2, 0, 1)
+            colour = f.rgb
+            if jpeg > 0:
+                rng = np.random.default_rng([7, n])
+                if rng.random() < jpeg:
+                    ok, buf = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
+                    colour = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else colour
+            rgb[n] = torch.from_numpy(colour).permute(2, 0, 1)
             depth[n, 0] = torch.from_numpy(f.depth)
             gt[n, 0] = torch.from_numpy(f.depth_gt)
             mask[n, 0] = torch.from_numpy(f.mask)
@@ -78,9 +88,10 @@ class FrameCache:
     def __len__(self) -> int:
         return self.rgb.shape[0]
 
-    def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool):
+    def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool,
+              blur: float = 0.0):
         """rgb, depth, gt, mask (and the teacher's depth when cached) for frames ``idx``: randomly cropped,
-        mirrored and colour-jittered when ``augment``."""
+        mirrored and colour-jittered when ``augment``, and a ``blur`` share of them softened (defocus)."""
         rgb = self.rgb[idx].float() / 255.0
         depth, gt, mask = self.depth[idx].float(), self.gt[idx].float(), self.mask[idx].float()
         maps = [depth, gt, mask] + ([self.teacher[idx].float()] if self.teacher is not None else [])
@@ -100,6 +111,12 @@ class FrameCache:
             sat = 1 + 0.3 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
             rgb = ((gray + (rgb - gray) * sat) * gain * tint)
             rgb = rgb + 0.02 * torch.rand(b, 1, 1, 1, generator=gen) * torch.randn(rgb.shape, generator=gen)
+            if blur > 0:
+                soft = torch.rand(b, generator=gen) < blur
+                k = torch.tensor([0.25, 0.5, 0.25])
+                kernel = (k[:, None] * k[None, :]).expand(3, 1, 3, 3).contiguous()
+                blurred = F.conv2d(F.pad(rgb, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
+                rgb = torch.where(soft.view(b, 1, 1, 1), blurred, rgb)
             rgb = rgb.clamp(0, 1)
         return (rgb, *maps)
 
@@ -149,7 +166,7 @@ def train(args: argparse.Namespace) -> dict:
     if main_proc:
         out.mkdir(parents=True, exist_ok=True)
     size, crop = parse_size(args.size), (parse_size(args.crop) if args.crop else None)
-    data = FrameCache.load(args.data, size, args.limit, progress=main_proc and not args.quiet)
+    data = FrameCache.load(args.data, size, args.limit, progress=main_proc and not args.quiet, jpeg=args.jpeg)
     val = FrameCache.load(args.val, size, args.val_limit, progress=main_proc and not args.quiet) if args.val else None
 
     config = json.loads(args.model_config) if args.model_config else None
@@ -204,7 +221,7 @@ def train(args: argparse.Namespace) -> dict:
     t0, losses = time.time(), []
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=gen)
-        rgb, depth, gt, mask, *t_pred = data.batch(idx, crop, gen, augment=True)
+        rgb, depth, gt, mask, *t_pred = data.batch(idx, crop, gen, augment=True, blur=args.blur)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -290,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bfloat16 autocast for the forward passes (about 1.5x faster on CPUs with AVX512-BF16)")
     ap.add_argument("--teacher-flip", action="store_true",
                     help="distil towards the mean of the teacher's depth for the frame and for its mirror image")
+    ap.add_argument("--jpeg", type=float, default=0.0,
+                    help="share of training frames re-encoded as JPEG (quality 40-95), as real captures are")
+    ap.add_argument("--blur", type=float, default=0.0, help="share of training crops slightly blurred")
     ap.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
     ap.add_argument("--quiet", action="store_true")
     return ap

@@ -1,9 +1,16 @@
 """Generate a training or test set of simulated glass scenes in the ClearGrasp real-data layout.
 
     python -m sim.generate --out DIR --frames N --seed S [--sensor d435|l515] [--size WxH] [--workers K]
+                           [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
 
-Frame i of seed S is a pure function of (S, i, sensor, size): the same bytes every time, whichever worker
-makes it. Re-running skips frames already complete, so an interrupted run resumes where it stopped.
+``--renderer fast`` composites two TinyRenderer passes (about 0.1 s a frame); ``--renderer mitsuba`` path
+traces the glass (see ``sim.photoreal``). ``--views V`` photographs every settled scene from V camera poses
+(frames i*V .. i*V+V-1 share scene i), which spreads the cost of building and settling a scene. ``--stereo``
+(mitsuba only) takes the raw depth from semi-global matching of a rendered stereo pair instead of the sensor
+model.
+
+Frame i of seed S is a pure function of (S, i and the settings above): the same bytes every time, whichever
+worker makes it. Re-running skips frames already complete, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
 from pipeline.types import RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
-from sim.camera_model import sample_camera_pose
+from sim.camera_model import CameraPoseConfig, sample_camera_pose
 from sim.scene import SceneConfig, TabletopScene
-from sim.sensor import SENSORS
+from sim.sensor import SENSORS, SensorModel
 
+RENDERERS = ("fast", "mitsuba")
 SUFFIXES = ("-transparent-rgb-img", "-transparent-depth-img.exr", "-opaque-depth-img.exr", "-mask.png")
 MANIFEST = "generation.json"
 
@@ -42,9 +50,35 @@ class GenerateConfig:
     width: int = 320
     height: int = 240
     rgb_format: str = "png"
+    renderer: str = "fast"
+    spp: int = 8  # mitsuba samples per pixel
+    stereo: bool = False  # mitsuba: raw depth from a rendered stereo pair
+    views: int = 1  # camera poses per settled scene
+    max_tilt: float = 35.0  # degrees from looking straight down
+
+    def __post_init__(self) -> None:
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
+        if self.stereo and self.renderer != "mitsuba":
+            raise ValueError("--stereo needs --renderer mitsuba (the fast renderer has no second view)")
+        CameraPoseConfig(tilt_deg=(0.0, self.max_tilt))  # validates the range
+        if self.views < 1 or self.spp < 1:
+            raise ValueError(f"views and spp must be at least 1, got views={self.views} spp={self.spp}")
 
     def camera(self) -> SimCameraConfig:
         return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor)
+
+    def manifest(self) -> dict:
+        """The settings that decide a frame's content (a folder never mixes two of them)."""
+        m = {"seed": self.seed, "sensor": self.sensor, "size": f"{self.width}x{self.height}",
+             "rgb_format": self.rgb_format}
+        if self.renderer != "fast" or self.views != 1:  # older folders hold fast single-view frames
+            m.update(renderer=self.renderer, views=self.views)
+        if self.renderer == "mitsuba":
+            m.update(spp=self.spp, stereo=self.stereo)
+        if self.max_tilt != 35.0:
+            m.update(max_tilt=self.max_tilt)
+        return m
 
 
 _CLIENT: int | None = None
@@ -58,20 +92,57 @@ def _client() -> int:
     return _CLIENT
 
 
-def simulate_frame(cfg: GenerateConfig, index: int, client: int | None = None,
-                   scene_config: SceneConfig = SceneConfig()) -> tuple[RGBDFrame, SimCamera]:
-    """Build, settle and capture scene ``index`` of ``cfg.seed``. Returns the frame and its camera."""
+_PHOTOREAL = None
+
+
+def _photoreal(spp: int):
+    """The process's Mitsuba renderer (built once: Mitsuba's state is global)."""
+    global _PHOTOREAL
+    from sim.photoreal import PhotorealConfig, PhotorealRenderer
+
+    if _PHOTOREAL is None or _PHOTOREAL.config.spp != spp:
+        _PHOTOREAL = PhotorealRenderer(PhotorealConfig(spp=spp))
+    return _PHOTOREAL
+
+
+def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], client: int | None = None,
+                   scene_config: SceneConfig = SceneConfig()):
+    """Build and settle scene ``scene_index`` of ``cfg.seed`` once, then yield ``(view, frame, camera)`` for
+    each requested view (0 <= view < cfg.views). ``camera`` is the fast renderer's ``SimCamera`` or None."""
     client = _client() if client is None else client
-    rng = np.random.default_rng([cfg.seed, index, SENSORS.index(cfg.sensor)])
+    rng = np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor)])
     p.resetSimulation(physicsClientId=client)
     p.setGravity(0, 0, -9.81, physicsClientId=client)
     p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=client)
     scene = TabletopScene(client, DEFAULT_WORKSPACE)
     scene.populate(rng, scene_config)
-    T_base_cam = sample_camera_pose(rng, DEFAULT_WORKSPACE)
-    camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=rng)
-    with camera:
-        frame = camera.read()
+    for view in views:
+        if not 0 <= view < cfg.views:
+            raise ValueError(f"view {view} outside 0..{cfg.views - 1}")
+        # View 0 continues the scene's generator (single-view sets are unchanged); others get their own.
+        vrng = rng if view == 0 else np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor), view])
+        T_base_cam = sample_camera_pose(vrng, DEFAULT_WORKSPACE, CameraPoseConfig(tilt_deg=(0.0, cfg.max_tilt)))
+        if cfg.renderer == "fast":
+            camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=vrng)
+            with camera:
+                frame = camera.read()
+            yield view, frame, camera
+            continue
+        K = cfg.camera().intrinsics
+        out = _photoreal(cfg.spp).render(scene, K, T_base_cam, vrng, stereo=cfg.stereo)
+        raw = out.stereo_depth if cfg.stereo else SensorModel(cfg.sensor)(out.depth, out.depth_bg, out.mask,
+                                                                          out.instance, K, vrng)
+        frame = RGBDFrame(rgb=out.rgb, depth=raw, intrinsics=K, T_base_cam=T_base_cam, mask=out.mask,
+                          depth_gt=out.depth)
+        yield view, frame, None
+
+
+def simulate_frame(cfg: GenerateConfig, index: int, client: int | None = None,
+                   scene_config: SceneConfig = SceneConfig()) -> tuple[RGBDFrame, SimCamera | None]:
+    """Build, settle and capture frame ``index`` of ``cfg.seed``. Returns the frame and its fast-renderer
+    camera (None for the mitsuba renderer)."""
+    scene_index, view = divmod(index, cfg.views)
+    _, frame, camera = next(simulate_views(cfg, scene_index, [view], client, scene_config))
     return frame, camera
 
 
@@ -95,27 +166,31 @@ def write_frame(out: Path, index: int, frame: RGBDFrame, rgb_format: str) -> Non
 
 
 def _work(args) -> tuple[int, float]:
-    cfg, out, index = args
+    """One scene: every missing view of it. Returns (frames written, seconds)."""
+    cfg, out, scene_index, views = args
     t0 = time.perf_counter()
-    frame, _ = simulate_frame(cfg, index)
-    write_frame(out, index, frame, cfg.rgb_format)
-    return index, time.perf_counter() - t0
+    for view, frame, _ in simulate_views(cfg, scene_index, views):
+        write_frame(out, scene_index * cfg.views + view, frame, cfg.rgb_format)
+    return len(views), time.perf_counter() - t0
 
 
-def _init_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+def _init_worker(threads: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if threads == 1:
+        import drjit
+
+        drjit.set_thread_count(1)  # Mitsuba's LLVM backend: one worker process per core
 
 
 def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1, progress: bool = True) -> dict:
     """Write frames 0..frames-1 into ``out`` (skipping complete ones). Returns timing figures."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"seed": cfg.seed, "sensor": cfg.sensor, "size": f"{cfg.width}x{cfg.height}",
-                "rgb_format": cfg.rgb_format}
+    manifest = cfg.manifest()
     mpath = out / MANIFEST
     old = json.loads(mpath.read_text()) if mpath.is_file() else {}
     if old:
-        old_settings = {k: old.get(k) for k in manifest}
+        old_settings = {k: v for k, v in old.items() if k not in ("frames", "commit")}
         if old_settings != manifest:
             raise ValueError(f"{out} holds frames made with {old_settings}; refusing to mix in {manifest} "
                              "(use another --out)")
@@ -127,19 +202,23 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
                                 indent=2) + "\n")
     t0 = time.perf_counter()
     times = []
-    jobs = [(cfg, out, i) for i in todo]
+    scenes: dict[int, list[int]] = {}
+    for i in todo:
+        scenes.setdefault(i // cfg.views, []).append(i % cfg.views)
+    jobs = [(cfg, out, s, v) for s, v in scenes.items()]
     with tqdm(total=frames, initial=frames - len(todo), desc=f"generate {out.name}", unit="frame",
               disable=not progress) as bar:
         if workers <= 1:
             for job in jobs:
-                times.append(_work(job)[1])
-                bar.update(1)
+                n, dt = _work(job)
+                times.append(dt / n)
+                bar.update(n)
         else:
             ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker) as pool:
-                for _, dt in pool.imap_unordered(_work, jobs, chunksize=1):
-                    times.append(dt)
-                    bar.update(1)
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+                for n, dt in pool.imap_unordered(_work, jobs, chunksize=1):
+                    times.append(dt / n)
+                    bar.update(n)
     wall = time.perf_counter() - t0
     return {"frames_written": len(todo), "frames_skipped": frames - len(todo), "wall_s": wall,
             "frames_per_s": len(todo) / wall if todo and wall > 0 else None,
@@ -156,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="320x240", help="image size WxH (default 320x240)")
     ap.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     ap.add_argument("--rgb-format", choices=("png", "jpg"), default="png", help="colour image format")
+    ap.add_argument("--renderer", choices=RENDERERS, default="fast",
+                    help="fast (TinyRenderer composite) or mitsuba (path-traced glass); default fast")
+    ap.add_argument("--spp", type=int, default=8, help="mitsuba samples per pixel (default 8)")
+    ap.add_argument("--stereo", action="store_true",
+                    help="mitsuba: raw depth by SGBM matching of a rendered stereo pair, not the sensor model")
+    ap.add_argument("--views", type=int, default=1, help="camera poses per settled scene (default 1)")
+    ap.add_argument("--max-tilt", type=float, default=35.0,
+                    help="largest camera tilt from straight down, degrees (default 35; real captures reach 60)")
     ap.add_argument("--json", dest="json_out", help="write timing figures to this JSON file")
     args = ap.parse_args(argv)
     try:
@@ -167,13 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed < 0:
             raise ValueError(f"--seed must be non-negative, got {args.seed}")
         cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=width, height=height,
-                             rgb_format=args.rgb_format)
+                             rgb_format=args.rgb_format, renderer=args.renderer, spp=args.spp,
+                             stereo=args.stereo, views=args.views, max_tilt=args.max_tilt)
         result = generate(args.out, args.frames, cfg, workers=args.workers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result.update({"size": args.size, "sensor": args.sensor, "workers": args.workers})
     fps = result["frames_per_s"]
+    result.update({"size": args.size, "sensor": args.sensor, "workers": args.workers, "renderer": args.renderer,
+                   "views": args.views, "frames_per_hour": fps * 3600 if fps else None})
     print(f"wrote {result['frames_written']} frames, skipped {result['frames_skipped']} already complete"
           + (f"; {fps:.2f} frames/s" if fps else ""))
     if args.json_out:

@@ -39,6 +39,7 @@ class ObjectModel:
     max_radius: float
     rgba: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 1.0)
     com: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    profile: "Profile | None" = None  # glassware: the profile it was revolved from (liquid fill, rendering)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def make_glass(kind: str, rng: np.random.Generator) -> ObjectModel:
     return ObjectModel(
         kind=kind, transparent=True, vertices=verts, faces=faces, collision_parts=_collision_parts(prof),
         mass=max(vol * GLASS_DENSITY, 0.03), height=float(prof.z[-1]), max_radius=float(prof.r.max()),
-        rgba=(0.85, 0.87, 0.88, 1.0), com=mesh_centroid(verts, faces),
+        rgba=(0.85, 0.87, 0.88, 1.0), com=mesh_centroid(verts, faces), profile=prof,
     )
 
 
@@ -239,3 +240,16 @@ def make_opaque(kind: str, rng: np.random.Generator) -> ObjectModel:
     return ObjectModel(kind=kind, transparent=False, vertices=verts, faces=faces, collision_parts=[verts],
                        mass=float(np.clip(vol * 700.0, 0.02, 0.5)), height=float(height), max_radius=radius,
                        rgba=tuple(float(x) for x in rgba), com=mesh_centroid(verts, faces))
+
+
+def liquid_mesh(p: Profile, fill: float, gap: float = 0.0003) -> tuple[np.ndarray, np.ndarray]:
+    """A closed body of liquid filling the cavity of ``p`` to ``fill`` (0-1) of its depth, ``gap`` metres
+    clear of the inner wall so the two surfaces never coincide. Object frame, metres."""
+    if not 0.0 < fill <= 1.0:
+        raise ValueError(f"liquid fill must be in (0, 1], got {fill}")
+    floor = max(p.floor, p.cavity_from)
+    top = floor + fill * (p.z[-1] - floor) - gap
+    z = np.linspace(floor + gap, top, 8)
+    r = np.maximum(np.interp(z, p.z, p.r) - p.wall - gap, 0.0003)
+    outline = np.concatenate([[[0.0, z[0]]], np.stack([r, z], 1), [[0.0, z[-1]]]])
+    return revolve(outline)

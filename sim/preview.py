@@ -1,6 +1,10 @@
 """One picture of a simulated scene for a person to look at: RGB, raw depth, ground truth, mask side by side.
 
     python -m sim.preview --seed S --out FILE.png [--sensor d435|l515] [--size WxH] [--index I]
+                          [--renderer fast|mitsuba] [--spp N] [--stereo] [--max-tilt DEG] [--compare DIR]
+
+``--compare DIR`` adds a row with the first frame of a real capture folder (any layout the readers know, e.g.
+``../shared/data/cleargrasp``) drawn the same way, so simulated and real glass can be judged side by side.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import numpy as np
 
 from pipeline.types import RGBDFrame
 from pipeline.cli import parse_size
-from sim.generate import GenerateConfig, simulate_frame
+from pipeline.data.dataset import resize_frame
+from pipeline.data.readers import discover
+from pipeline.errors import DataFormatError
+from sim.generate import RENDERERS, GenerateConfig, simulate_frame
 from sim.sensor import SENSORS
 
 
@@ -56,15 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", type=int, default=0, help="frame index within the seed")
     ap.add_argument("--sensor", choices=SENSORS, default="d435")
     ap.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
+    ap.add_argument("--renderer", choices=RENDERERS, default="fast", help="fast or mitsuba (path traced)")
+    ap.add_argument("--spp", type=int, default=8, help="mitsuba samples per pixel (default 8)")
+    ap.add_argument("--stereo", action="store_true", help="mitsuba: raw depth from a rendered stereo pair")
+    ap.add_argument("--max-tilt", type=float, default=35.0, help="largest camera tilt, degrees (default 35)")
+    ap.add_argument("--compare", help="folder of real frames: add a row with its first frame")
     ap.add_argument("--out", required=True, help="PNG file to write")
     args = ap.parse_args(argv)
     try:
         w, h = parse_size(args.size)
-    except ValueError as exc:
+        cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=w, height=h, renderer=args.renderer,
+                             spp=args.spp, stereo=args.stereo, views=1, max_tilt=args.max_tilt)
+        real = resize_frame(discover(args.compare)[0].load(0), w, h) if args.compare else None
+    except (ValueError, DataFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    frame, _ = simulate_frame(GenerateConfig(seed=args.seed, sensor=args.sensor, width=w, height=h), args.index)
+    frame, _ = simulate_frame(cfg, args.index)
     img = preview_image(frame)
+    if real is not None:
+        row = preview_image(real)
+        pad = np.zeros((row.shape[0], max(img.shape[1] - row.shape[1], 0), 3), np.uint8)
+        img = np.concatenate([img, np.concatenate([row, pad], 1)[:, : img.shape[1]]], 0)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(args.out, img[..., ::-1])
     print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]})")

@@ -38,6 +38,7 @@ class RenderOutput:
     depth_bg:   float32 z-depth with the glass removed (what lies behind it).
     mask:       bool, transparent-object pixels.
     instance:   int32 PyBullet body id per pixel (-1 = nothing).
+    stereo_depth: float32 depth matched from a rendered stereo pair (photoreal renderer, on request), or None.
     """
 
     rgb: np.ndarray
@@ -45,6 +46,7 @@ class RenderOutput:
     depth_bg: np.ndarray
     mask: np.ndarray
     instance: np.ndarray
+    stereo_depth: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------------------
