@@ -47,6 +47,7 @@ class DetectorConfig:
     rim_fit_rms: float = 0.005
     rim_angles: int = 12
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
+    swept_check: bool = True  # collisions along the whole descent, palm included (False: fingers at the grasp)
 
 
 class GraspDetector:
@@ -147,19 +148,25 @@ class GraspDetector:
 
     def _finger_hits(self, points: np.ndarray, mid: np.ndarray, yaw: float, z: float, width: float,
                      scene: SceneCloud) -> int:
-        """Scene points inside either open finger's volume (from the pad bottom up to the palm)."""
+        """Scene points in the way of the open gripper coming straight down to the grasp: inside either finger's
+        footprint above the fingertips, or inside the palm's footprint above the palm's underside. Every point
+        counts all the way up (the descent sweeps through it), and what the camera sees of an object stands on
+        the table with solid matter below it, which the finger would meet too."""
         g = self.config.gripper
         if len(points) == 0:
             return 0
         c, s = np.cos(yaw), np.sin(yaw)
         rel = points - np.array([mid[0], mid[1], z])
-        u = rel[:, 0] * c + rel[:, 1] * s  # along the closing direction
-        v = -rel[:, 0] * s + rel[:, 1] * c
-        inside_v = np.abs(v) < g.finger_depth / 2
+        u = np.abs(rel[:, 0] * c + rel[:, 1] * s)  # along the closing direction
+        v = np.abs(-rel[:, 0] * s + rel[:, 1] * c)
+        if self.config.swept_check:
+            finger = (u > width / 2) & (u < width / 2 + g.finger_thickness) & (v < g.finger_depth / 2) \
+                & (rel[:, 2] > -g.finger_length / 2)
+            palm = (u < g.palm_width / 2) & (v < g.palm_depth / 2) & (rel[:, 2] > g.palm_above_tcp)
+            return int((finger | palm).sum())
         inside_z = (rel[:, 2] > -g.finger_length / 2) & (rel[:, 2] < g.finger_length / 2 + 0.05)
-        inner, outer = width / 2, width / 2 + g.finger_thickness
-        inside_u = (np.abs(u) > inner) & (np.abs(u) < outer)
-        return int((inside_u & inside_v & inside_z).sum())
+        inside_u = (u > width / 2) & (u < width / 2 + g.finger_thickness)
+        return int((inside_u & (v < g.finger_depth / 2) & inside_z).sum())
 
 
 def _wrap(yaw: float) -> float:

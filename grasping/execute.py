@@ -20,6 +20,7 @@ from grasping.robot import Gripper, LimitError, Robot, RobotError, top_down_pose
 @dataclass(frozen=True)
 class PickConfig:
     approach_height: float = 0.10  # pre-grasp above the grasp point, metres
+    transit_z: float = 0.35  # travel over the scene at this height (base frame), above the tallest object
     lift_height: float = 0.10
     approach_speed: float = 0.25  # m/s (the real arm is limited to 0.25 by default)
     descend_speed: float = 0.1
@@ -62,6 +63,14 @@ class PickExecutor:
             at = top_down_pose(x, y, z, grasp.yaw)
             lifted = top_down_pose(x, y, z + cfg.lift_height, grasp.yaw)
             self.gripper.open(grasp.width)
+            # Travel high, then come straight down: a slanted path to the pre-grasp would sweep the open
+            # fingers through the neighbours of the target.
+            here = self.robot.tcp_pose()
+            if here[2, 3] < cfg.transit_z:
+                self.robot.move_linear(top_down_pose(here[0, 3], here[1, 3], cfg.transit_z, grasp.yaw),
+                                       cfg.descend_speed)
+            self.robot.move_linear(top_down_pose(x, y, max(cfg.transit_z, z + cfg.approach_height), grasp.yaw),
+                                   cfg.approach_speed)
             self.robot.move_linear(above, cfg.approach_speed)
             self.robot.move_linear(at, cfg.descend_speed)
             timings["approach_s"] = time.perf_counter() - t0

@@ -40,6 +40,15 @@ class GripperConfig:
     finger_depth: float = 0.022  # across the closing direction
     finger_length: float = 0.04  # pad height along the approach; fingertips are half of it below the TCP
     tcp_offset: float = 0.16  # flange to TCP along tool z
+    palm_width: float = 0.10  # the gripper body below the flange: along the closing direction
+    palm_depth: float = 0.06  # across it
+    palm_height: float = 0.06  # along tool z
+    palm_offset: float = 0.06  # flange to the palm's centre along tool z
+
+    @property
+    def palm_above_tcp(self) -> float:
+        """Height of the palm's underside above the TCP (what the fingers leave free below the body)."""
+        return self.tcp_offset - self.palm_offset - self.palm_height / 2
 
 
 DEFAULT_WORKSPACE = WorkspaceConfig()

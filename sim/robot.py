@@ -45,6 +45,7 @@ class SimUR10e(Robot):
                  workspace: WorkspaceBox = WorkspaceBox(), gripper: GripperConfig = DEFAULT_GRIPPER):
         self.client, self.config, self.params, self.workspace = client, config, params, workspace
         self.gripper_config = gripper
+        self.step_watchers: list = []  # called after every physics step (e.g. contact bookkeeping)
         self.body = self._build()
         self.arm_joints = list(range(6))
         self.finger_joints = [8, 9]
@@ -76,15 +77,15 @@ class SimUR10e(Robot):
         # 6: flange (fixed, DH 6 fixed part); 7: palm (fixed); 8, 9: fingers (prismatic along tool x)
         pos.append([prm.a[5], 0, prm.d[5]]), orn.append(_quat(Rotation.from_euler("x", prm.alpha[5]).as_matrix()))
         vis.append(-1), col.append(-1), masses.append(0.01), jtypes.append(p.JOINT_FIXED), axes.append([0, 0, 1])
-        palm_half = [0.05, 0.03, 0.03]
-        pos.append([0, 0, 0.06]), orn.append([0, 0, 0, 1])
+        g = self.gripper_config
+        palm_half = [g.palm_width / 2, g.palm_depth / 2, g.palm_height / 2]
+        pos.append([0, 0, g.palm_offset]), orn.append([0, 0, 0, 1])
         vis.append(p.createVisualShape(p.GEOM_BOX, halfExtents=palm_half, rgbaColor=[0.2, 0.2, 0.2, 1],
                                        physicsClientId=c))
         col.append(p.createCollisionShape(p.GEOM_BOX, halfExtents=palm_half, physicsClientId=c))
         masses.append(0.6), jtypes.append(p.JOINT_FIXED), axes.append([0, 0, 1])
-        g = self.gripper_config
         finger_half = [g.finger_thickness / 2, g.finger_depth / 2, g.finger_length / 2]
-        tcp_in_palm = g.tcp_offset - 0.06
+        tcp_in_palm = g.tcp_offset - g.palm_offset
         for side in (-1, 1):
             pos.append([side * finger_half[0], 0, tcp_in_palm]), orn.append([0, 0, 0, 1])
             vis.append(p.createVisualShape(p.GEOM_BOX, halfExtents=finger_half, rgbaColor=[0.1, 0.1, 0.1, 1],
@@ -147,6 +148,8 @@ class SimUR10e(Robot):
     def _step(self, n: int = 1) -> None:
         for _ in range(n):
             p.stepSimulation(physicsClientId=self.client)
+            for watch in self.step_watchers:
+                watch()
 
     def _drive(self, path: list[np.ndarray], settle_steps: int = 60) -> None:
         for q in path:

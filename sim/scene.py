@@ -41,6 +41,7 @@ class SceneConfig:
     upright_prob: float = 0.7  # share of objects dropped upright (the rest at random orientations)
     settle_steps: int = 360  # physics steps at 240 Hz
     lateral_friction: float = 0.9
+    rolling_friction: float = 0.0005
 
     def __post_init__(self) -> None:
         if not (0 <= self.min_glass <= self.max_glass and 0 <= self.min_opaque <= self.max_opaque):
@@ -92,8 +93,8 @@ class TabletopScene:
             linkJointAxis=[[0, 0, 1]] * n_links, physicsClientId=c,
         )
         for link in range(-1, n_links):
-            p.changeDynamics(body, link, lateralFriction=config.lateral_friction, rollingFriction=0.0005,
-                             spinningFriction=0.001, physicsClientId=c)
+            p.changeDynamics(body, link, lateralFriction=config.lateral_friction,
+                             rollingFriction=config.rolling_friction, spinningFriction=0.001, physicsClientId=c)
         obj = SceneObject(body, model)
         self.objects.append(obj)
         return obj
@@ -137,6 +138,38 @@ class TabletopScene:
     def settle(self, steps: int) -> None:
         for _ in range(steps):
             p.stepSimulation(physicsClientId=self.client)
+
+    def settle_until_rest(self, max_steps: int = 1200, lin_tol: float = 0.003, ang_tol: float = 0.05,
+                          check_every: int = 24, stops: int = 3) -> bool:
+        """Step until every object rests (speed below ``lin_tol`` m/s and ``ang_tol`` rad/s). Bullet's rolling
+        resistance is weak, so a glass on its side can circle for ever: after ``max_steps`` the moving bodies
+        are stopped and left to settle again, up to ``stops`` times. Then whatever left the table is removed.
+        Returns whether everything came to rest."""
+
+        def moving() -> list[int]:
+            out = []
+            for o in self.objects:
+                v, w = p.getBaseVelocity(o.body, physicsClientId=self.client)
+                if np.linalg.norm(v) >= lin_tol or np.linalg.norm(w) >= ang_tol:
+                    out.append(o.body)
+            return out
+
+        rest = False
+        for attempt in range(stops + 1):
+            for _ in range(0, max_steps, check_every):
+                self.settle(check_every)
+                if not moving():
+                    rest = True
+                    break
+            if rest:
+                break
+            for body in moving():
+                p.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0], physicsClientId=self.client)
+            max_steps = 240
+        for obj in list(self.objects):
+            if self.pose(obj.body)[0][2] < self.workspace.table_z - 0.05:
+                self.remove(obj)
+        return rest
 
     def remove(self, obj: SceneObject) -> None:
         p.removeBody(obj.body, physicsClientId=self.client)

@@ -34,6 +34,7 @@ class WorldConfig:
     min_grasp_mass_kg: float = 0.08
     knocked_m: float = 0.015  # an object moved this far, or
     knocked_deg: float = 12.0  # tipped this much (its axis), by the descending gripper was hit
+    rolling_friction: float = 0.01  # rolling resistance while the scene settles (a glass on its side stops)
 
 
 class SimWorld:
@@ -50,6 +51,18 @@ class SimWorld:
             self.scene.populate(rng, config.scene)
         else:
             populate(self.scene, rng)
+        # A real cell photographs objects at rest: let rolling glasses stop (or leave the table) first, or the
+        # approach check would blame the gripper for motion it did not cause. Bullet's default rolling
+        # resistance lets a glass on its side circle for ever; a real one stops within a second or two.
+        # (Only while settling: it would also make the fingers' grip unrealistically firm.)
+        def rolling(value: float) -> None:
+            for obj in self.scene.objects:
+                for link in range(-1, p.getNumJoints(obj.body, physicsClientId=c)):
+                    p.changeDynamics(obj.body, link, rollingFriction=value, physicsClientId=c)
+
+        rolling(config.rolling_friction)
+        self.at_rest = self.scene.settle_until_rest()
+        rolling(config.scene.rolling_friction)
         # Bullet's solver lets force-limited fingers squeeze very light bodies out; grasped bodies weigh at least
         # ``min_grasp_mass_kg`` (set after the scene has settled, so scenes match the generated data sets).
         for obj in self.scene.objects:
@@ -72,13 +85,27 @@ class SimWorld:
         return self.camera.read()
 
     def mark(self) -> None:
-        """Remember every object's pose before a pick."""
+        """Remember every object's pose before a pick and start noting which objects the robot touches."""
         self._poses = {o.body: self.scene.pose(o.body) for o in self.scene.objects}
+        self._touched: set[int] = set()
+        bodies = [o.body for o in self.scene.objects]
+        robot, c = self.robot.body, self.client
+
+        def note_contacts() -> None:
+            for b in bodies:
+                if b not in self._touched and p.getContactPoints(robot, b, physicsClientId=c):
+                    self._touched.add(b)
+
+        self.robot.step_watchers[:] = [note_contacts]
 
     def check_approach(self) -> tuple[bool, str]:
         """Judge the descent from physics: the open gripper must reach the grasp pose without pushing or tipping
-        any object (a real glass hit by a finger falls over or breaks)."""
+        any object it touched (a real glass hit by a finger falls over or breaks). Objects the robot never
+        touched are not its doing."""
+        self.robot.step_watchers.clear()
         for o in self.scene.objects:
+            if o.body not in self._touched:
+                continue
             (p0, q0), (p1, q1) = self._poses[o.body], self.scene.pose(o.body)
             moved = float(np.linalg.norm(np.subtract(p1, p0)))
             up0, up1 = Rotation.from_quat(q0).apply([0, 0, 1]), Rotation.from_quat(q1).apply([0, 0, 1])

@@ -127,6 +127,108 @@ def test_a_finger_landing_on_the_object_is_a_failed_approach_not_a_pick():
     assert not result.success and result.reason == "hit an object on the way down"
 
 
+def test_objects_the_robot_never_touched_do_not_fail_the_approach():
+    """A glass that rolls on its own while the gripper comes down is not the gripper's doing; one the
+    fingers push is."""
+    from grasping.detect import Grasp
+    from grasping.execute import PickExecutor
+    from sim.glassware import make_opaque
+    from sim.world import SimWorld, WorldConfig
+
+    def two_cylinders(scene, rng):
+        for y in (-0.02, 0.25):
+            scene.add_object(make_opaque("cylinder", np.random.default_rng(3)), (0.78, y, 0.001), [0, 0, 0, 1])
+        scene.settle(120)
+
+    with SimWorld(0, WorldConfig(glass_is_target=False), populate=two_cylinders) as world:
+        assert world.at_rest
+        world.mark()
+        far = world.scene.objects[1].body
+        pos, orn = world.scene.pose(far)
+        p.resetBasePositionAndOrientation(far, np.add(pos, [0, 0.06, 0]), orn, physicsClientId=world.client)
+        r = world.scene.objects[0].model.max_radius
+        clear = Grasp((0.78, -0.02, world.scene.objects[0].model.height - 0.02), 0.0, 2 * r + 0.02, 1.0, 0)
+        ex = PickExecutor(world.robot, world.gripper, wait=world.wait)
+        ex.gripper.open(clear.width)
+        world.robot.move_linear(top_down_pose(0.78, -0.02, 0.35, 0.0), 0.25)
+        world.robot.move_linear(top_down_pose(*clear.center, 0.0), 0.1)
+        moved = np.linalg.norm(np.subtract(world.scene.pose(far)[0], world._poses[far][0]))
+        ok, why = world.check_approach()
+    assert moved > 0.05 and ok, why
+
+
+def test_settling_stops_a_rolling_object():
+    from sim.glassware import make_opaque
+    from sim.scene import TabletopScene
+
+    c = p.connect(p.DIRECT)
+    try:
+        p.setGravity(0, 0, -9.81, physicsClientId=c)
+        scene = TabletopScene(c)
+        obj = scene.add_object(make_opaque("sphere", np.random.default_rng(0)), (0.75, 0.0, 0.001), [0, 0, 0, 1])
+        scene.settle(60)
+        p.resetBaseVelocity(obj.body, [0.2, 0.0, 0.0], [0, 0, 0], physicsClientId=c)
+        assert scene.settle_until_rest()
+        v, w = p.getBaseVelocity(obj.body, physicsClientId=c)
+        assert np.linalg.norm(v) < 0.003 and np.linalg.norm(w) < 0.05
+    finally:
+        p.disconnect(c)
+
+
+def test_swept_check_sees_a_tall_neighbour_above_the_fingers():
+    """A tall glass beside the target whose visible points lie above the fingers' reach at the grasp
+    height: the palm and the descent would still meet it, so the grasp across towards it is rejected."""
+    from grasping.detect import DetectorConfig
+
+    target = _table_and_cylinder(0.025, height=0.06)
+    rng = np.random.default_rng(0)
+    # the top of a tall neighbour 75 mm away along +y (its lower wall hidden from the camera)
+    r, th = 0.03 * np.sqrt(rng.uniform(0, 1, 3000)), rng.uniform(0, 2 * np.pi, 3000)
+    top = np.column_stack([0.75 + r * np.cos(th), 0.05 + 0.075 + r * np.sin(th), np.full(3000, 0.2)])
+    scene = segment(np.concatenate([target, top]))
+    assert len(scene.clusters) == 2
+    k = min(range(2), key=lambda i: scene.clusters[i][:, 2].max())
+    swept = GraspDetector()._cluster_grasps(scene, k, scene.clusters[k])
+    old = GraspDetector(DetectorConfig(swept_check=False))._cluster_grasps(scene, k, scene.clusters[k])
+    assert len(old) > len(swept)  # the finger-box check alone lets some through
+    assert all(abs(np.sin(g.yaw)) < 0.9 for g in swept)  # none closes along y, towards the neighbour
+
+
+def test_executor_travels_above_the_scene_before_descending():
+    from grasping.detect import Grasp
+    from grasping.execute import PickConfig, PickExecutor
+
+    class Recorder:
+        def __init__(self):
+            self.path = []
+            self.T = top_down_pose(0.3, -0.2, 0.15, 0.0)  # starts low, beside the table
+
+        def tcp_pose(self):
+            return self.T
+
+        def move_linear(self, T, speed):
+            self.path.append(T[:3, 3].copy())
+            self.T = T
+            return T
+
+        def stop(self):
+            pass
+
+    class Hand:
+        def open(self, width=None):
+            pass
+
+        def close(self, force):
+            return True
+
+    robot = Recorder()
+    res = PickExecutor(robot, Hand(), wait=lambda s: None).pick(Grasp((0.8, 0.1, 0.05), 0.0, 0.05, 1.0, 0))
+    assert res.success
+    z = PickConfig().transit_z
+    first, second = robot.path[0], robot.path[1]
+    assert np.allclose(first, [0.3, -0.2, z]) and np.allclose(second, [0.8, 0.1, z])  # up, then across
+
+
 def test_bad_scene_gives_logged_reason_not_crash():
     from grasping.trials import attempt
     from sim.world import SimWorld
