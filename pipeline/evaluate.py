@@ -5,7 +5,9 @@
 
 Frames are resized to ``--size`` (nearest neighbour for depth and mask), completed, and scored over
 transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
-markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {...}, "all": {...}}}}``.
+markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {...}, "all": {...}}}}``. Each model
+also gets ``moved_correct_raw``: the share of correct raw readings outside glass (within 1 cm of the truth) that it
+moved by more than 1 cm, depth it should have left alone.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pipeline.types import RGBDFrame
 
 def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthCompleter], progress: bool = True) -> dict:
     """Scores of every completer on every frame (frames already at the evaluation size)."""
-    per = {name: {"transparent": [], "all": [], "ms": []} for name in completers}
+    per = {name: {"transparent": [], "all": [], "ms": [], "moved": []} for name in completers}
     for frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress):
         if frame.depth_gt is None:
             raise DistillGraspError(f"{frame.name}: no ground truth to evaluate against")
@@ -39,12 +41,32 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
             per[name]["ms"].append((time.perf_counter() - t0) * 1000)
             per[name]["transparent"].append(depth_metrics(pred, frame.depth_gt, frame.mask))
             per[name]["all"].append(depth_metrics(pred, frame.depth_gt))
+            per[name]["moved"].append(moved_share(pred, frame))
     results = {}
     for name, p in per.items():
         results[name] = {"transparent": average(p["transparent"]), "all": average(p["all"]),
                          "frames_with_glass": sum(m is not None for m in p["transparent"]),
+                         "moved_correct_raw": _mean(p["moved"]),
                          "median_ms": float(np.median(p["ms"])) if p["ms"] else None}
     return {"frames": len(frames), "results": results}
+
+
+MOVED_M = 0.01
+
+
+def moved_share(pred: np.ndarray, frame: RGBDFrame) -> float | None:
+    """Share of the frame's correct raw readings outside glass (valid, within 1 cm of the ground truth) that
+    the completer moved by more than 1 cm: depth it should have left alone. None when there are none."""
+    mask = frame.mask if frame.mask is not None else np.zeros(frame.depth.shape, bool)
+    good = (frame.depth > 0) & (frame.depth_gt > 0) & ~mask & (np.abs(frame.depth - frame.depth_gt) <= MOVED_M)
+    if not good.any():
+        return None
+    return float((np.abs(pred[good] - frame.depth[good]) > MOVED_M).mean())
+
+
+def _mean(values: list) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
 
 
 def load_frames(data: list[str], fmt: str | None, size: tuple[int, int], limit: int | None = None) -> list[RGBDFrame]:
@@ -59,14 +81,16 @@ def load_frames(data: list[str], fmt: str | None, size: tuple[int, int], limit: 
 
 
 def markdown_table(result: dict) -> str:
-    head = "| model | region | " + " | ".join(METRIC_KEYS) + " | ms |"
-    lines = [head, "|" + "---|" * (len(METRIC_KEYS) + 3)]
+    head = "| model | region | " + " | ".join(METRIC_KEYS) + " | ms | moved |"
+    lines = [head, "|" + "---|" * (len(METRIC_KEYS) + 4)]
     for name, r in result["results"].items():
         for region in ("transparent", "all"):
             m = r[region]
             cells = " | ".join(f"{m[k]:.4f}" if m else "n/a" for k in METRIC_KEYS)
             ms = f"{r['median_ms']:.1f}" if r["median_ms"] is not None else "n/a"
-            lines.append(f"| {name} | {region} | {cells} | {ms} |")
+            moved = r.get("moved_correct_raw")
+            moved = "" if region == "transparent" else ("n/a" if moved is None else f"{moved:.3f}")
+            lines.append(f"| {name} | {region} | {cells} | {ms} | {moved} |")
     return "\n".join(lines)
 
 

@@ -215,7 +215,8 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
                 bar.update(n)
         else:
             ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
                 for n, dt in pool.imap_unordered(_work, jobs, chunksize=1):
                     times.append(dt / n)
                     bar.update(n)

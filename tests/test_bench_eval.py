@@ -19,6 +19,7 @@ def test_evaluate_writes_schema(generated_d435, tmp_path, capsys):
         for region in ("transparent", "all"):
             assert set(result["results"][model][region]) == {"rmse", "rel", "mae", "d105", "d110", "d125"}
     assert result["results"]["gt"]["transparent"]["rmse"] == 0.0
+    assert result["results"]["raw"]["moved_correct_raw"] == 0.0
     assert result["results"]["fill"]["transparent"]["rmse"] < result["results"]["raw"]["transparent"]["rmse"]
     assert "| fill | transparent |" in capsys.readouterr().out
 
@@ -37,3 +38,24 @@ def test_bench_writes_schema(tmp_path, monkeypatch):
     assert bench.main(["--models", "student", "--weights-dir", str(tmp_path), "--runs", "3", "--json", str(out)]) == 0
     r = json.loads(out.read_text())["student"]
     assert r["params"] > 0 and r["64x48"]["torch_ms"] > 0 and r["64x48"]["onnx_ms"] > 0
+
+
+def test_moved_share_counts_only_correct_raw_depth_outside_glass():
+    import numpy as np
+
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    gt = np.full((4, 4), 1.0, np.float32)
+    raw = gt.copy()
+    raw[0, 0] = 0.0  # no reading: not counted
+    raw[0, 1] = 1.05  # wrong reading: not counted
+    mask = np.zeros((4, 4), bool)
+    mask[3] = True  # glass row: not counted
+    K = CameraIntrinsics(4, 4, 4, 4, 1.5, 1.5)
+    frame = RGBDFrame(rgb=np.zeros((4, 4, 3), np.uint8), depth=raw, intrinsics=K, mask=mask, depth_gt=gt)
+    pred = raw.copy()
+    pred[1, :2] = 0.95  # two of the 10 correct readings moved by 5 cm
+    pred[2, 0] = 1.005  # one moved by 5 mm: left alone
+    pred[3] = 0.5  # glass changes do not count
+    assert evaluate.moved_share(pred, frame) == pytest.approx(0.2)
+    assert evaluate.moved_share(raw, frame) == 0.0

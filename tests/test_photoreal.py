@@ -13,7 +13,8 @@ import pytest
 
 from pipeline.types import CameraIntrinsics
 from sim.generate import GenerateConfig, generate, simulate_frame
-from sim.photoreal import NEAR_CLIP, PhotorealConfig, PhotorealRenderer, cast_depth, scene_parts, split_normals, stereo_depth
+from sim.photoreal import (NEAR_CLIP, PhotorealConfig, PhotorealRenderer, cast_depth, scene_parts, split_normals,
+                           stereo_depth)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(seed=31, sensor="d435", width=96, height=72)

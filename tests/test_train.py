@@ -52,3 +52,24 @@ def test_distributed_two_cpu_processes(generated_d435, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["step"] == 2  # only rank 0 writes
+
+
+def test_jpeg_and_blur_augmentation(generated_d435):
+    import numpy as np
+    import torch
+
+    from pipeline.train import FrameCache
+
+    plain = FrameCache.load([str(generated_d435)], (160, 120), limit=6, progress=False)
+    jpeg = FrameCache.load([str(generated_d435)], (160, 120), limit=6, progress=False, jpeg=1.0)
+    again = FrameCache.load([str(generated_d435)], (160, 120), limit=6, progress=False, jpeg=1.0)
+    assert torch.equal(jpeg.rgb, again.rgb)  # fixed per frame index
+    diff = (jpeg.rgb.float() - plain.rgb.float()).abs().mean(dim=(1, 2, 3))
+    assert (diff > 0.2).all() and (diff < 30).all()  # re-encoded, not replaced
+    assert torch.equal(jpeg.depth, plain.depth)
+    idx = torch.arange(6)
+    sharp = plain.batch(idx, None, torch.Generator().manual_seed(0), augment=True)[0]
+    soft = plain.batch(idx, None, torch.Generator().manual_seed(0), augment=True, blur=1.0)[0]
+    grad = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean().item()  # noqa: E731
+    assert grad(soft) < 0.9 * grad(sharp)
+    assert np.isfinite(soft.numpy()).all()
