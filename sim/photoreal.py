@@ -339,7 +339,6 @@ class PhotorealRenderer:
         linear = self._image(mscene, 0, seed)
         exposure, wb = float(rng.uniform(0.14, 0.3)), rng.uniform(0.92, 1.08, 3).astype(np.float32)
         gain = exposure / max(float(np.median(linear.mean(-1))), 1e-4)  # auto exposure to a random grey level
-        self.last_linear = linear
         rgb = to_srgb8(linear * gain * wb, rng)
         out = RenderOutput(rgb=rgb, depth=depth, depth_bg=depth_bg, mask=mask, instance=instance)
         if stereo:
