@@ -39,6 +39,7 @@ from sim.scene import SceneConfig, TabletopScene
 from sim.sensor import SENSORS, SensorModel
 
 RENDERERS = ("fast", "mitsuba")
+DEFAULT_MAX_TILT = CameraPoseConfig().tilt_deg[1]
 SUFFIXES = ("-transparent-rgb-img", "-transparent-depth-img.exr", "-opaque-depth-img.exr", "-mask.png")
 MANIFEST = "generation.json"
 
@@ -54,19 +55,22 @@ class GenerateConfig:
     spp: int = 8  # mitsuba samples per pixel
     stereo: bool = False  # mitsuba: raw depth from a rendered stereo pair
     views: int = 1  # camera poses per settled scene
-    max_tilt: float = 35.0  # degrees from looking straight down
+    max_tilt: float = DEFAULT_MAX_TILT  # degrees from looking straight down
 
     def __post_init__(self) -> None:
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
         if self.stereo and self.renderer != "mitsuba":
             raise ValueError("--stereo needs --renderer mitsuba (the fast renderer has no second view)")
-        CameraPoseConfig(tilt_deg=(0.0, self.max_tilt))  # validates the range
+        self.camera_pose()  # validates the tilt range
         if self.views < 1 or self.spp < 1:
             raise ValueError(f"views and spp must be at least 1, got views={self.views} spp={self.spp}")
 
     def camera(self) -> SimCameraConfig:
         return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor)
+
+    def camera_pose(self) -> CameraPoseConfig:
+        return CameraPoseConfig(tilt_deg=(0.0, self.max_tilt))
 
     def manifest(self) -> dict:
         """The settings that decide a frame's content (a folder never mixes two of them)."""
@@ -76,7 +80,7 @@ class GenerateConfig:
             m.update(renderer=self.renderer, views=self.views)
         if self.renderer == "mitsuba":
             m.update(spp=self.spp, stereo=self.stereo)
-        if self.max_tilt != 35.0:
+        if self.max_tilt != DEFAULT_MAX_TILT:
             m.update(max_tilt=self.max_tilt)
         return m
 
@@ -121,7 +125,7 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
             raise ValueError(f"view {view} outside 0..{cfg.views - 1}")
         # View 0 continues the scene's generator (single-view sets are unchanged); others get their own.
         vrng = rng if view == 0 else np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor), view])
-        T_base_cam = sample_camera_pose(vrng, DEFAULT_WORKSPACE, CameraPoseConfig(tilt_deg=(0.0, cfg.max_tilt)))
+        T_base_cam = sample_camera_pose(vrng, DEFAULT_WORKSPACE, cfg.camera_pose())
         if cfg.renderer == "fast":
             camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=vrng)
             with camera:
@@ -174,9 +178,9 @@ def _work(args) -> tuple[int, float]:
     return len(views), time.perf_counter() - t0
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, mitsuba: bool) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    if threads == 1:
+    if mitsuba and threads == 1:
         import drjit
 
         drjit.set_thread_count(1)  # Mitsuba's LLVM backend: one worker process per core
@@ -216,7 +220,7 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
         else:
             ctx = mp.get_context("spawn")
             threads = max(1, (os.cpu_count() or 1) // workers)
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(threads, cfg.renderer == "mitsuba")) as pool:
                 for n, dt in pool.imap_unordered(_work, jobs, chunksize=1):
                     times.append(dt / n)
                     bar.update(n)
@@ -242,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stereo", action="store_true",
                     help="mitsuba: raw depth by SGBM matching of a rendered stereo pair, not the sensor model")
     ap.add_argument("--views", type=int, default=1, help="camera poses per settled scene (default 1)")
-    ap.add_argument("--max-tilt", type=float, default=35.0,
-                    help="largest camera tilt from straight down, degrees (default 35; real captures reach 60)")
+    ap.add_argument("--max-tilt", type=float, default=DEFAULT_MAX_TILT,
+                    help=f"largest camera tilt from straight down, degrees (default {DEFAULT_MAX_TILT:g}; real "
+                         "captures reach 60)")
     ap.add_argument("--json", dest="json_out", help="write timing figures to this JSON file")
     args = ap.parse_args(argv)
     try:

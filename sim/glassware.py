@@ -213,15 +213,21 @@ def make_glass(kind: str, rng: np.random.Generator) -> ObjectModel:
     )
 
 
+def box_mesh(half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A box of half sizes ``half`` centred on the origin: 8 corners and 12 triangles facing outwards."""
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float) * half
+    faces = np.array([[1, 2, 0], [3, 2, 1], [6, 5, 4], [6, 7, 5], [4, 1, 0], [4, 5, 1],
+                      [3, 6, 2], [7, 6, 3], [2, 4, 0], [6, 4, 2], [5, 3, 1], [5, 7, 3]], dtype=np.int32)
+    return corners, faces
+
+
 def make_opaque(kind: str, rng: np.random.Generator) -> ObjectModel:
     """A random opaque distractor: box, cylinder or sphere with a random colour."""
     u = rng.uniform
     if kind == "box":
         hx, hy, hz = u(0.015, 0.04), u(0.015, 0.04), u(0.015, 0.05)
-        c = np.array([[sx * hx, sy * hy, (sz + 1) * hz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-        faces = np.array([[0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
-                          [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5]], dtype=np.int32)
-        verts, height, radius = c, 2 * hz, float(np.hypot(hx, hy))
+        c, faces = box_mesh(np.array([hx, hy, hz]))
+        verts, height, radius = c + [0.0, 0.0, hz], 2 * hz, float(np.hypot(hx, hy))
     elif kind == "cylinder":
         r, h = u(0.015, 0.035), u(0.03, 0.12)
         verts, faces = revolve(np.array([[0, 0], [r, 0], [r, h], [0, h]], float), 24)

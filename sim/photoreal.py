@@ -27,7 +27,7 @@ import open3d as o3d
 import pybullet as p
 
 from pipeline.types import CameraIntrinsics
-from sim.glassware import liquid_mesh
+from sim.glassware import box_mesh, liquid_mesh
 from sim.render import RenderOutput, procedural_texture
 from sim.scene import FLOOR_DROP, TABLE_THICKNESS, TabletopScene
 
@@ -92,13 +92,6 @@ def split_normals(verts: np.ndarray, faces: np.ndarray, crease_deg: float = 35.0
     return v.reshape(-1, 3), np.arange(3 * m, dtype=np.int64).reshape(m, 3), normals
 
 
-def _box(half: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    c = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float) * half + centre
-    faces = np.array([[0, 1, 2], [1, 3, 2], [4, 6, 5], [5, 6, 7], [0, 4, 1], [1, 4, 5],
-                      [2, 3, 6], [3, 7, 6], [0, 2, 4], [2, 6, 4], [1, 5, 3], [3, 5, 7]])  # outward normals
-    return c, faces
-
-
 def _quad(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return corners, np.array([[0, 1, 2], [0, 2, 3]])
 
@@ -132,7 +125,8 @@ def scene_parts(scene: TabletopScene, rng: np.random.Generator, liquid_prob: flo
     ws = scene.workspace
     half = np.array([*ws.table_half_size, TABLE_THICKNESS / 2])
     centre = np.array([*ws.table_center, ws.table_z - TABLE_THICKNESS / 2])
-    parts.append(Part(*_box(half, centre), scene.table_id, "table"))
+    corners, faces = box_mesh(half)
+    parts.append(Part(corners + centre, faces, scene.table_id, "table"))
     fz, (cx, cy) = ws.table_z - FLOOR_DROP, ws.table_center
     floor = np.array([[cx - 4, cy - 4, fz], [cx + 4, cy - 4, fz], [cx + 4, cy + 4, fz], [cx - 4, cy + 4, fz]])
     parts.append(Part(*_quad(floor), scene.floor_id, "floor"))

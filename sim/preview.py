@@ -21,7 +21,7 @@ from pipeline.cli import parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DataFormatError
-from sim.generate import RENDERERS, GenerateConfig, simulate_frame
+from sim.generate import DEFAULT_MAX_TILT, RENDERERS, GenerateConfig, simulate_frame
 from sim.sensor import SENSORS
 
 
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--renderer", choices=RENDERERS, default="fast", help="fast or mitsuba (path traced)")
     ap.add_argument("--spp", type=int, default=8, help="mitsuba samples per pixel (default 8)")
     ap.add_argument("--stereo", action="store_true", help="mitsuba: raw depth from a rendered stereo pair")
-    ap.add_argument("--max-tilt", type=float, default=35.0, help="largest camera tilt, degrees (default 35)")
+    ap.add_argument("--max-tilt", type=float, default=DEFAULT_MAX_TILT,
+                    help=f"largest camera tilt, degrees (default {DEFAULT_MAX_TILT:g})")
     ap.add_argument("--compare", help="folder of real frames: add a row with its first frame")
     ap.add_argument("--out", required=True, help="PNG file to write")
     args = ap.parse_args(argv)

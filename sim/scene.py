@@ -119,9 +119,7 @@ class TabletopScene:
                 z += model.max_radius + model.height / 2
             self.add_object(model, (xy[0], xy[1], z), quat, config)
         self.settle(config.settle_steps)
-        for obj in list(self.objects):
-            if self.pose(obj.body)[0][2] < ws.table_z - 0.05:
-                self.remove(obj)
+        self._drop_fallen()
 
     def _free_spot(self, rng, radius, placed) -> tuple[float, float]:
         ws = self.workspace
@@ -166,10 +164,14 @@ class TabletopScene:
             for body in moving():
                 p.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0], physicsClientId=self.client)
             max_steps = 240
+        self._drop_fallen()
+        return rest
+
+    def _drop_fallen(self) -> None:
+        """Remove the objects that fell off the table."""
         for obj in list(self.objects):
             if self.pose(obj.body)[0][2] < self.workspace.table_z - 0.05:
                 self.remove(obj)
-        return rest
 
     def remove(self, obj: SceneObject) -> None:
         p.removeBody(obj.body, physicsClientId=self.client)

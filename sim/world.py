@@ -77,6 +77,7 @@ class SimWorld:
                                 config.camera, rng=rng)
         self.camera.connect()
         self._poses: dict[int, tuple] = {}  # every object's pose when the pick began (``mark``)
+        self._touched: set[int] = set()  # the objects the robot has touched since ``mark``
 
     def wait(self, seconds: float) -> None:
         self.robot.wait(seconds)
@@ -87,7 +88,7 @@ class SimWorld:
     def mark(self) -> None:
         """Remember every object's pose before a pick and start noting which objects the robot touches."""
         self._poses = {o.body: self.scene.pose(o.body) for o in self.scene.objects}
-        self._touched: set[int] = set()
+        self._touched = set()
         bodies = [o.body for o in self.scene.objects]
         robot, c = self.robot.body, self.client
 
