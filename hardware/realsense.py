@@ -10,6 +10,7 @@ framesets (``source=``, e.g. an ``rs.syncer`` fed by an ``rs.software_device``).
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,11 @@ class RealSenseCamera(Camera):
                 which = f"with serial {cfg.serial} " if cfg.serial else ""
                 raise CameraError(f"no RealSense {which}could be started ({exc}); is it plugged into USB 3?") from None
             if self.playback is not None:
-                profile.get_device().as_playback().set_real_time(False)
+                # Playback starts in real time with pipe.start, so the first frames can pass before this line:
+                # switch to reading every frame, then rewind to the start of the file.
+                playback = profile.get_device().as_playback()
+                playback.set_real_time(False)
+                playback.seek(datetime.timedelta(0))
             self._pipeline = pipe
             self.source = pipe
         self._align = rs.align(rs.stream.color)
