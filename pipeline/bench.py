@@ -3,7 +3,8 @@
     python -m pipeline.bench [--weights-dir weights] [--runs 30] [--threads 2] --json OUT
 
 Measures student and teacher at 320x240 and 640x480, with torch and with onnxruntime (exported on the
-fly to a temporary file). JSON: {MODEL: {"params": n, "320x240": {"torch_ms": .., "onnx_ms": ..}, ...}}.
+fly to a temporary file). The models are timed in alternating blocks of calls, so that load on a shared machine
+weighs on each alike; "teacher_over_student" holds the ratios. JSON: {MODEL: {"params": n, "320x240": {"torch_ms": .., "onnx_ms": ..}, ...}}.
 Untrained architectures are measured when no weights exist (latency does not depend on the values).
 """
 
@@ -13,6 +14,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,42 +27,70 @@ from pipeline.weights import WEIGHTS_DIR, build, load
 SIZES = ((320, 240), (640, 480))
 
 
-def _median_ms(fn, runs: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000.0)
+def interleaved_median_ms(fns: dict[str, Callable[[], object]], runs: int, block: int = 10,
+                          warmup: int = 3) -> dict[str, float]:
+    """Median milliseconds per call of each function, timed in alternating blocks (a x10, b x10, a x10, ...).
+
+    Alternating makes a slow spell of a shared machine fall on every model alike, so the ratio between
+    models holds even when the absolute figures drift. Each block starts with a few untimed calls: an
+    onnxruntime session's threads keep spinning for a moment after its run and would slow the other
+    model's first calls.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    while any(len(t) < runs for t in times.values()):
+        for name, fn in fns.items():
+            for _ in range(warmup):
+                fn()
+            for _ in range(min(block, runs - len(times[name]))):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t) * 1000.0) for name, t in times.items()}
 
 
-def bench_model(model: torch.nn.Module, threads: int, runs: int, onnx: bool = True) -> dict:
+def bench_models(models: dict[str, torch.nn.Module], threads: int, runs: int, onnx: bool = True) -> dict:
+    """{NAME: {"params": n, "WxH": {"torch_ms": .., "onnx_ms": ..}}} for every size in SIZES."""
     from pipeline.export import export_onnx, onnx_session
 
     torch.set_num_threads(threads)
-    model.eval()
-    out: dict = {"params": count_parameters(model)}
+    out: dict = {name: {"params": count_parameters(m)} for name, m in models.items()}
     rng = np.random.default_rng(0)
     for w, h in SIZES:
         rgb = torch.from_numpy(rng.random((1, 3, h, w), dtype=np.float32))
         depth = torch.from_numpy(rng.uniform(0.4, 1.2, (1, 1, h, w)).astype(np.float32))
         depth[..., h // 3 : h // 2, w // 3 : w // 2] = 0
+        size = f"{w}x{h}"
+        for m in models.values():
+            m.eval()
         with torch.inference_mode():
-            entry = {"torch_ms": _median_ms(lambda: model(rgb, depth), runs)}
-        if onnx:
-            with tempfile.TemporaryDirectory() as tmp:
+            torch_fns = {name: (lambda m=m: m(rgb, depth)) for name, m in models.items()}
+            for name, ms in interleaved_median_ms(torch_fns, runs).items():
+                out[name][size] = {"torch_ms": ms}
+        if not onnx:
+            continue
+        feeds = {"rgb": rgb.numpy(), "depth": depth.numpy()}
+        onnx_fns = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, m in models.items():
                 try:
-                    path = export_onnx(model, Path(tmp) / "m.onnx", (w, h))
-                    sess = onnx_session(path, threads)
+                    sess = onnx_session(export_onnx(m, Path(tmp) / f"{name}.onnx", (w, h)), threads)
                 except Exception as exc:  # noqa: BLE001  an export failure is a result to report, not a crash
-                    entry["onnx_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                    out[name][size]["onnx_error"] = f"{type(exc).__name__}: {exc}"[:300]
                 else:
-                    feeds = {"rgb": rgb.numpy(), "depth": depth.numpy()}
-                    entry["onnx_ms"] = _median_ms(lambda: sess.run(None, feeds), runs)
-        out[f"{w}x{h}"] = entry
+                    onnx_fns[name] = lambda sess=sess: sess.run(None, feeds)
+            for name, ms in interleaved_median_ms(onnx_fns, runs).items():
+                out[name][size]["onnx_ms"] = ms
     return out
+
+
+def ratios(results: dict, slow: str = "teacher", fast: str = "student") -> dict:
+    """How many times slower ``slow`` is than ``fast``, per size and backend (where both were measured)."""
+    r = {}
+    for w, h in SIZES:
+        size = f"{w}x{h}"
+        a, b = results.get(slow, {}).get(size, {}), results.get(fast, {}).get(size, {})
+        r[size] = {k[:-3]: round(a[k] / b[k], 2) for k in ("torch_ms", "onnx_ms") if k in a and k in b}
+    return r
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,22 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--json", dest="json_out", default=None)
     args = ap.parse_args(argv)
-    results = {}
+    models, sources = {}, {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         path = Path(args.weights_dir) / f"{name}.safetensors"
         if path.is_file():
-            model, _ = load(path)
-            source = str(path)
+            models[name], _ = load(path)
+            sources[name] = str(path)
         else:
-            model = build(name)
-            source = "untrained architecture (no weights file)"
-        results[name] = {**bench_model(model, args.threads, args.runs, onnx=not args.no_onnx), "weights": source}
-        r = results[name]
+            models[name] = build(name)
+            sources[name] = "untrained architecture (no weights file)"
+    results = bench_models(models, args.threads, args.runs, onnx=not args.no_onnx)
+    for name, r in results.items():
+        r["weights"] = sources[name]
         cells = "  ".join(f"{s}: torch {r[s]['torch_ms']:.1f} ms" + (f", onnx {r[s]['onnx_ms']:.1f} ms"
                                                                    if "onnx_ms" in r[s] else "")
                           for s in (f"{w}x{h}" for w, h in SIZES))
         print(f"{name} ({r['params'] / 1e6:.2f} M params)  {cells}")
     results["threads"] = args.threads
+    if "teacher" in results and "student" in results:
+        results["teacher_over_student"] = ratios(results)
+        print("teacher / student: " + "  ".join(f"{size}: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items())
+                                                  for size, r in results["teacher_over_student"].items()))
     if args.json_out:
         write_json(args.json_out, results)
     return 0

@@ -208,3 +208,14 @@ def test_exportable_adaptive_pool_equals_torchs():
     x = torch.randn(2, 3, 7, 11)
     for bins in (1, 2, 3, 6):
         assert torch.allclose(adaptive_avg_pool(x, bins), F.adaptive_avg_pool2d(x, bins), atol=1e-6)
+
+
+def test_split_conv_equals_the_convolution_of_the_concatenation():
+    from pipeline.models.student import split_conv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(7, 4, 3, padding=1)
+    a, b = torch.randn(2, 5, 9, 11), torch.randn(2, 2, 9, 11)
+    assert torch.allclose(split_conv(conv, [a, b]), conv(torch.cat([a, b], 1)), atol=1e-5)
+    with pytest.raises(ValueError, match="6 channels"):
+        split_conv(conv, [a, b[:, :1]])
