@@ -53,6 +53,20 @@ def edge_loss(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None =
     return masked_mean((px - tx).abs(), w[..., :, 1:]) + masked_mean((py - ty).abs(), w[..., 1:, :])
 
 
+def teacher_bounded_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Tensor,
+                         w: torch.Tensor) -> torch.Tensor:
+    """Teacher-bounded regression (Chen et al., NeurIPS 2017): L1 to the truth, only on the pixels where the
+    student is still further from the truth than the teacher.
+
+    The teacher marks which errors a network can remove; the student is pushed harder there, and never
+    towards the teacher's own mistakes. The mean runs over all valid pixels (weights ``w``), so the term
+    fades as the student catches up with the teacher."""
+    valid = (gt > 0).float()
+    err_s, err_t = (student - gt).abs(), (teacher.detach() - gt).abs()
+    behind = (err_s > err_t).float()
+    return masked_mean(err_s * behind, w * valid)
+
+
 @dataclass(frozen=True)
 class DistillWeights:
     """Weights of the distillation terms (student vs teacher) and of the supervised term (student vs truth)."""
@@ -63,6 +77,8 @@ class DistillWeights:
     supervised: float = 1.0
     depth: float = 0.0  # the supervised loss's form (L1, glass-weighted, + gradients) against the teacher
     transparent: float = 4.0  # the distillation terms weigh glass pixels this much more than the rest
+    bounded: float = 0.0  # teacher-bounded term: extra L1 to the truth where the student is worse than the teacher
+    gaps_only: bool = False  # the teacher terms only where there is no ground truth (frames without it, holes)
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
@@ -76,6 +92,8 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Te
     scale = teacher.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
     s_n, t_n = student / scale, teacher / scale
     focus = 1.0 + (w.transparent - 1.0) * mask
+    if w.gaps_only:
+        focus = focus * (gt <= 0).float()
     parts = {
         "silog": silog_loss(student, teacher, focus),
         "ssim": masked_mean(((1 - ssim(s_n, t_n)) / 2).clamp(0, 1), focus),
@@ -83,6 +101,15 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Te
         "supervised": supervised_loss(student, gt, mask),
     }
     if w.depth:
-        parts["depth"] = supervised_loss(student, teacher, mask)
+        if w.gaps_only:
+            gaps = teacher * (gt <= 0).float()  # supervised_loss skips pixels whose target is 0
+            parts["depth"] = supervised_loss(student, gaps, mask)
+        else:
+            parts["depth"] = supervised_loss(student, teacher, mask)
+    if w.bounded:
+        parts["bounded"] = teacher_bounded_loss(student, teacher, gt, focus)
+    if w.gaps_only:  # each teacher term is a mean over the gaps: weigh it by the gaps' share of the batch
+        share = (gt <= 0).float().mean()
+        parts = {k: v if k in ("supervised", "bounded") else v * share for k, v in parts.items()}
     total = sum(getattr(w, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -24,7 +24,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -57,9 +57,11 @@ class FrameCache:
 
     @classmethod
     def load(cls, folders: list[str], size: tuple[int, int], limit: int | None = None,
-             progress: bool = True, jpeg: float = 0.0) -> "FrameCache":
+             progress: bool = True, jpeg: float = 0.0, labelled: bool = True) -> "FrameCache":
         """Load every frame once, resized to ``size``. ``jpeg``: share of frames whose colour image is
-        re-encoded as JPEG at a random quality (40-95), as real captures are; fixed per frame index."""
+        re-encoded as JPEG at a random quality (40-95), as real captures are; fixed per frame index.
+        ``labelled=False``: the frames count as captures without ground truth (any they carry is ignored;
+        depth_gt 0, mask False) and teach only through the teacher."""
         loaders = [f for path in folders for f in discover(path)]
         items = [(f, i) for f in loaders for i in range(len(f))][:limit]
         if not items:
@@ -71,7 +73,9 @@ class FrameCache:
         mask = torch.empty(len(items), 1, h, w, dtype=torch.bool)
         for n, (folder, i) in enumerate(tqdm(items, desc="load frames", unit="frame", disable=not progress)):
             f = resize_frame(folder.load(i), w, h)
-            if f.depth_gt is None or f.mask is None:
+            if not labelled:
+                f = replace(f, depth_gt=np.zeros_like(f.depth), mask=np.zeros(f.depth.shape, bool))
+            elif f.depth_gt is None or f.mask is None:
                 raise DistillGraspError(f"{f.name}: training needs ground truth and a transparent mask")
             colour = f.rgb
             if jpeg > 0:
@@ -87,6 +91,23 @@ class FrameCache:
 
     def __len__(self) -> int:
         return self.rgb.shape[0]
+
+    def __add__(self, other: "FrameCache") -> "FrameCache":
+        if self.teacher is not None or other.teacher is not None:
+            raise ValueError("join frame caches before the teacher's targets are computed")
+        return FrameCache(*(torch.cat([a, b]) for a, b in zip((self.rgb, self.depth, self.gt, self.mask),
+                                                               (other.rgb, other.depth, other.gt, other.mask))),
+                          self.sources + other.sources)
+
+    def mask_repairs(self, threshold: float = 0.01) -> None:
+        """For frames without ground truth, mark as glass where the teacher supplied or moved the depth
+        (no raw reading, or one more than ``threshold`` metres from the teacher's): what the distillation
+        terms weigh up, as the true mask does on labelled frames."""
+        unlabelled = ~(self.gt > 0).flatten(1).any(1)
+        if self.teacher is None or not unlabelled.any():
+            return
+        raw, t = self.depth[unlabelled].float(), self.teacher[unlabelled].float()
+        self.mask[unlabelled] = (raw <= 0) | ((t - raw).abs() > threshold)
 
     def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool,
               blur: float = 0.0):
@@ -167,6 +188,12 @@ def train(args: argparse.Namespace) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     size, crop = parse_size(args.size), (parse_size(args.crop) if args.crop else None)
     data = FrameCache.load(args.data, size, args.limit, progress=main_proc and not args.quiet, jpeg=args.jpeg)
+    if args.unlabeled:
+        if args.arch != "student" or args.no_distill:
+            raise DistillGraspError("--unlabeled frames teach only through the teacher: distil a student "
+                                    "(--teacher WEIGHTS, without --no-distill)")
+        data = data + FrameCache.load(args.unlabeled, size, None, progress=main_proc and not args.quiet,
+                                      jpeg=args.jpeg, labelled=False)
     val = FrameCache.load(args.val, size, args.val_limit, progress=main_proc and not args.quiet) if args.val else None
 
     config = json.loads(args.model_config) if args.model_config else None
@@ -186,6 +213,8 @@ def train(args: argparse.Namespace) -> dict:
         targets = out / "teacher-targets.pt"
         key = {"teacher": str(args.teacher), "flip": args.teacher_flip, "data": args.data, "size": args.size,
                "limit": args.limit, "frames": len(data)}
+        if args.unlabeled:
+            key["unlabeled"] = args.unlabeled
         cached = torch.load(targets, weights_only=False) if targets.is_file() else None
         if cached is not None and cached["key"] == key:
             data.teacher = cached["depth"]
@@ -194,6 +223,7 @@ def train(args: argparse.Namespace) -> dict:
             if main_proc:
                 torch.save({"key": key, "depth": data.teacher}, out / ".teacher-targets.tmp")
                 os.replace(out / ".teacher-targets.tmp", targets)
+        data.mask_repairs()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
     best = math.inf
@@ -215,7 +245,7 @@ def train(args: argparse.Namespace) -> dict:
         return args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(s / max(args.steps, 1), 1.0)))
 
     weights = DistillWeights(args.w_silog, args.w_ssim, args.w_edge, args.w_supervised, args.w_depth,
-                             args.w_transparent)
+                             args.w_transparent, args.w_bounded, args.teacher_fills_gaps)
     bar = tqdm(total=args.steps, initial=step, desc=f"train {args.arch}", unit="step",
                disable=not main_proc or args.quiet)
     t0, losses = time.time(), []
@@ -282,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="run folder (checkpoints, log, best weights)")
     ap.add_argument("--teacher", help="teacher weights for distillation (student only)")
     ap.add_argument("--no-distill", action="store_true", help="train the student on ground truth only")
+    ap.add_argument("--unlabeled", nargs="+", default=None,
+                    help="frames used without their ground truth (as real captures come): the student learns "
+                         "them from the teacher alone")
+    ap.add_argument("--teacher-fills-gaps", action="store_true",
+                    help="the teacher's terms apply only where there is no ground truth (--unlabeled frames, "
+                         "holes in real ground truth); elsewhere the student learns from the truth alone")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -300,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--w-supervised", type=float, default=1.0)
     ap.add_argument("--w-depth", type=float, default=0.0,
                     help="weight of an absolute depth term against the teacher (the supervised loss's form)")
+    ap.add_argument("--w-bounded", type=float, default=0.0,
+                    help="weight of the teacher-bounded term: extra L1 to the truth on the pixels where the "
+                         "student's error exceeds the teacher's")
     ap.add_argument("--w-transparent", type=float, default=4.0,
                     help="weight of glass pixels relative to the rest in the distillation terms (1 = uniform)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning; same architecture)")

@@ -73,3 +73,34 @@ def test_jpeg_and_blur_augmentation(generated_d435):
     grad = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean().item()  # noqa: E731
     assert grad(soft) < 0.9 * grad(sharp)
     assert np.isfinite(soft.numpy()).all()
+
+
+def test_unlabeled_frames_teach_only_through_the_teacher(generated_d435, tmp_path, capsys):
+    import torch
+
+    from pipeline.losses import DistillWeights, distillation_loss
+    from pipeline.train import FrameCache
+
+    labelled = FrameCache.load([str(generated_d435)], (80, 60), limit=2, progress=False)
+    bare = FrameCache.load([str(generated_d435)], (80, 60), limit=2, progress=False, labelled=False)
+    assert not (bare.gt > 0).any() and not bare.mask.any() and torch.equal(bare.depth, labelled.depth)
+    both = labelled + bare
+    assert len(both) == 4
+    both.teacher = torch.where(both.depth > 0, both.depth, torch.full_like(both.depth, 0.7))
+    both.teacher[3, :, :5, :5] += 0.05  # the teacher moved a valid raw reading
+    both.mask_repairs()
+    assert torch.equal(both.mask[:2], labelled.mask)  # labelled frames keep their true mask
+    assert torch.equal(both.mask[2], both.depth[2] <= 0)
+    assert both.mask[3, 0, :5, :5].all()
+
+    # with --teacher-fills-gaps, the teacher cannot pull a labelled frame away from its truth
+    gt = torch.full((1, 1, 8, 8), 1.0)
+    w = DistillWeights(depth=1.0, gaps_only=True)
+    right = distillation_loss(gt.clone(), gt * 1.2, gt, torch.zeros_like(gt), w)[0]
+    assert float(right) < 1e-6
+    gaps = torch.zeros_like(gt)
+    assert float(distillation_loss(gt.clone(), gt * 1.2, gaps, torch.zeros_like(gt), w)[0]) > 0.1
+
+    assert main(["student", *_args(generated_d435, tmp_path / "s", "--steps", "1", "--no-distill",
+                                   "--unlabeled", str(generated_d435))]) == 2
+    assert "--unlabeled" in capsys.readouterr().err
