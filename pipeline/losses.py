@@ -93,7 +93,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Te
     s_n, t_n = student / scale, teacher / scale
     focus = 1.0 + (w.transparent - 1.0) * mask
     if w.gaps_only:
-        focus = focus * (gt <= 0).float()
+        focus = focus * ((gt <= 0) & (teacher > 0)).float()  # a teacher target of 0 teaches nothing
     parts = {
         "silog": silog_loss(student, teacher, focus),
         "ssim": masked_mean(((1 - ssim(s_n, t_n)) / 2).clamp(0, 1), focus),

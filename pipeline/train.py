@@ -99,15 +99,27 @@ class FrameCache:
                                                                (other.rgb, other.depth, other.gt, other.mask))),
                           self.sources + other.sources)
 
-    def mask_repairs(self, threshold: float = 0.01) -> None:
-        """For frames without ground truth, mark as glass where the teacher supplied or moved the depth
-        (no raw reading, or one more than ``threshold`` metres from the teacher's): what the distillation
-        terms weigh up, as the true mask does on labelled frames."""
+    def mask_repairs(self, threshold: float = 0.01, trust: str = "repairs") -> None:
+        """Prepare frames without ground truth for the teacher's terms.
+
+        ``trust="repairs"``: glass is where the teacher supplied or moved the depth (no raw reading, or one
+        more than ``threshold`` metres from the teacher's), weighted up like the true mask of labelled frames.
+        ``trust="holes"``: the teacher is followed where the camera gave no reading (glass = the holes) and
+        where it agrees with the raw depth; where it moved a valid reading by more than ``threshold`` (glass
+        the camera saw through, or the teacher's own mistake: nothing tells them apart) the frame teaches
+        nothing (target 0)."""
         unlabelled = ~(self.gt > 0).flatten(1).any(1)
         if self.teacher is None or not unlabelled.any():
             return
         raw, t = self.depth[unlabelled].float(), self.teacher[unlabelled].float()
-        self.mask[unlabelled] = (raw <= 0) | ((t - raw).abs() > threshold)
+        moved = (raw > 0) & ((t - raw).abs() > threshold)
+        if trust == "holes":
+            self.mask[unlabelled] = raw <= 0
+            self.teacher[unlabelled] = torch.where(moved, torch.zeros_like(t), t).to(self.teacher.dtype)
+        elif trust == "repairs":
+            self.mask[unlabelled] = (raw <= 0) | moved
+        else:
+            raise ValueError(f"trust must be 'repairs' or 'holes', not {trust!r}")
 
     def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool,
               blur: float = 0.0):
@@ -223,7 +235,7 @@ def train(args: argparse.Namespace) -> dict:
             if main_proc:
                 torch.save({"key": key, "depth": data.teacher}, out / ".teacher-targets.tmp")
                 os.replace(out / ".teacher-targets.tmp", targets)
-        data.mask_repairs()
+        data.mask_repairs(trust=args.unlabeled_trust)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
     best = math.inf
@@ -315,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--unlabeled", nargs="+", default=None,
                     help="frames used without their ground truth (as real captures come): the student learns "
                          "them from the teacher alone")
+    ap.add_argument("--unlabeled-trust", choices=("repairs", "holes"), default="repairs",
+                    help="on --unlabeled frames, follow the teacher everywhere with glass = what it repaired "
+                         "(repairs), or only in the camera's holes and where it agrees with the raw depth (holes)")
     ap.add_argument("--teacher-fills-gaps", action="store_true",
                     help="the teacher's terms apply only where there is no ground truth (--unlabeled frames, "
                          "holes in real ground truth); elsewhere the student learns from the truth alone")

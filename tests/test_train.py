@@ -93,6 +93,15 @@ def test_unlabeled_frames_teach_only_through_the_teacher(generated_d435, tmp_pat
     assert torch.equal(both.mask[2], both.depth[2] <= 0)
     assert both.mask[3, 0, :5, :5].all()
 
+    # trusting only the holes: a moved valid reading teaches nothing, a hole is glass
+    holes = labelled + bare
+    holes.teacher = both.teacher.clone()
+    holes.mask_repairs(trust="holes")
+    assert torch.equal(holes.mask[3], holes.depth[3] <= 0)
+    moved = (holes.depth[3, 0, :5, :5] > 0)
+    assert (holes.teacher[3, 0, :5, :5][moved] == 0).all() and moved.any()
+    assert torch.equal(holes.teacher[:2], both.teacher[:2])
+
     # with --teacher-fills-gaps, the teacher cannot pull a labelled frame away from its truth
     gt = torch.full((1, 1, 8, 8), 1.0)
     w = DistillWeights(depth=1.0, gaps_only=True)
