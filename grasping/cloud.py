@@ -12,6 +12,7 @@ import open3d as o3d
 from scipy.spatial import cKDTree
 
 from pipeline.errors import DistillGraspError
+from pipeline.metrics import MOVED_M
 from pipeline.types import RGBDFrame
 
 
@@ -66,7 +67,7 @@ class SceneCloud:
         return self.repaired[k] if k < len(self.repaired) else 0.0
 
 
-REPAIR_THRESHOLD_M = 0.01
+REPAIR_THRESHOLD_M = MOVED_M
 
 
 def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,

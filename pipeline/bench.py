@@ -54,14 +54,14 @@ def bench_models(models: dict[str, torch.nn.Module], threads: int, runs: int, on
 
     torch.set_num_threads(threads)
     out: dict = {name: {"params": count_parameters(m)} for name, m in models.items()}
+    for m in models.values():
+        m.eval()
     rng = np.random.default_rng(0)
     for w, h in SIZES:
         rgb = torch.from_numpy(rng.random((1, 3, h, w), dtype=np.float32))
         depth = torch.from_numpy(rng.uniform(0.4, 1.2, (1, 1, h, w)).astype(np.float32))
         depth[..., h // 3 : h // 2, w // 3 : w // 2] = 0
         size = f"{w}x{h}"
-        for m in models.values():
-            m.eval()
         with torch.inference_mode():
             torch_fns = {name: (lambda m=m: m(rgb, depth)) for name, m in models.items()}
             for name, ms in interleaved_median_ms(torch_fns, runs).items():

@@ -25,7 +25,7 @@ from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
-from pipeline.metrics import METRIC_KEYS, average, depth_metrics
+from pipeline.metrics import METRIC_KEYS, MOVED_M, average, depth_metrics
 from pipeline.types import RGBDFrame
 
 
@@ -49,9 +49,6 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
                          "moved_correct_raw": _mean(p["moved"]),
                          "median_ms": float(np.median(p["ms"])) if p["ms"] else None}
     return {"frames": len(frames), "results": results}
-
-
-MOVED_M = 0.01
 
 
 def moved_share(pred: np.ndarray, frame: RGBDFrame) -> float | None:

@@ -92,24 +92,21 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Te
     scale = teacher.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
     s_n, t_n = student / scale, teacher / scale
     focus = 1.0 + (w.transparent - 1.0) * mask
+    no_gt = (gt <= 0).float()
     if w.gaps_only:
-        focus = focus * ((gt <= 0) & (teacher > 0)).float()  # a teacher target of 0 teaches nothing
+        focus = focus * no_gt * (teacher > 0).float()  # a teacher target of 0 teaches nothing
     parts = {
         "silog": silog_loss(student, teacher, focus),
         "ssim": masked_mean(((1 - ssim(s_n, t_n)) / 2).clamp(0, 1), focus),
         "edge": edge_loss(s_n, t_n, focus),
         "supervised": supervised_loss(student, gt, mask),
     }
-    if w.depth:
-        if w.gaps_only:
-            gaps = teacher * (gt <= 0).float()  # supervised_loss skips pixels whose target is 0
-            parts["depth"] = supervised_loss(student, gaps, mask)
-        else:
-            parts["depth"] = supervised_loss(student, teacher, mask)
+    if w.depth:  # supervised_loss skips pixels whose target is 0: with gaps_only, those with ground truth
+        parts["depth"] = supervised_loss(student, teacher * no_gt if w.gaps_only else teacher, mask)
     if w.bounded:
         parts["bounded"] = teacher_bounded_loss(student, teacher, gt, focus)
     if w.gaps_only:  # each teacher term is a mean over the gaps: weigh it by the gaps' share of the batch
-        share = (gt <= 0).float().mean()
+        share = no_gt.mean()
         parts = {k: v if k in ("supervised", "bounded") else v * share for k, v in parts.items()}
     total = sum(getattr(w, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 METRIC_KEYS = ("rmse", "rel", "mae", "d105", "d110", "d125")
+MOVED_M = 0.01  # a depth changed by more than this was moved (repaired, or disturbed where it was right)
 
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray, region: np.ndarray | None = None) -> dict[str, float] | None:

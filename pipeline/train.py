@@ -39,7 +39,7 @@ from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DistillGraspError
 from pipeline.losses import DistillWeights, distillation_loss, supervised_loss
-from pipeline.metrics import average, depth_metrics
+from pipeline.metrics import MOVED_M, average, depth_metrics
 from pipeline.models.common import count_parameters
 from pipeline.weights import build, load, save
 
@@ -99,7 +99,7 @@ class FrameCache:
                                                                (other.rgb, other.depth, other.gt, other.mask))),
                           self.sources + other.sources)
 
-    def mask_repairs(self, threshold: float = 0.01, trust: str = "repairs") -> None:
+    def mask_repairs(self, threshold: float = MOVED_M, trust: str = "repairs") -> None:
         """Prepare frames without ground truth for the teacher's terms.
 
         ``trust="repairs"``: glass is where the teacher supplied or moved the depth (no raw reading, or one
