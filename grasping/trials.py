@@ -71,12 +71,12 @@ _COMPLETERS: dict[str, DepthCompleter] = {}
 def _sim_attempt(job) -> dict:
     from sim.world import SimWorld  # the command line's --sim wiring
 
-    scene_seed, source, threads, backend = job
+    scene_seed, source, threads, backend, weights_dir = job
     import torch
 
     torch.set_num_threads(threads)
     if source not in _COMPLETERS:
-        _COMPLETERS[source] = make_completer(source, backend=backend)
+        _COMPLETERS[source] = make_completer(source, _weights(source, weights_dir), backend=backend)
     t0 = time.perf_counter()
     with SimWorld(scene_seed) as world:
         record, _ = attempt(world, _COMPLETERS[source], GraspDetector())
@@ -85,11 +85,17 @@ def _sim_attempt(job) -> dict:
     return record
 
 
+def _weights(source: str, weights_dir: str | None) -> Path | None:
+    """``weights_dir/NAME.safetensors`` for the networks when a folder is given, else the shipped weights."""
+    return Path(weights_dir) / f"{source}.safetensors" if weights_dir and source in ("student", "teacher") else None
+
+
 def run_trials(sources: list[str], trials: int, seed: int, out: Path, workers: int = 1,
-               progress: bool = True, backend: str = "auto") -> dict:
+               progress: bool = True, backend: str = "auto", weights_dir: str | None = None) -> dict:
     log = TrialLog(out / "attempts.jsonl")
     done = log.done()
-    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2, backend) for t in range(trials) for s in sources
+    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2, backend, weights_dir)
+            for t in range(trials) for s in sources
             if (seed * 100_000 + t, s) not in done]
     bar = tqdm(total=trials * len(sources), initial=trials * len(sources) - len(jobs), desc="trials",
                unit="attempt", disable=not progress)
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                          "only with --workers 1)")
     ap.add_argument("--backend", default="auto", choices=("torch", "onnx", "auto"),
                     help="how networks run (auto: onnxruntime where the export works)")
+    ap.add_argument("--weights-dir", default=None,
+                    help="folder holding student/teacher .safetensors to try instead of the shipped ones")
     args = ap.parse_args(argv)
     if not args.sim:
         ap.error("only --sim trials run from this command; the real cell runs from run.py --robot")
@@ -136,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--trials and --workers must be at least 1")
     for s in sources:  # fail before any work when weights are missing
         try:
-            make_completer(s, backend=args.backend)
+            make_completer(s, _weights(s, args.weights_dir), backend=args.backend)
         except DistillGraspError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers, backend=args.backend)
+    summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers, backend=args.backend,
+                         weights_dir=args.weights_dir)
     print(markdown_table(summary))
     return 0
 

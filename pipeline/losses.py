@@ -110,3 +110,67 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Te
         parts = {k: v if k in ("supervised", "bounded") else v * share for k, v in parts.items()}
     total = sum(getattr(w, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def channel_wise_kd(student: torch.Tensor, teacher: torch.Tensor, tau: float = 4.0) -> torch.Tensor:
+    """Channel-wise distillation (Shu et al., ICCV 2021) of BxCxHxW feature maps of one size: each channel's
+    spatial softmax (temperature ``tau``) of the teacher is the target of the student's; the KL divergence,
+    times tau^2, averaged over channels and images. It transfers where each channel responds, not its scale."""
+    if student.shape != teacher.shape:
+        raise ValueError(f"channel_wise_kd: student features {tuple(student.shape)} and teacher features "
+                         f"{tuple(teacher.shape)} differ (adapt the channels, match the stride)")
+    b, c = teacher.shape[:2]
+    log_t = F.log_softmax(teacher.detach().reshape(b * c, -1) / tau, dim=1)
+    log_s = F.log_softmax(student.reshape(b * c, -1) / tau, dim=1)
+    return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * tau * tau
+
+
+class FeatureDistillation(torch.nn.Module):
+    """Feature-level distillation between decoder stages of the same stride.
+
+    Forward hooks record the outputs of the named student and teacher modules on every forward pass; a 1x1
+    convolution per pair (trained with the student, not shipped) maps the student's channels to the
+    teacher's; ``loss()`` is the mean channel-wise KD over the pairs of the last forward passes. For the
+    default networks: student ``dec.2`` (stride 8, 64 channels) to teacher ``crf.1`` (stride 8, 96), and
+    ``dec.1`` (stride 4, 32) to ``crf.0`` (stride 4, 32): the depth the decoders are building, close to the
+    output."""
+
+    PAIRS = (("dec.2", "crf.1"), ("dec.1", "crf.0"))
+
+    def __init__(self, student: torch.nn.Module, teacher: torch.nn.Module, pairs=PAIRS, tau: float = 4.0):
+        super().__init__()
+        self.pairs, self.tau = list(pairs), tau
+        self._feats: dict[str, torch.Tensor] = {}
+        s_mods, t_mods = dict(student.named_modules()), dict(teacher.named_modules())
+        for s_name, t_name in self.pairs:
+            if s_name not in s_mods or t_name not in t_mods:
+                raise ValueError(f"feature distillation: no module {s_name!r} in the student or {t_name!r} "
+                                 "in the teacher")
+            s_mods[s_name].register_forward_hook(self._keep("s:" + s_name))
+            t_mods[t_name].register_forward_hook(self._keep("t:" + t_name))
+        # one probe frame through both networks (eval mode, no statistics updated) tells the channel counts
+        modes = student.training, teacher.training
+        student.eval(), teacher.eval()
+        with torch.no_grad():
+            rgb, depth = torch.rand(1, 3, 64, 64), torch.full((1, 1, 64, 64), 0.8)
+            student(rgb, depth), teacher(rgb, depth)
+        student.train(modes[0]), teacher.train(modes[1])
+        self.adapters = torch.nn.ModuleList([
+            torch.nn.Conv2d(self._feats["s:" + s].shape[1], self._feats["t:" + t].shape[1], 1) for s, t in self.pairs])
+        self._feats.clear()
+
+    def _keep(self, key: str):
+        def hook(_module, _inputs, output):
+            self._feats[key] = output
+        return hook
+
+    def loss(self) -> torch.Tensor:
+        terms = []
+        for (s_name, t_name), adapt in zip(self.pairs, self.adapters):
+            s, t = adapt(self._feats["s:" + s_name]), self._feats["t:" + t_name]
+            if s.shape[-2:] != t.shape[-2:]:  # padding to each network's multiple can differ by a cell
+                h, w = min(s.shape[-2], t.shape[-2]), min(s.shape[-1], t.shape[-1])
+                s, t = s[..., :h, :w], t[..., :h, :w]
+            terms.append(channel_wise_kd(s, t, self.tau))
+        self._feats.clear()
+        return sum(terms) / len(terms)

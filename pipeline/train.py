@@ -38,7 +38,7 @@ from pipeline.cli import parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DistillGraspError
-from pipeline.losses import DistillWeights, distillation_loss, supervised_loss
+from pipeline.losses import DistillWeights, FeatureDistillation, distillation_loss, supervised_loss
 from pipeline.metrics import MOVED_M, average, depth_metrics
 from pipeline.models.common import count_parameters
 from pipeline.weights import build, load, save
@@ -214,12 +214,38 @@ def train(args: argparse.Namespace) -> dict:
         model, init_card = load(args.init)
         if init_card["arch"] != args.arch:
             raise DistillGraspError(f"--init {args.init} holds a {init_card['arch']}, not a {args.arch}")
+        if config:
+            # the same network with modules added (e.g. {"upsample": "convex"}): the new ones start fresh
+            grown = build(args.arch, {**init_card.get("config", {}), **config})
+            try:
+                keys = grown.load_state_dict(model.state_dict(), strict=False)
+            except RuntimeError as exc:
+                raise DistillGraspError(f"--model-config {args.model_config} changes the shape of tensors of "
+                                        f"--init {args.init}: only added modules start fresh ({exc})") from None
+            if keys.unexpected_keys:
+                raise DistillGraspError(f"--model-config {args.model_config} drops tensors of --init "
+                                        f"{args.init}: {', '.join(keys.unexpected_keys[:5])}")
+            model = grown
+            if main_proc and keys.missing_keys:
+                new = sorted({k.split('.')[0] for k in keys.missing_keys})
+                print(f"--init {args.init}: new modules start from their initialisation: {', '.join(new)}")
     else:
         model = build(args.arch, config)
+    features = None
+    if args.w_feature and (args.arch != "student" or args.no_distill):
+        raise DistillGraspError("--w-feature distils the student's features from a teacher: drop --no-distill")
+    output_terms = any(w > 0 for w in (args.w_silog, args.w_ssim, args.w_edge, args.w_depth, args.w_bounded))
     if args.arch == "student" and not args.no_distill:
         if not args.teacher:
             raise DistillGraspError("distilling the student needs --teacher WEIGHTS (or --no-distill)")
         teacher, _ = load(args.teacher)
+        if args.w_feature:
+            # online: the teacher runs on every training batch and its decoder features are the targets
+            features = FeatureDistillation(model, teacher)
+    if args.unlabeled and not output_terms:
+        raise DistillGraspError("--unlabeled frames need the teacher's depth: give an output term a weight "
+                                "(--w-depth, --w-silog, ...)")
+    if args.arch == "student" and not args.no_distill and output_terms:
         # Offline distillation: the teacher sees each whole frame once (more context than a training crop);
         # its depth maps are cached beside the run and cropped and mirrored with the frames.
         targets = out / "teacher-targets.pt"
@@ -236,13 +262,19 @@ def train(args: argparse.Namespace) -> dict:
                 torch.save({"key": key, "depth": data.teacher}, out / ".teacher-targets.tmp")
                 os.replace(out / ".teacher-targets.tmp", targets)
         data.mask_repairs(trust=args.unlabeled_trust)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    params = list(model.parameters()) + (list(features.parameters()) if features is not None else [])
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     step = 0
     best = math.inf
     ckpt = out / "last.pt"
     if ckpt.is_file() and not args.restart:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
+        if features is not None:
+            if "features" not in state:
+                raise DistillGraspError(f"{ckpt} was written without --w-feature; resume it the same way or "
+                                        "use --restart")
+            features.load_state_dict(state["features"])
         opt.load_state_dict(state["opt"])
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
@@ -267,16 +299,21 @@ def train(args: argparse.Namespace) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            if features is not None:
+                with torch.no_grad():
+                    teacher(rgb, depth)  # its hooks keep the decoder features
             pred = net(rgb, depth).float()
         if t_pred:
             loss, _ = distillation_loss(pred, t_pred[0], gt, mask, weights)
         else:
             loss = supervised_loss(pred, gt, mask)
+        if features is not None:
+            loss = loss + args.w_feature * features.loss().float()
         if not torch.isfinite(loss):
             raise DistillGraspError(f"loss became {float(loss)} at step {step}; lower --lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         losses.append(loss.item())
@@ -302,8 +339,11 @@ def train(args: argparse.Namespace) -> dict:
                         card["init"] = {"weights": args.init, "recipe": init_card.get("recipe"),
                                         "step": init_card.get("step")}
                     save(model, out / "best.safetensors", card)
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                            "torch_rng": torch.get_rng_state()}, out / ".last.pt.tmp")
+                state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                         "torch_rng": torch.get_rng_state()}
+                if features is not None:
+                    state["features"] = features.state_dict()
+                torch.save(state, out / ".last.pt.tmp")
                 os.replace(out / ".last.pt.tmp", ckpt)
                 with open(out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(record) + "\n")
@@ -354,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--w-bounded", type=float, default=0.0,
                     help="weight of the teacher-bounded term: extra L1 to the truth on the pixels where the "
                          "student's error exceeds the teacher's")
+    ap.add_argument("--w-feature", type=float, default=0.0,
+                    help="weight of channel-wise feature distillation between the decoders (the teacher then "
+                         "runs on every batch; with the output terms at 0 no teacher maps are cached)")
     ap.add_argument("--w-transparent", type=float, default=4.0,
                     help="weight of glass pixels relative to the rest in the distillation terms (1 = uniform)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning; same architecture)")

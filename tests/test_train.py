@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,15 @@ def test_train_teacher_then_distil_student_and_resume(generated_d435, tmp_path):
     steps = [json.loads(line)["step"] for line in (s_out / "log.jsonl").read_text().splitlines()]
     assert steps == [2, 4]
 
+    # fine-tuning grows the student by a module (convex upsampling); other changes are refused
+    g_out = tmp_path / "grown"
+    grow = ["--no-distill", "--init", str(s_out / "best.safetensors"), "--steps", "2", "--val-every", "2"]
+    assert main(["student", *_args(generated_d435, g_out, *grow, "--model-config", '{"upsample": "convex"}')]) == 0
+    card = json.loads((g_out / "best.json").read_text())
+    assert card["config"]["upsample"] == "convex" and card["init"]["weights"].endswith("best.safetensors")
+    wider = '{"widths": [8, 8, 16, 24]}'
+    assert main(["student", *_args(generated_d435, tmp_path / "bad", *grow, "--model-config", wider)]) == 2
+
 
 def test_student_distillation_needs_a_teacher(generated_d435, tmp_path, capsys):
     assert main(["student", *_args(generated_d435, tmp_path / "s", "--steps", "1")]) == 2
@@ -44,7 +54,10 @@ def test_student_distillation_needs_a_teacher(generated_d435, tmp_path, capsys):
 
 def test_distributed_two_cpu_processes(generated_d435, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    with socket.socket() as sock:  # a free port: a fixed one can be taken by another run on the machine
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            "-m", "pipeline.train", "student", "--no-distill",
            *_args(generated_d435, out, "--steps", "2", "--val-every", "2", "--model-config", TINY)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -113,3 +126,24 @@ def test_unlabeled_frames_teach_only_through_the_teacher(generated_d435, tmp_pat
     assert main(["student", *_args(generated_d435, tmp_path / "s", "--steps", "1", "--no-distill",
                                    "--unlabeled", str(generated_d435))]) == 2
     assert "--unlabeled" in capsys.readouterr().err
+
+
+def test_feature_distillation_runs_online_and_resumes(generated_d435, tmp_path, capsys):
+    t_out = tmp_path / "teacher"
+    assert main(["teacher", *_args(generated_d435, t_out, "--steps", "1", "--val-every", "1",
+                                   "--model-config", TINY_T)]) == 0
+    out = tmp_path / "feat"
+    args = _args(generated_d435, out, "--val-every", "1", "--model-config", TINY, "--teacher",
+                 str(t_out / "best.safetensors"), "--w-silog", "0", "--w-ssim", "0", "--w-edge", "0",
+                 "--w-feature", "0.01")
+    assert main(["student", *args, "--steps", "1"]) == 0
+    assert not (out / "teacher-targets.pt").exists()  # no output terms: no teacher maps cached
+    import torch
+
+    assert "features" in torch.load(out / "last.pt", weights_only=False)
+    assert main(["student", *args, "--steps", "2"]) == 0  # resumes with the adapters
+    assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
+    capsys.readouterr()
+    assert main(["student", *_args(generated_d435, tmp_path / "x", "--no-distill", "--w-feature", "1",
+                                   "--steps", "1")]) == 2
+    assert "--w-feature" in capsys.readouterr().err

@@ -5,6 +5,12 @@ far the RGB and depth features agree (per-pixel cosine similarity of their proje
 validity), turns that into a gate, and keeps the reliable part of each: depth features where they agree with
 the image (valid depth off the glass), RGB structure where they do not (glass, holes). The gated features are
 fused with convolutions and passed to a U-Net decoder that predicts the depth correction.
+
+The correction is predicted at half resolution. ``upsample="bilinear"`` interpolates it to full resolution;
+``upsample="convex"`` lets every full-resolution pixel take a learned convex combination of its 3x3
+half-resolution neighbours (as RAFT upsamples optical flow), with weights predicted from the head features
+and the full-resolution inputs, so a pixel on a silhouette can take the correction of one side instead of a
+blend of both (a blend puts points in mid-air between a glass and the table).
 """
 
 from __future__ import annotations
@@ -53,12 +59,45 @@ class CFCM(nn.Module):
         return self.fuse(torch.cat([g * d, (1 - g) * r], 1)) + d
 
 
+def bilinear_logits() -> torch.Tensor:
+    """Convex-upsampling logits (36 = 9 neighbours x 4 sub-pixels) that reproduce 2x bilinear upsampling
+    (``align_corners=False``) exactly: each sub-pixel weighs its neighbours 9/16, 3/16, 3/16, 1/16."""
+    w1 = {0: {-1: 0.25, 0: 0.75, 1: 0.0}, 1: {-1: 0.0, 0: 0.75, 1: 0.25}}  # sub-pixel offset -> neighbour weight
+    logits = torch.full((9, 4), -30.0)
+    for n, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+        for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            w = w1[a][dy] * w1[b][dx]
+            if w > 0:
+                logits[n, k] = float(torch.log(torch.tensor(w)))
+    return logits.reshape(36)
+
+
+def convex_upsample(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Bx1xhxw map and Bx36xhxw logits (neighbour-major: 9 neighbours x 4 sub-pixels) -> Bx1x2hx2w."""
+    b, _, h, w = x.shape
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    # softmax over the 9 neighbours, spelled out: onnxruntime's Softmax over a non-last axis transposes and
+    # costs more than the rest of the student's head; logits are clamped so exp cannot overflow
+    e = torch.exp(logits.clamp(-40.0, 40.0)).reshape(b, 9, 4, h, w)
+    num, den = None, None
+    for n in range(9):
+        dy, dx = divmod(n, 3)
+        num = e[:, n] * p[..., dy:dy + h, dx:dx + w] if num is None else num + e[:, n] * p[..., dy:dy + h, dx:dx + w]
+        den = e[:, n] if den is None else den + e[:, n]
+    sub = num / den
+    return F.pixel_shuffle(sub, 2)  # sub-pixel k = 2a + b lands at (2i + a, 2j + b)
+
+
 class Student(DepthNet):
     multiple = 16
 
-    def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48)):
+    def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48), upsample: str = "bilinear"):
         super().__init__()
+        if upsample not in ("bilinear", "convex"):
+            raise ValueError(f"Student: upsample must be 'bilinear' or 'convex', not {upsample!r}")
         self.config = {"widths": list(widths), "depth_widths": list(depth_widths)}
+        if upsample != "bilinear":
+            self.config["upsample"] = upsample
         self.rgb_enc = nn.ModuleList()
         self.depth_enc = nn.ModuleList()
         self.depth_proj = nn.ModuleList()
@@ -72,6 +111,16 @@ class Student(DepthNet):
         self.dec = nn.ModuleList([conv_bn(widths[i + 1] + widths[i], widths[i], 3) for i in range(len(widths) - 1)])
         self.head = nn.Sequential(conv_bn(widths[0] + 5, 16, 3), nn.Conv2d(16, 1, 3, padding=1))
         zero_last(self.head)
+        self.up_mask = None
+        if upsample == "convex":
+            # weights from the head's hidden features and the full-resolution inputs (a 2x2 stride-2
+            # convolution sees each half-resolution pixel's four sub-pixels); they start as bilinear
+            # upsampling, so the module can be added to a trained student
+            self.up_mask = nn.ModuleDict({"hidden": nn.Conv2d(16, 16, 1), "rgb": nn.Conv2d(3, 16, 2, 2, bias=False),
+                                          "depth": nn.Conv2d(2, 16, 2, 2, bias=False), "out": nn.Conv2d(16, 36, 1)})
+            nn.init.zeros_(self.up_mask["out"].weight)
+            with torch.no_grad():
+                self.up_mask["out"].bias.copy_(bilinear_logits())
 
     def core(self, x_rgb: torch.Tensor, x_depth: torch.Tensor) -> torch.Tensor:
         r, d = x_rgb, x_depth
@@ -87,5 +136,10 @@ class Student(DepthNet):
             x = self.dec[i](torch.cat([x, fused[i]], 1))
         # The correction is predicted at half resolution (with the half-resolution inputs) and upsampled.
         small = [F.avg_pool2d(x_rgb, 2), F.avg_pool2d(x_depth, 2)]
-        residual = self.head[1](self.head[0][1:](split_conv(self.head[0][0], [x, torch.cat(small, 1)])))
-        return F.interpolate(residual, size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)
+        hidden = self.head[0][1:](split_conv(self.head[0][0], [x, torch.cat(small, 1)]))
+        residual = self.head[1](hidden)
+        if self.up_mask is None:
+            return F.interpolate(residual, size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)
+        u = self.up_mask
+        a = F.relu(u["hidden"](hidden) + u["rgb"](x_rgb) + u["depth"](x_depth))
+        return convex_upsample(residual, u["out"](a))
