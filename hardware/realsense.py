@@ -10,7 +10,6 @@ framesets (``source=``, e.g. an ``rs.syncer`` fed by an ``rs.software_device``).
 
 from __future__ import annotations
 
-import datetime
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,33 +58,40 @@ class RealSenseCamera(Camera):
         self._filters: list = []
         self._intrinsics: CameraIntrinsics | None = None
         self._connected = False
+        self._playback_sensors: list = []
 
     # -------------------------------------------------------------------------------- connection
     def connect(self) -> None:
         rs = _rs()
         cfg = self.config
-        if self.source is None:
-            pipe, rc = rs.pipeline(), rs.config()
-            if self.playback is not None:
-                if not Path(self.playback).is_file():
-                    raise CameraError(f"RealSense recording not found: {self.playback}")
-                rc.enable_device_from_file(str(self.playback), repeat_playback=False)
-            else:
-                if cfg.serial:
-                    rc.enable_device(cfg.serial)
-                rc.enable_stream(rs.stream.depth, cfg.width, cfg.height, rs.format.z16, cfg.fps)
-                rc.enable_stream(rs.stream.color, cfg.width, cfg.height, rs.format.rgb8, cfg.fps)
+        if self.source is None and self.playback is not None:
+            if not Path(self.playback).is_file():
+                raise CameraError(f"RealSense recording not found: {self.playback}")
+            # The recording's sensors stream into a syncer directly, switched to frame-by-frame reading
+            # before anything streams (started through a pipeline, playback runs in real time from the
+            # start, and librealsense then drops frames or, for a short file, all of them).
             try:
-                profile = pipe.start(rc)
+                device = rs.context().load_device(str(self.playback))
+                device.set_real_time(False)
+                syncer, sensors = rs.syncer(), device.query_sensors()
+                for sensor in sensors:
+                    sensor.open(sensor.get_stream_profiles())
+                    sensor.start(syncer)
+            except RuntimeError as exc:
+                raise CameraError(f"cannot play the RealSense recording {self.playback} ({exc})") from None
+            self._playback_sensors = sensors
+            self.source = syncer
+        elif self.source is None:
+            pipe, rc = rs.pipeline(), rs.config()
+            if cfg.serial:
+                rc.enable_device(cfg.serial)
+            rc.enable_stream(rs.stream.depth, cfg.width, cfg.height, rs.format.z16, cfg.fps)
+            rc.enable_stream(rs.stream.color, cfg.width, cfg.height, rs.format.rgb8, cfg.fps)
+            try:
+                pipe.start(rc)
             except RuntimeError as exc:
                 which = f"with serial {cfg.serial} " if cfg.serial else ""
                 raise CameraError(f"no RealSense {which}could be started ({exc}); is it plugged into USB 3?") from None
-            if self.playback is not None:
-                # Playback starts in real time with pipe.start, so the first frames can pass before this line:
-                # switch to reading every frame, then rewind to the start of the file.
-                playback = profile.get_device().as_playback()
-                playback.set_real_time(False)
-                playback.seek(datetime.timedelta(0))
             self._pipeline = pipe
             self.source = pipe
         self._align = rs.align(rs.stream.color)
@@ -96,6 +102,15 @@ class RealSenseCamera(Camera):
             self._frameset()
 
     def disconnect(self) -> None:
+        for sensor in self._playback_sensors:
+            try:
+                sensor.stop()
+                sensor.close()
+            except RuntimeError:
+                pass
+        if self._playback_sensors:
+            self._playback_sensors = []
+            self.source = None
         if self._pipeline is not None:
             try:
                 self._pipeline.stop()
@@ -117,10 +132,16 @@ class RealSenseCamera(Camera):
 
     # -------------------------------------------------------------------------------- frames
     def _frameset(self):
-        try:
-            return self.source.wait_for_frames(self.config.frame_timeout_ms)
-        except RuntimeError as exc:
-            raise CameraError(f"no frame from the RealSense within {self.config.frame_timeout_ms} ms ({exc})") from None
+        """The next frameset holding both depth and colour (a syncer's first sets can hold one of them)."""
+        for _ in range(8):
+            try:
+                fs = self.source.wait_for_frames(self.config.frame_timeout_ms)
+            except RuntimeError as exc:
+                raise CameraError(f"no frame from the RealSense within {self.config.frame_timeout_ms} ms "
+                                  f"({exc})") from None
+            if fs.get_depth_frame() and fs.get_color_frame():
+                return fs
+        raise CameraError("the RealSense framesets lack a depth or a colour frame")
 
     def read(self) -> RGBDFrame:
         if not self._connected:
