@@ -235,6 +235,9 @@ def train(args: argparse.Namespace) -> dict:
     if args.w_feature and (args.arch != "student" or args.no_distill):
         raise DistillGraspError("--w-feature distils the student's features from a teacher: drop --no-distill")
     output_terms = any(w > 0 for w in (args.w_silog, args.w_ssim, args.w_edge, args.w_depth, args.w_bounded))
+    if args.unlabeled and not output_terms:
+        raise DistillGraspError("--unlabeled frames need the teacher's depth: give an output term a weight "
+                                "(--w-depth, --w-silog, ...)")
     if args.arch == "student" and not args.no_distill:
         if not args.teacher:
             raise DistillGraspError("distilling the student needs --teacher WEIGHTS (or --no-distill)")
@@ -242,26 +245,23 @@ def train(args: argparse.Namespace) -> dict:
         if args.w_feature:
             # online: the teacher runs on every training batch and its decoder features are the targets
             features = FeatureDistillation(model, teacher)
-    if args.unlabeled and not output_terms:
-        raise DistillGraspError("--unlabeled frames need the teacher's depth: give an output term a weight "
-                                "(--w-depth, --w-silog, ...)")
-    if args.arch == "student" and not args.no_distill and output_terms:
-        # Offline distillation: the teacher sees each whole frame once (more context than a training crop);
-        # its depth maps are cached beside the run and cropped and mirrored with the frames.
-        targets = out / "teacher-targets.pt"
-        key = {"teacher": str(args.teacher), "flip": args.teacher_flip, "data": args.data, "size": args.size,
-               "limit": args.limit, "frames": len(data)}
-        if args.unlabeled:
-            key["unlabeled"] = args.unlabeled
-        cached = torch.load(targets, weights_only=False) if targets.is_file() else None
-        if cached is not None and cached["key"] == key:
-            data.teacher = cached["depth"]
-        else:
-            data.predict(teacher, flip=args.teacher_flip, progress=main_proc and not args.quiet)
-            if main_proc:
-                torch.save({"key": key, "depth": data.teacher}, out / ".teacher-targets.tmp")
-                os.replace(out / ".teacher-targets.tmp", targets)
-        data.mask_repairs(trust=args.unlabeled_trust)
+        if output_terms:
+            # Offline distillation: the teacher sees each whole frame once (more context than a training
+            # crop); its depth maps are cached beside the run and cropped and mirrored with the frames.
+            targets = out / "teacher-targets.pt"
+            key = {"teacher": str(args.teacher), "flip": args.teacher_flip, "data": args.data,
+                   "size": args.size, "limit": args.limit, "frames": len(data)}
+            if args.unlabeled:
+                key["unlabeled"] = args.unlabeled
+            cached = torch.load(targets, weights_only=False) if targets.is_file() else None
+            if cached is not None and cached["key"] == key:
+                data.teacher = cached["depth"]
+            else:
+                data.predict(teacher, flip=args.teacher_flip, progress=main_proc and not args.quiet)
+                if main_proc:
+                    torch.save({"key": key, "depth": data.teacher}, out / ".teacher-targets.tmp")
+                    os.replace(out / ".teacher-targets.tmp", targets)
+            data.mask_repairs(trust=args.unlabeled_trust)
     params = list(model.parameters()) + (list(features.parameters()) if features is not None else [])
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     step = 0

@@ -15,6 +15,8 @@ blend of both (a blend puts points in mid-air between a glass and the table).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -68,7 +70,7 @@ def bilinear_logits() -> torch.Tensor:
         for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
             w = w1[a][dy] * w1[b][dx]
             if w > 0:
-                logits[n, k] = float(torch.log(torch.tensor(w)))
+                logits[n, k] = math.log(w)
     return logits.reshape(36)
 
 
@@ -79,11 +81,10 @@ def convex_upsample(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     # softmax over the 9 neighbours, spelled out: onnxruntime's Softmax over a non-last axis transposes and
     # costs more than the rest of the student's head; logits are clamped so exp cannot overflow
     e = torch.exp(logits.clamp(-40.0, 40.0)).reshape(b, 9, 4, h, w)
-    num, den = None, None
-    for n in range(9):
-        dy, dx = divmod(n, 3)
-        num = e[:, n] * p[..., dy:dy + h, dx:dx + w] if num is None else num + e[:, n] * p[..., dy:dy + h, dx:dx + w]
-        den = e[:, n] if den is None else den + e[:, n]
+    neighbours = [p[..., dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)]
+    num, den = e[:, 0] * neighbours[0], e[:, 0]
+    for n in range(1, 9):
+        num, den = num + e[:, n] * neighbours[n], den + e[:, n]
     sub = num / den
     return F.pixel_shuffle(sub, 2)  # sub-pixel k = 2a + b lands at (2i + a, 2j + b)
 
