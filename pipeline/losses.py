@@ -16,11 +16,28 @@ def masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (x * w).sum() / w.sum().clamp_min(1.0)
 
 
+def depth_edges(gt: torch.Tensor, jump: float = 0.02, radius: int = 2) -> torch.Tensor:
+    """1 within ``radius`` pixels of a depth discontinuity of the truth (the depth range of a 3x3 window over
+    valid pixels exceeds ``jump`` metres), else 0: object outlines, rims and walls, where a network's blur
+    widens or lowers what a grasp sees."""
+    valid = gt > 0
+    big = torch.where(valid, gt, torch.full_like(gt, 1e3))
+    hi = F.max_pool2d(torch.where(valid, gt, torch.zeros_like(gt)), 3, 1, 1)
+    lo = -F.max_pool2d(-big, 3, 1, 1)
+    edge = ((hi - lo) > jump).float()
+    if radius:
+        edge = F.max_pool2d(edge, 2 * radius + 1, 1, radius)
+    return edge * valid.float()
+
+
 def supervised_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, transparent_weight: float = 4.0,
-                    grad_weight: float = 0.5) -> torch.Tensor:
-    """L1 on valid ground truth, ``transparent_weight`` times heavier on glass, plus a gradient-matching term."""
+                    grad_weight: float = 0.5, edge_weight: float = 1.0) -> torch.Tensor:
+    """L1 on valid ground truth, ``transparent_weight`` times heavier on glass, ``edge_weight`` times heavier
+    near depth discontinuities (``depth_edges``; 1 = no extra weight), plus a gradient-matching term."""
     valid = (gt > 0).float()
     w = valid * (1.0 + (transparent_weight - 1.0) * mask)
+    if edge_weight != 1.0:
+        w = w * (1.0 + (edge_weight - 1.0) * depth_edges(gt))
     loss = masked_mean((pred - gt).abs(), w)
     if grad_weight:
         (px, py), (gx, gy) = _grad(pred), _grad(gt)
@@ -79,6 +96,7 @@ class DistillWeights:
     transparent: float = 4.0  # the distillation terms weigh glass pixels this much more than the rest
     bounded: float = 0.0  # teacher-bounded term: extra L1 to the truth where the student is worse than the teacher
     gaps_only: bool = False  # the teacher terms only where there is no ground truth (frames without it, holes)
+    edges: float = 1.0  # the supervised term weighs pixels near depth discontinuities this much more
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
@@ -99,7 +117,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gt: torch.Te
         "silog": silog_loss(student, teacher, focus),
         "ssim": masked_mean(((1 - ssim(s_n, t_n)) / 2).clamp(0, 1), focus),
         "edge": edge_loss(s_n, t_n, focus),
-        "supervised": supervised_loss(student, gt, mask),
+        "supervised": supervised_loss(student, gt, mask, edge_weight=w.edges),
     }
     if w.depth:  # supervised_loss skips pixels whose target is 0: with gaps_only, those with ground truth
         parts["depth"] = supervised_loss(student, teacher * no_gt if w.gaps_only else teacher, mask)

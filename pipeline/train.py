@@ -289,7 +289,7 @@ def train(args: argparse.Namespace) -> dict:
         return args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(s / max(args.steps, 1), 1.0)))
 
     weights = DistillWeights(args.w_silog, args.w_ssim, args.w_edge, args.w_supervised, args.w_depth,
-                             args.w_transparent, args.w_bounded, args.teacher_fills_gaps)
+                             args.w_transparent, args.w_bounded, args.teacher_fills_gaps, args.w_edges)
     bar = tqdm(total=args.steps, initial=step, desc=f"train {args.arch}", unit="step",
                disable=not main_proc or args.quiet)
     t0, losses = time.time(), []
@@ -306,7 +306,7 @@ def train(args: argparse.Namespace) -> dict:
         if t_pred:
             loss, _ = distillation_loss(pred, t_pred[0], gt, mask, weights)
         else:
-            loss = supervised_loss(pred, gt, mask)
+            loss = supervised_loss(pred, gt, mask, edge_weight=args.w_edges)
         if features is not None:
             loss = loss + args.w_feature * features.loss().float()
         if not torch.isfinite(loss):
@@ -399,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "runs on every batch; with the output terms at 0 no teacher maps are cached)")
     ap.add_argument("--w-transparent", type=float, default=4.0,
                     help="weight of glass pixels relative to the rest in the distillation terms (1 = uniform)")
+    ap.add_argument("--w-edges", type=float, default=1.0,
+                    help="weight of pixels near depth discontinuities of the truth (outlines, rims, walls) in the "
+                         "supervised term, relative to the rest (1 = no extra weight)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning; same architecture)")
     ap.add_argument("--bf16", action="store_true",
                     help="bfloat16 autocast for the forward passes (about 1.5x faster on CPUs with AVX512-BF16)")
@@ -419,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.steps < 1 or args.batch < 1 or args.val_every < 1:
             raise ValueError("--steps, --batch and --val-every must be positive")
+        if args.w_edges < 1.0:
+            raise ValueError(f"--w-edges must be at least 1 (1 = no extra weight), got {args.w_edges}")
         result = train(args)
     except (DistillGraspError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -123,6 +123,27 @@ def test_losses_behave():
     assert parts["depth"] == pytest.approx(parts["supervised"])  # teacher == truth here
 
 
+def test_edge_weight_targets_depth_discontinuities():
+    from pipeline.losses import depth_edges
+
+    gt = torch.full((1, 1, 24, 24), 0.8)
+    gt[..., 8:16, 8:16] = 0.7  # a 10 cm step: an object's outline
+    gt[..., 0, 0] = 0.0  # no ground truth: never an edge, however far from its neighbours
+    edges = depth_edges(gt, jump=0.02, radius=1)
+    assert edges[0, 0, 7, 12] == 1 and edges[0, 0, 8, 12] == 1 and edges[0, 0, 9, 12] == 1
+    assert edges[0, 0, 12, 12] == 0 and edges[0, 0, 3, 20] == 0 and edges[0, 0, 0, 0] == 0
+    assert edges[0, 0, 1, 1] == 0
+    mask = torch.zeros_like(gt)
+    at_edge, inside = gt.clone(), gt.clone()
+    at_edge[..., 7, 8:16] += 0.05  # the same error on the outline ...
+    inside[..., 20, 8:16] += 0.05  # ... and on flat table
+    for pred in (at_edge, inside):
+        assert float(supervised_loss(pred, gt, mask, grad_weight=0, edge_weight=1.0)) == pytest.approx(
+            float(supervised_loss(inside, gt, mask, grad_weight=0)))
+    heavier = float(supervised_loss(at_edge, gt, mask, grad_weight=0, edge_weight=4.0))
+    assert heavier > float(supervised_loss(inside, gt, mask, grad_weight=0, edge_weight=4.0))
+
+
 def test_weights_round_trip_and_errors(tmp_path):
     model = Student(**TINY_STUDENT).eval()
     path = save(model, tmp_path / "s.safetensors", {"recipe": "test"})

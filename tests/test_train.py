@@ -50,6 +50,9 @@ def test_train_teacher_then_distil_student_and_resume(generated_d435, tmp_path):
 def test_student_distillation_needs_a_teacher(generated_d435, tmp_path, capsys):
     assert main(["student", *_args(generated_d435, tmp_path / "s", "--steps", "1")]) == 2
     assert "--teacher" in capsys.readouterr().err
+    assert main(["student", "--no-distill", *_args(generated_d435, tmp_path / "e", "--steps", "1"),
+                 "--w-edges", "0.5"]) == 2
+    assert "--w-edges must be at least 1" in capsys.readouterr().err
 
 
 def test_distributed_two_cpu_processes(generated_d435, tmp_path):
