@@ -42,8 +42,8 @@ class CloudConfig:
 class SceneCloud:
     """Segmented scene: table plane (n . p + d = 0, n up), object points and their cluster labels.
 
-    ``repaired`` holds, per cluster, the share of its points whose depth the completer supplied or changed
-    (no raw reading, or one more than 1 cm away): high for glass the camera could not see.
+    ``repaired`` holds, per cluster, the share of its upper half's points whose depth the completer supplied or
+    changed (no raw reading, or one more than 1 cm away): high for glass the camera could not see.
     """
 
     plane: np.ndarray
@@ -127,7 +127,14 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
     labels = _merge_rim_arcs(obj, labels, plane, cfg)
     kept = [k for k in range(labels.max() + 1) if is_object(k)]
     return SceneCloud(plane, pts[table_mask], obj, labels, [obj[labels == k] for k in kept],
-                      [float(obj_share[labels == k].mean()) for k in kept], kept)
+                      [_upper_share(h[above][labels == k], obj_share[labels == k]) for k in kept], kept)
+
+
+def _upper_share(h: np.ndarray, share: np.ndarray) -> float:
+    """Mean repaired share of a cluster's upper half (points above its median height). A camera looking down
+    measures an opaque object's top faces directly and misses glass tops; the lower points also hold whatever
+    a completer smeared around an object's outline, which would make opaque objects look repaired."""
+    return float(share[h >= np.median(h)].mean())
 
 
 def fit_circle(xy: np.ndarray) -> tuple[np.ndarray, float, float]:

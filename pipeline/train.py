@@ -190,6 +190,15 @@ def _setup_distributed():
     return rank, world
 
 
+
+def init_chain(path: str, card: dict) -> dict:
+    """What a fine-tuned network started from: the weights' path, recipe and step, and in turn what those
+    started from (the card's own ``init``), so that every stage's command stays on record."""
+    chain = {"weights": path, "recipe": card.get("recipe"), "step": card.get("step"), "commit": card.get("commit")}
+    if card.get("init"):
+        chain["init"] = card["init"]
+    return {k: v for k, v in chain.items() if v is not None}
+
 def train(args: argparse.Namespace) -> dict:
     rank, world = _setup_distributed()
     main_proc = rank == 0
@@ -336,8 +345,7 @@ def train(args: argparse.Namespace) -> dict:
                             "data": {"train": args.data, "val": args.val}, "step": step,
                             "val": record.get("val")}
                     if init_card is not None:
-                        card["init"] = {"weights": args.init, "recipe": init_card.get("recipe"),
-                                        "step": init_card.get("step")}
+                        card["init"] = init_chain(args.init, init_card)
                     save(model, out / "best.safetensors", card)
                 state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
                          "torch_rng": torch.get_rng_state()}

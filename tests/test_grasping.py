@@ -299,6 +299,13 @@ def test_repaired_share_prefers_objects_the_camera_could_not_see():
     best = GraspDetector().detect(scene)[0]
     assert best.center[1] == pytest.approx(-0.1, abs=0.01)
 
+    # An opaque cylinder whose lower half a completer moved (a blurred outline) keeps a low share: the camera
+    # measured its top. The glass one, repaired from top to bottom, still comes first.
+    low = (np.arange(len(allpts)) < len(pts)) & (allpts[:, 2] > 0.001) & (allpts[:, 2] < 0.04)
+    scene = segment(allpts, repaired=repaired | low)
+    assert sorted(np.round(scene.repaired, 2)) == [0.0, 1.0]
+    assert GraspDetector().detect(scene)[0].center[1] == pytest.approx(-0.1, abs=0.01)
+
 
 def _table_and_ring(radius, centre=(0.75, 0.0), height=0.06, step=0.004, sides=True):
     """An open vessel seen from above: table, wall ring, no lid; the floor sits in the table band.

@@ -150,3 +150,14 @@ def test_feature_distillation_runs_online_and_resumes(generated_d435, tmp_path, 
     assert main(["student", *_args(generated_d435, tmp_path / "x", "--no-distill", "--w-feature", "1",
                                    "--steps", "1")]) == 2
     assert "--w-feature" in capsys.readouterr().err
+
+
+def test_init_chain_keeps_every_stage():
+    from pipeline.train import init_chain
+
+    first = {"recipe": "python -m pipeline.train student --steps 10", "step": 10}
+    second = {"recipe": "python -m pipeline.train student --init a.safetensors", "step": 5, "commit": "abc",
+              "init": init_chain("a.safetensors", first)}
+    chain = init_chain("b.safetensors", second)
+    assert chain["weights"] == "b.safetensors" and chain["commit"] == "abc" and chain["step"] == 5
+    assert chain["init"] == {"weights": "a.safetensors", "recipe": first["recipe"], "step": 10}
