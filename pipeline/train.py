@@ -190,7 +190,6 @@ def _setup_distributed():
     return rank, world
 
 
-
 def init_chain(path: str, card: dict) -> dict:
     """What a fine-tuned network started from: the weights' path, recipe and step, and in turn what those
     started from (the card's own ``init``), so that every stage's command stays on record."""
@@ -198,6 +197,7 @@ def init_chain(path: str, card: dict) -> dict:
     if card.get("init"):
         chain["init"] = card["init"]
     return {k: v for k, v in chain.items() if v is not None}
+
 
 def train(args: argparse.Namespace) -> dict:
     rank, world = _setup_distributed()
