@@ -113,7 +113,7 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
     table_mask = np.zeros(len(pts), bool)
     table_mask[inliers] = True
     above = (~table_mask) & (h > cfg.min_height)
-    obj, obj_share = pts[above], share[above]
+    obj, obj_share, obj_h = pts[above], share[above], h[above]
     if len(obj) == 0:
         return SceneCloud(plane, pts[table_mask], obj, np.zeros(0, int), [])
     # Cluster the footprint (x, y) so that a vessel's rim and the bottom seen inside it stay one object.
@@ -127,7 +127,7 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
     labels = _merge_rim_arcs(obj, labels, plane, cfg)
     kept = [k for k in range(labels.max() + 1) if is_object(k)]
     return SceneCloud(plane, pts[table_mask], obj, labels, [obj[labels == k] for k in kept],
-                      [_upper_share(h[above][labels == k], obj_share[labels == k]) for k in kept], kept)
+                      [_upper_share(obj_h[labels == k], obj_share[labels == k]) for k in kept], kept)
 
 
 def _upper_share(h: np.ndarray, share: np.ndarray) -> float:

@@ -21,9 +21,8 @@ def depth_edges(gt: torch.Tensor, jump: float = 0.02, radius: int = 2) -> torch.
     valid pixels exceeds ``jump`` metres), else 0: object outlines, rims and walls, where a network's blur
     widens or lowers what a grasp sees."""
     valid = gt > 0
-    big = torch.where(valid, gt, torch.full_like(gt, 1e3))
-    hi = F.max_pool2d(torch.where(valid, gt, torch.zeros_like(gt)), 3, 1, 1)
-    lo = -F.max_pool2d(-big, 3, 1, 1)
+    hi = F.max_pool2d(gt, 3, 1, 1)  # unknown depth is 0: never the maximum next to a valid pixel
+    lo = -F.max_pool2d(-torch.where(valid, gt, torch.full_like(gt, 1e3)), 3, 1, 1)
     edge = ((hi - lo) > jump).float()
     if radius:
         edge = F.max_pool2d(edge, 2 * radius + 1, 1, radius)

@@ -315,7 +315,7 @@ def train(args: argparse.Namespace) -> dict:
         if t_pred:
             loss, _ = distillation_loss(pred, t_pred[0], gt, mask, weights)
         else:
-            loss = supervised_loss(pred, gt, mask, edge_weight=args.w_edges)
+            loss = supervised_loss(pred, gt, mask, edge_weight=weights.edges)
         if features is not None:
             loss = loss + args.w_feature * features.loss().float()
         if not torch.isfinite(loss):
