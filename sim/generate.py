@@ -2,12 +2,16 @@
 
     python -m sim.generate --out DIR --frames N --seed S [--sensor d435|l515] [--size WxH] [--workers K]
                            [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
+                           [--style tabletop|lab]
 
 ``--renderer fast`` composites two TinyRenderer passes (about 0.1 s a frame); ``--renderer mitsuba`` path
 traces the glass (see ``sim.photoreal``). ``--views V`` photographs every settled scene from V camera poses
 (frames i*V .. i*V+V-1 share scene i), which spreads the cost of building and settling a scene. ``--stereo``
 (mitsuba only) takes the raw depth from semi-global matching of a rendered stereo pair instead of the sensor
-model.
+model. ``--style lab`` makes scenes like the real ClearPose captures: 3-10 pieces of mostly laboratory
+glassware (funnels, Erlenmeyer flasks, beakers, tubes; half of them dropped lying down) spread over a wider
+area, seen from 0.6-1.3 m, and with ``--renderer mitsuba`` a bright indoor room, wood, laminate or stone
+table tops, grey floors, painted walls and more frosted glass.
 
 Frame i of seed S is a pure function of (S, i and the settings above): the same bytes every time, whichever
 worker makes it. Re-running skips frames already complete, so an interrupted run resumes where it stopped.
@@ -29,12 +33,13 @@ import pybullet as p
 from tqdm import tqdm
 
 from pipeline.cli import git_commit, parse_size, write_json
-from pipeline.config import DEFAULT_WORKSPACE
+from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
 from pipeline.types import RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import CameraPoseConfig, sample_camera_pose
+from sim.glassware import GLASS_KINDS, LAB_KINDS
 from sim.scene import SceneConfig, TabletopScene
 from sim.sensor import SENSORS, SensorModel
 
@@ -42,6 +47,11 @@ RENDERERS = ("fast", "mitsuba")
 DEFAULT_MAX_TILT = CameraPoseConfig().tilt_deg[1]
 SUFFIXES = ("-transparent-rgb-img", "-transparent-depth-img.exr", "-opaque-depth-img.exr", "-mask.png")
 MANIFEST = "generation.json"
+STYLES = ("tabletop", "lab")
+LAB_SCENE = SceneConfig(min_glass=3, max_glass=10, min_opaque=0, max_opaque=3, upright_prob=0.5,
+                        glass_kinds=LAB_KINDS * 2 + GLASS_KINDS)
+LAB_WORKSPACE = WorkspaceConfig(object_half_size=(0.25, 0.3))
+LAB_DISTANCE = (0.6, 1.3)  # metres from the scene centre
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,11 @@ class GenerateConfig:
     stereo: bool = False  # mitsuba: raw depth from a rendered stereo pair
     views: int = 1  # camera poses per settled scene
     max_tilt: float = DEFAULT_MAX_TILT  # degrees from looking straight down
+    style: str = "tabletop"  # or "lab" (see the module docstring)
 
     def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"unknown style {self.style!r}; choose one of {', '.join(STYLES)}")
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
         if self.stereo and self.renderer != "mitsuba":
@@ -70,7 +83,15 @@ class GenerateConfig:
         return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor)
 
     def camera_pose(self) -> CameraPoseConfig:
+        if self.style == "lab":
+            return CameraPoseConfig(distance=LAB_DISTANCE, tilt_deg=(0.0, self.max_tilt))
         return CameraPoseConfig(tilt_deg=(0.0, self.max_tilt))
+
+    def scene(self) -> SceneConfig:
+        return LAB_SCENE if self.style == "lab" else SceneConfig()
+
+    def workspace(self) -> WorkspaceConfig:
+        return LAB_WORKSPACE if self.style == "lab" else DEFAULT_WORKSPACE
 
     def manifest(self) -> dict:
         """The settings that decide a frame's content (a folder never mixes two of them)."""
@@ -82,6 +103,8 @@ class GenerateConfig:
             m.update(spp=self.spp, stereo=self.stereo)
         if self.max_tilt != DEFAULT_MAX_TILT:
             m.update(max_tilt=self.max_tilt)
+        if self.style != "tabletop":
+            m.update(style=self.style)
         return m
 
 
@@ -99,33 +122,36 @@ def _client() -> int:
 _PHOTOREAL = None
 
 
-def _photoreal(spp: int):
+def _photoreal(spp: int, room: bool = False):
     """The process's Mitsuba renderer (built once: Mitsuba's state is global)."""
     global _PHOTOREAL
     from sim.photoreal import PhotorealConfig, PhotorealRenderer
 
-    if _PHOTOREAL is None or _PHOTOREAL.config.spp != spp:
-        _PHOTOREAL = PhotorealRenderer(PhotorealConfig(spp=spp))
+    config = PhotorealConfig(spp=spp, room=room)
+    if _PHOTOREAL is None or _PHOTOREAL.config != config:
+        _PHOTOREAL = PhotorealRenderer(config)
     return _PHOTOREAL
 
 
 def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], client: int | None = None,
-                   scene_config: SceneConfig = SceneConfig()):
+                   scene_config: SceneConfig | None = None):
     """Build and settle scene ``scene_index`` of ``cfg.seed`` once, then yield ``(view, frame, camera)`` for
-    each requested view (0 <= view < cfg.views). ``camera`` is the fast renderer's ``SimCamera`` or None."""
+    each requested view (0 <= view < cfg.views). ``camera`` is the fast renderer's ``SimCamera`` or None.
+    ``scene_config`` replaces the style's scene settings."""
     client = _client() if client is None else client
+    workspace = cfg.workspace()
     rng = np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor)])
     p.resetSimulation(physicsClientId=client)
     p.setGravity(0, 0, -9.81, physicsClientId=client)
     p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=client)
-    scene = TabletopScene(client, DEFAULT_WORKSPACE)
-    scene.populate(rng, scene_config)
+    scene = TabletopScene(client, workspace)
+    scene.populate(rng, scene_config or cfg.scene())
     for view in views:
         if not 0 <= view < cfg.views:
             raise ValueError(f"view {view} outside 0..{cfg.views - 1}")
         # View 0 continues the scene's generator (single-view sets are unchanged); others get their own.
         vrng = rng if view == 0 else np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor), view])
-        T_base_cam = sample_camera_pose(vrng, DEFAULT_WORKSPACE, cfg.camera_pose())
+        T_base_cam = sample_camera_pose(vrng, workspace, cfg.camera_pose())
         if cfg.renderer == "fast":
             camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=vrng)
             with camera:
@@ -133,7 +159,7 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
             yield view, frame, camera
             continue
         K = cfg.camera().intrinsics
-        out = _photoreal(cfg.spp).render(scene, K, T_base_cam, vrng, stereo=cfg.stereo)
+        out = _photoreal(cfg.spp, cfg.style == "lab").render(scene, K, T_base_cam, vrng, stereo=cfg.stereo)
         raw = out.stereo_depth if cfg.stereo else SensorModel(cfg.sensor)(out.depth, out.depth_bg, out.mask,
                                                                           out.instance, K, vrng)
         frame = RGBDFrame(rgb=out.rgb, depth=raw, intrinsics=K, T_base_cam=T_base_cam, mask=out.mask,
@@ -142,7 +168,7 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
 
 
 def simulate_frame(cfg: GenerateConfig, index: int, client: int | None = None,
-                   scene_config: SceneConfig = SceneConfig()) -> tuple[RGBDFrame, SimCamera | None]:
+                   scene_config: SceneConfig | None = None) -> tuple[RGBDFrame, SimCamera | None]:
     """Build, settle and capture frame ``index`` of ``cfg.seed``. Returns the frame and its fast-renderer
     camera (None for the mitsuba renderer)."""
     scene_index, view = divmod(index, cfg.views)
@@ -249,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tilt", type=float, default=DEFAULT_MAX_TILT,
                     help=f"largest camera tilt from straight down, degrees (default {DEFAULT_MAX_TILT:g}; real "
                          "captures reach 60)")
+    ap.add_argument("--style", choices=STYLES, default="tabletop",
+                    help="tabletop (default) or lab: ClearPose-like laboratory glassware, wider and farther views, "
+                         "and with mitsuba a bright room and natural surfaces")
     ap.add_argument("--json", dest="json_out", help="write timing figures to this JSON file")
     args = ap.parse_args(argv)
     try:
@@ -261,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--seed must be non-negative, got {args.seed}")
         cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=width, height=height,
                              rgb_format=args.rgb_format, renderer=args.renderer, spp=args.spp,
-                             stereo=args.stereo, views=args.views, max_tilt=args.max_tilt)
+                             stereo=args.stereo, views=args.views, max_tilt=args.max_tilt,
+                             style=args.style)
         result = generate(args.out, args.frames, cfg, workers=args.workers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 GLASS_KINDS = ("bottle", "cup", "tumbler", "wine_glass", "bowl", "vase")
+LAB_KINDS = ("funnel", "flask", "beaker", "tube", "dish")  # laboratory glassware (as in ClearPose scenes)
 OPAQUE_KINDS = ("box", "cylinder", "sphere")
 GLASS_DENSITY = 2500.0  # kg/m^3
 SEGMENTS = 36  # angular resolution of the visual mesh
@@ -108,7 +109,32 @@ def _profile(kind: str, rng: np.random.Generator) -> Profile:
         r = np.interp(z, zk, rk)
         wall = u(0.0015, 0.0025)
         return Profile(z, r, wall, zs + 0.012, True, zs)
-    raise ValueError(f"unknown glass kind {kind!r}; choose one of {', '.join(GLASS_KINDS)}")
+    if kind == "beaker":  # straight walls, a slight flare at the lip, thin glass
+        h, r0 = u(0.05, 0.13), u(0.022, 0.045)
+        z, r = _smooth_profile([0, 0.9 * h, h], [r0, r0, r0 * u(1.02, 1.08)], 12)
+        return Profile(z, r, u(0.0015, 0.003), u(0.003, 0.006), True, 0.0)
+    if kind == "tube":  # test tube or graduated cylinder: long, narrow, rounded at the bottom
+        h, r0 = u(0.10, 0.20), u(0.007, 0.014)
+        z, r = _smooth_profile([0, 0.5 * r0, 1.5 * r0, h], [0.5 * r0, 0.9 * r0, r0, r0], 16)
+        return Profile(z, r, u(0.0008, 0.0015), u(0.003, 0.008), True, 0.0)
+    if kind == "flask":  # Erlenmeyer: wide flat base, cone up to a narrow neck
+        h, rb, rn = u(0.10, 0.20), u(0.03, 0.055), u(0.010, 0.016)
+        shoulder = u(0.6, 0.75) * h
+        z, r = _smooth_profile([0, 0.04 * h, shoulder, shoulder + 0.05 * h, h],
+                               [rb * 0.95, rb, rn * 1.1, rn, rn * 1.15], 28)
+        return Profile(z, r, u(0.0015, 0.003), u(0.003, 0.006), False, 0.0)
+    if kind == "dish":  # Petri dish or watch glass: low and wide
+        h, r0 = u(0.012, 0.022), u(0.03, 0.05)
+        z, r = _smooth_profile([0, h], [r0, r0], 6)
+        return Profile(z, r, u(0.001, 0.002), u(0.0015, 0.003), True, 0.0)
+    if kind == "funnel":  # a cone on a solid-looking stem; the cavity is the cone only
+        h, stem_r, top_r = u(0.08, 0.15), u(0.004, 0.008), u(0.035, 0.06)
+        stem_h = u(0.3, 0.45) * h
+        zk = [0, 0.003, 0.007, stem_h, stem_h + 0.01, h]
+        rk = [stem_r * 1.3, stem_r * 1.3, stem_r, stem_r, stem_r * 1.8, top_r]
+        z = np.concatenate([np.linspace(zk[i], zk[i + 1], 4, endpoint=False) for i in range(len(zk) - 1)] + [[h]])
+        return Profile(z, np.interp(z, zk, rk), u(0.0015, 0.0025), stem_h + 0.004, True, stem_h)
+    raise ValueError(f"unknown glass kind {kind!r}; choose one of {', '.join(GLASS_KINDS + LAB_KINDS)}")
 
 
 def _closed_outline(p: Profile) -> np.ndarray:
@@ -200,7 +226,7 @@ def _collision_parts(p: Profile) -> list[np.ndarray]:
 
 
 def make_glass(kind: str, rng: np.random.Generator) -> ObjectModel:
-    """A random glass object of ``kind`` (one of ``GLASS_KINDS``)."""
+    """A random glass object of ``kind`` (one of ``GLASS_KINDS`` or ``LAB_KINDS``)."""
     prof = _profile(kind, rng)
     verts, faces = revolve(_closed_outline(prof))
     vol = mesh_volume(verts, faces)

@@ -28,8 +28,8 @@ import pybullet as p
 
 from pipeline.types import CameraIntrinsics
 from sim.glassware import box_mesh, liquid_mesh
-from sim.render import RenderOutput, procedural_texture
-from sim.scene import FLOOR_DROP, TABLE_THICKNESS, TabletopScene
+from sim.render import RenderOutput, procedural_texture, room_texture
+from sim.scene import FLOOR_DROP, FLOOR_HALF_THICKNESS, TABLE_THICKNESS, TabletopScene
 
 VARIANTS = ("llvm_ad_rgb", "scalar_rgb")
 NEAR_CLIP = 0.01  # metres; Mitsuba's perspective rays start at the near plane
@@ -127,7 +127,7 @@ def scene_parts(scene: TabletopScene, rng: np.random.Generator, liquid_prob: flo
     centre = np.array([*ws.table_center, ws.table_z - TABLE_THICKNESS / 2])
     corners, faces = box_mesh(half)
     parts.append(Part(corners + centre, faces, scene.table_id, "table"))
-    fz, (cx, cy) = ws.table_z - FLOOR_DROP, ws.table_center
+    fz, (cx, cy) = ws.table_z - FLOOR_DROP + FLOOR_HALF_THICKNESS, ws.table_center  # the floor slab's top
     floor = np.array([[cx - 4, cy - 4, fz], [cx + 4, cy - 4, fz], [cx + 4, cy + 4, fz], [cx - 4, cy + 4, fz]])
     parts.append(Part(*_quad(floor), scene.floor_id, "floor"))
     if rng.random() < wall_prob:  # a wall beyond the far table edge (the robot stands at the near one)
@@ -172,13 +172,29 @@ def cast_depth(parts: list[Part], K: CameraIntrinsics, T_base_cam: np.ndarray,
 # Appearance
 
 
-def environment_map(rng: np.random.Generator, width: int = 128) -> np.ndarray:
-    """An equirectangular HDR room: a sky-like gradient, a darker floor half and a few bright windows/lamps."""
+def environment_map(rng: np.random.Generator, width: int = 128, room: bool = False) -> np.ndarray:
+    """An equirectangular HDR room: a sky-like gradient, a darker floor half and a few bright windows/lamps.
+
+    ``room``: a bright indoor room instead (light walls and floor, rows of ceiling lamps, a window or two),
+    in which glass shows white highlights and light rims rather than dark ones."""
     h = width // 2
     el = (0.5 - (np.arange(h) + 0.5) / h)[:, None] * np.pi  # elevation, +pi/2 at the top row
-    top, bottom = rng.uniform(0.5, 1.2) * rng.uniform(0.85, 1.0, 3), rng.uniform(0.05, 0.3) * rng.uniform(0.8, 1.0, 3)
+    if room:
+        top, bottom = rng.uniform(0.8, 1.6) * rng.uniform(0.9, 1.0, 3), rng.uniform(0.3, 0.7) * rng.uniform(0.85, 1.0, 3)
+    else:
+        top, bottom = rng.uniform(0.5, 1.2) * rng.uniform(0.85, 1.0, 3), rng.uniform(0.05, 0.3) * rng.uniform(0.8, 1.0, 3)
     t = (0.5 + 0.5 * np.sin(el))[..., None]
     img = np.broadcast_to(bottom + (top - bottom) * t, (h, width, 3)).copy()
+    if room:  # ceiling lamps near the zenith, windows at the horizon
+        for _ in range(int(rng.integers(2, 7))):
+            cx, cy = rng.integers(0, width), rng.integers(0, h // 5)
+            rw, rh = rng.integers(2, width // 6), rng.integers(1, 3)
+            img[cy : cy + rh, cx : cx + rw] = rng.uniform(5, 30) * rng.uniform(0.9, 1.0, 3)
+        for _ in range(int(rng.integers(0, 3))):
+            cx, cy = rng.integers(0, width), rng.integers(h // 4, h // 2)
+            img[cy : cy + int(rng.integers(3, h // 5)), cx : cx + int(rng.integers(4, width // 6))] = \
+                rng.uniform(2, 10) * rng.uniform(0.85, 1.0, 3)
+        return img.astype(np.float32)
     for _ in range(int(rng.integers(1, 5))):
         cx, cy = rng.integers(0, width), rng.integers(0, h // 2)
         rw, rh = rng.integers(2, width // 8), rng.integers(2, h // 6)
@@ -189,6 +205,7 @@ def environment_map(rng: np.random.Generator, width: int = 128) -> np.ndarray:
 @dataclass
 class PhotorealConfig:
     spp: int = 8
+    room: bool = False  # bright indoor room, natural table, floor and wall surfaces, more frosted glass
     max_depth: int = 12  # glass needs many bounces: in and out of two walls and back
     denoise: bool = True
     stereo_baseline_m: float = 0.05  # second view for stereo raw depth (D435 baseline)
@@ -234,8 +251,9 @@ class PhotorealRenderer:
         if part.kind == "glass":
             ior = glass_ior[part.body]
             d = {"type": "dielectric", "int_ior": ior, "ext_ior": 1.0}
-            if rng.random() < 0.3:
-                d = {"type": "roughdielectric", "distribution": "ggx", "alpha": float(rng.uniform(0.01, 0.08)),
+            rough, alpha = (0.45, 0.15) if self.config.room else (0.3, 0.08)
+            if rng.random() < rough:
+                d = {"type": "roughdielectric", "distribution": "ggx", "alpha": float(rng.uniform(0.01, alpha)),
                      "int_ior": ior, "ext_ior": 1.0}
             if rng.random() < 0.3:  # tinted glass
                 tint = 1.0 - rng.uniform(0.0, 0.25, 3)
@@ -249,7 +267,8 @@ class PhotorealRenderer:
             return mi.load_dict({"type": "principled", "base_color": {"type": "rgb", "value": list(part.rgba[:3])},
                                  "roughness": float(rng.uniform(0.2, 0.9)),
                                  "metallic": float(rng.uniform(0.0, 0.6) if rng.random() < 0.2 else 0.0)})
-        texture = procedural_texture(rng, 256) ** 2.2  # sRGB-looking texture -> linear reflectance
+        texture = room_texture(rng, part.kind, 256) if self.config.room else procedural_texture(rng, 256)
+        texture = texture ** 2.2  # sRGB-looking texture -> linear reflectance
         base = {"type": "bitmap", "bitmap": mi.Bitmap(np.ascontiguousarray(texture, np.float32)),
                 "filter_type": "bilinear", "wrap_mode": "mirror", "raw": True}
         if part.kind == "table" and rng.random() < 0.5:  # varnished or plastic table tops reflect the glass
@@ -288,7 +307,7 @@ class PhotorealRenderer:
              "sensor": self._sensor(K, T_base_cam)}
         if stereo:
             d["sensor_right"] = self._sensor(K, T_base_cam, self.config.stereo_baseline_m)
-        env = environment_map(rng)
+        env = environment_map(rng, room=self.config.room)
         d["env"] = {"type": "envmap", "bitmap": mi.Bitmap(env), "scale": float(rng.uniform(0.3, 1.5)),
                     "to_world": mi.ScalarTransform4f().rotate([0, 0, 1], float(rng.uniform(0, 360)))
                     @ mi.ScalarTransform4f().rotate([1, 0, 0], 90.0)}  # envmap's up (+y) -> base +z

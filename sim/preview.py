@@ -21,7 +21,7 @@ from pipeline.cli import parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DataFormatError
-from sim.generate import DEFAULT_MAX_TILT, RENDERERS, GenerateConfig, simulate_frame
+from sim.generate import DEFAULT_MAX_TILT, RENDERERS, STYLES, GenerateConfig, simulate_frame
 from sim.sensor import SENSORS
 
 
@@ -68,13 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stereo", action="store_true", help="mitsuba: raw depth from a rendered stereo pair")
     ap.add_argument("--max-tilt", type=float, default=DEFAULT_MAX_TILT,
                     help=f"largest camera tilt, degrees (default {DEFAULT_MAX_TILT:g})")
+    ap.add_argument("--style", choices=STYLES, default="tabletop", help="scene style (see sim.generate)")
     ap.add_argument("--compare", help="folder of real frames: add a row with its first frame")
     ap.add_argument("--out", required=True, help="PNG file to write")
     args = ap.parse_args(argv)
     try:
         w, h = parse_size(args.size)
         cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=w, height=h, renderer=args.renderer,
-                             spp=args.spp, stereo=args.stereo, views=1, max_tilt=args.max_tilt)
+                             spp=args.spp, stereo=args.stereo, views=1, max_tilt=args.max_tilt,
+                             style=args.style)
         real = resize_frame(discover(args.compare)[0].load(0), w, h) if args.compare else None
     except (ValueError, DataFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)

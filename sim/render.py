@@ -113,6 +113,40 @@ def procedural_texture(rng: np.random.Generator, size: int = TEXTURE_SIZE) -> np
     return tex.clip(0, 1).astype(np.float32)
 
 
+def room_texture(rng: np.random.Generator, part: str, size: int = TEXTURE_SIZE) -> np.ndarray:
+    """Surfaces of real rooms, in their usual colours. ``part`` is "table" (wood in browns, laminate, stone),
+    "floor" (concrete, carpet, vinyl) or "wall" (paint). HxWx3 float in [0, 1]."""
+    if part not in ("table", "floor", "wall"):
+        raise ValueError(f"room_texture: part must be table, floor or wall, not {part!r}")
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    kind = {"table": ["wood", "wood", "laminate", "stone"], "floor": ["concrete", "carpet", "vinyl"],
+            "wall": ["paint"]}[part]
+    kind = str(rng.choice(kind))
+    if kind == "wood":  # light to dark browns; fine grain warped by knots and growth rings
+        red = rng.uniform(0.4, 0.85)
+        base = np.array([red, red * rng.uniform(0.55, 0.75), red * rng.uniform(0.25, 0.5)], np.float32)
+        dark = base * rng.uniform(0.55, 0.8)
+        warp = _fractal(rng, size, 3, 2) * rng.uniform(2, 6) + _fractal(rng, size, 2, 12) * 0.3
+        t = np.sin((yy * rng.uniform(30, 90) + warp) * np.pi) * 0.5 + 0.5
+        t = 0.6 * t ** rng.uniform(1.0, 3.0) + 0.4 * _fractal(rng, size, 2, 64)
+        c1, c2 = base, dark
+    elif kind in ("laminate", "paint", "vinyl"):  # near-white, grey or beige, almost plain
+        grey = rng.uniform(0.35, 0.9) if kind != "paint" else rng.uniform(0.55, 0.95)
+        c1 = np.clip(grey * rng.uniform(0.92, 1.05, 3), 0, 1).astype(np.float32)
+        c2 = c1 * rng.uniform(0.85, 0.97)
+        t = _fractal(rng, size, 3, 8)
+    else:  # stone, concrete, carpet: grey speckle
+        grey = rng.uniform(0.25, 0.7)
+        c1 = np.clip(grey * rng.uniform(0.9, 1.08, 3), 0, 1).astype(np.float32)
+        c2 = c1 * rng.uniform(0.5, 0.8)
+        fine = rng.random((size, size)).astype(np.float32)
+        t = 0.5 * _fractal(rng, size, 3, 6) + 0.5 * (fine > rng.uniform(0.6, 0.9))
+    t = t.clip(0, 1)[..., None]
+    tex = c1 * (1 - t) + c2 * t
+    tex *= (0.92 + 0.16 * _fractal(rng, size, 3, 16))[..., None]  # grime
+    return tex.clip(0, 1).astype(np.float32)
+
+
 def _apply_texture(shade: np.ndarray, sel: np.ndarray, world_xy: np.ndarray, tex: np.ndarray,
                    metres_per_tile: float) -> None:
     """In place: shade[sel] *= texture sampled (tiled) at world (x, y)."""

@@ -11,12 +11,13 @@ import numpy as np
 import pybullet as p
 
 from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
-from sim.glassware import GLASS_KINDS, OPAQUE_KINDS, ObjectModel, make_glass, make_opaque
+from sim.glassware import GLASS_KINDS, LAB_KINDS, OPAQUE_KINDS, ObjectModel, make_glass, make_opaque
 
 # Where hidden bodies are parked during the background render pass.
 _PARKING = (0.0, 0.0, -50.0)
 TABLE_THICKNESS = 0.04
-FLOOR_DROP = 0.75  # floor below the table top, seen past the table edge
+FLOOR_DROP = 0.75  # the floor slab's centre below the table top, seen past the table edge
+FLOOR_HALF_THICKNESS = 0.01  # the floor's visible top is FLOOR_DROP - FLOOR_HALF_THICKNESS below the table top
 
 
 @dataclass
@@ -42,8 +43,13 @@ class SceneConfig:
     settle_steps: int = 360  # physics steps at 240 Hz
     lateral_friction: float = 0.9
     rolling_friction: float = 0.0005
+    glass_kinds: tuple[str, ...] = GLASS_KINDS  # drawn uniformly (list a kind twice to draw it twice as often)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.glass_kinds) - set(GLASS_KINDS + LAB_KINDS))
+        if not self.glass_kinds or unknown:
+            raise ValueError(f"SceneConfig.glass_kinds: unknown or no kinds {unknown or self.glass_kinds}; "
+                             f"choose from {', '.join(GLASS_KINDS + LAB_KINDS)}")
         if not (0 <= self.min_glass <= self.max_glass and 0 <= self.min_opaque <= self.max_opaque):
             raise ValueError(f"SceneConfig: object counts must satisfy 0 <= min <= max, got {self}")
 
@@ -68,7 +74,7 @@ class TabletopScene:
         vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
         table = p.createMultiBody(0, col, vis, centre, physicsClientId=c)
         p.changeDynamics(table, -1, lateralFriction=1.0, physicsClientId=c)
-        fhalf = [4.0, 4.0, 0.01]
+        fhalf = [4.0, 4.0, FLOOR_HALF_THICKNESS]
         fvis = p.createVisualShape(p.GEOM_BOX, halfExtents=fhalf, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
         floor = p.createMultiBody(0, -1, fvis, [ws.table_center[0], 0, ws.table_z - FLOOR_DROP], physicsClientId=c)
         return table, floor
@@ -104,7 +110,7 @@ class TabletopScene:
         or end up resting on another object's top are kept (that is clutter), those off the table removed."""
         n_glass = int(rng.integers(config.min_glass, config.max_glass + 1))
         n_opaque = int(rng.integers(config.min_opaque, config.max_opaque + 1))
-        models = [make_glass(str(rng.choice(GLASS_KINDS)), rng) for _ in range(n_glass)]
+        models = [make_glass(str(rng.choice(config.glass_kinds)), rng) for _ in range(n_glass)]
         models += [make_opaque(str(rng.choice(OPAQUE_KINDS)), rng) for _ in range(n_opaque)]
         ws = self.workspace
         placed: list[tuple[float, float, float]] = []

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from pipeline.data.readers import discover
+from sim.camera_model import sample_camera_pose
 from sim.generate import GenerateConfig, frame_paths, generate, main
-from sim.glassware import GLASS_KINDS, make_glass, mesh_volume
+from sim.glassware import GLASS_KINDS, LAB_KINDS, make_glass, mesh_volume
+from sim.photoreal import environment_map
+from sim.render import room_texture
+from sim.scene import SceneConfig
 
 CFG = GenerateConfig(seed=3, sensor="d435", width=128, height=96)
 
@@ -76,3 +80,58 @@ def test_bottle_collision_follows_its_neck():
     m = make_glass("bottle", np.random.default_rng(3))
     top = np.concatenate([part for part in m.collision_parts if part[:, 2].min() > 0.9 * m.height])
     assert np.hypot(top[:, 0], top[:, 1]).max() < 0.6 * m.max_radius
+
+
+def test_lab_glassware_shapes():
+    rng = np.random.default_rng(1)
+    for kind in LAB_KINDS:
+        for _ in range(10):
+            m = make_glass(kind, rng)
+            assert mesh_volume(m.vertices, m.faces) > 0, kind
+            assert (0.01 if kind == "dish" else 0.04) < m.height < 0.26 and m.mass >= 0.03, kind
+            assert all(len(part) >= 4 for part in m.collision_parts), kind
+    tube, flask = make_glass("tube", rng), make_glass("flask", rng)
+    assert tube.height > 6 * tube.max_radius  # long and narrow
+    r_top = np.hypot(*flask.vertices[flask.vertices[:, 2] > 0.95 * flask.height][:, :2].T).max()
+    assert r_top < 0.45 * flask.max_radius  # a narrow neck on a wide base
+    funnel = make_glass("funnel", rng)
+    stem = funnel.vertices[(funnel.vertices[:, 2] > 0.01) & (funnel.vertices[:, 2] < 0.8 * funnel.profile.cavity_from)]
+    assert np.hypot(*stem[:, :2].T).max() < 0.25 * funnel.max_radius  # a thin stem under a wide cone
+
+
+def test_lab_style_scenes_and_cameras():
+    cfg = GenerateConfig(seed=0, style="lab", max_tilt=60)
+    assert cfg.manifest()["style"] == "lab" and "style" not in GenerateConfig(seed=0).manifest()
+    assert set(cfg.scene().glass_kinds) >= set(LAB_KINDS) and cfg.scene().max_glass >= 8
+    rng = np.random.default_rng(0)
+    ws = cfg.workspace()
+    eyes = [sample_camera_pose(rng, ws, cfg.camera_pose())[:3, 3] for _ in range(200)]
+    dist = np.linalg.norm(np.array(eyes) - [*ws.object_center, ws.table_z], axis=1)
+    jitter = np.sqrt(2) * cfg.camera_pose().target_jitter  # the camera aims near, not at, the centre
+    assert dist.min() >= 0.6 - jitter and dist.max() <= 1.3 + jitter and dist.max() > 1.1
+    with pytest.raises(ValueError, match="style"):
+        GenerateConfig(seed=0, style="kitchen")
+    with pytest.raises(ValueError, match="glass_kinds"):
+        SceneConfig(glass_kinds=("teapot",))
+
+
+def test_room_surfaces_look_like_rooms():
+    rng = np.random.default_rng(0)
+    woods = 0
+    for _ in range(40):
+        tex = room_texture(rng, "table", 64).reshape(-1, 3).mean(0)
+        if tex[0] > tex[1] * 1.2:  # warm: wood
+            woods += 1
+            assert tex[0] > tex[1] > tex[2]  # browns, never green or blue
+        else:  # laminate or stone: near grey
+            assert tex.max() - tex.min() < 0.15 * tex.max() + 0.02
+    assert 10 < woods < 35
+    for part in ("floor", "wall"):
+        tex = room_texture(rng, part, 64).reshape(-1, 3).mean(0)
+        assert tex.max() - tex.min() < 0.15 * tex.max() + 0.02
+    with pytest.raises(ValueError, match="part"):
+        room_texture(rng, "ceiling")
+    # a bright room: the lower half of the environment (floor, lower walls) is far lighter than the default
+    room = np.mean([environment_map(np.random.default_rng(s), room=True)[32:].mean() for s in range(10)])
+    plain = np.mean([environment_map(np.random.default_rng(s))[32:].mean() for s in range(10)])
+    assert room > 2 * plain
