@@ -109,8 +109,9 @@ class Part:
 
 
 def scene_parts(scene: TabletopScene, rng: np.random.Generator, liquid_prob: float = 0.25,
-                wall_prob: float = 0.5) -> list[Part]:
-    """The scene as base-frame meshes at the bodies' current poses."""
+                wall_prob: float = 0.5, eye: np.ndarray | None = None) -> list[Part]:
+    """The scene as base-frame meshes at the bodies' current poses. ``eye``: the camera's position; a wall it
+    would stand behind (and see only the back of) is left out."""
     parts = []
     for obj in scene.objects:
         pos, quat = scene.pose(obj.body)
@@ -132,6 +133,8 @@ def scene_parts(scene: TabletopScene, rng: np.random.Generator, liquid_prob: flo
     parts.append(Part(*_quad(floor), scene.floor_id, "floor"))
     if rng.random() < wall_prob:  # a wall beyond the far table edge (the robot stands at the near one)
         x = cx + ws.table_half_size[0] + rng.uniform(0.05, 0.6)
+        if eye is not None and eye[0] >= x:
+            return parts
         wall = np.array([[x, cy - 4, fz], [x, cy - 4, fz + 3], [x, cy + 4, fz + 3], [x, cy + 4, fz]])
         parts.append(Part(*_quad(wall), WALL_ID, "wall"))
     return parts
@@ -343,7 +346,7 @@ class PhotorealRenderer:
                rng: np.random.Generator, stereo: bool = False) -> RenderOutput:
         """One frame: path-traced RGB plus ray-cast ground truth (and stereo raw depth when ``stereo``)."""
         T_base_cam = np.asarray(T_base_cam, np.float64)
-        parts = scene_parts(scene, rng)
+        parts = scene_parts(scene, rng, eye=T_base_cam[:3, 3])
         depth, instance = cast_depth(parts, K, T_base_cam)
         depth_bg, _ = cast_depth(parts, K, T_base_cam, skip=("liquid", "glass"))
         mask = np.isin(instance, scene.glass_ids)

@@ -307,3 +307,40 @@ def test_feature_distillation_hooks_adapters_and_gradients():
     assert all(p.grad is None for p in teacher.parameters())
     with pytest.raises(ValueError, match="no module"):
         FeatureDistillation(student, teacher, pairs=[("dec.9", "crf.0")])
+
+
+def test_trust_gate_keeps_unflagged_readings_and_learns_from_the_truth():
+    from pipeline.losses import gate_loss
+
+    torch.manual_seed(0)
+    plain = Student(**TINY_STUDENT)
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
+    gated = Student(**TINY_STUDENT, gate=True)
+    keys = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert not keys.unexpected_keys and sorted(keys.missing_keys) == ["gate.bias", "gate.weight"]
+    assert gated.config["gate"] is True and "gate" not in plain.config
+    rgb, depth = _inputs()
+    plain.eval(), gated.eval()
+    with torch.inference_mode():
+        before, opened = plain(rgb, depth), gated(rgb, depth)
+        # it starts open: nearly the same answer as without it
+        assert (opened - before).abs().max() < 0.05 * (before - depth).abs().max()
+        torch.nn.init.constant_(gated.gate.bias, -30.0)  # closed: every valid reading is kept exactly
+        closed = gated(rgb, depth)
+    valid = depth > 0
+    torch.testing.assert_close(closed[valid], depth[valid], atol=1e-6, rtol=0)
+    assert torch.allclose(closed[~valid], before[~valid], atol=1e-6)  # holes are still repaired
+    assert gated.last_gate_logits.shape == (2, 1, 64, 80)  # the input padded to a multiple of 16
+
+    # the loss: readings more than 1 cm off are the positives, pixels without a reading do not count
+    raw = torch.full((1, 1, 4, 4), 1.0)
+    gt = raw.clone()
+    gt[..., 0, :] = 1.05  # first row wrong
+    raw[..., 3, :] = 0.0  # last row: no reading
+    right = torch.full_like(raw, -8.0)
+    right[..., 0, :] = 8.0
+    assert gate_loss(right, raw, gt) < 0.01 < gate_loss(-right, raw, gt)
+    flipped_holes = right.clone()
+    flipped_holes[..., 3, :] = -right[..., 3, :] + 30
+    assert gate_loss(flipped_holes, raw, gt) == pytest.approx(float(gate_loss(right, raw, gt)))

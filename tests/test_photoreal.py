@@ -42,6 +42,15 @@ def test_ray_cast_ground_truth_matches_fast_renderer(fast_scene):
     assert (bg[mask] > depth[mask] + 0.005).mean() > 0.9  # the table lies behind the glass
 
 
+def test_wall_is_left_out_when_the_camera_stands_behind_it(fast_scene):
+    _, camera = fast_scene
+    scene = camera.scene
+    far_edge = scene.workspace.table_center[0] + scene.workspace.table_half_size[0]
+    kinds = lambda eye: [pt.kind for pt in scene_parts(scene, np.random.default_rng(0), wall_prob=1.0, eye=eye)]
+    assert "wall" in kinds(None) and "wall" in kinds(np.array([0.75, 0.0, 1.0]))
+    assert "wall" not in kinds(np.array([far_edge + 0.7, 0.0, 0.6]))  # beyond any wall: it would see its back
+
+
 def test_mitsuba_camera_sees_the_ray_cast_geometry(fast_scene):
     """Mitsuba's own distance output, turned into z-depth, agrees with the ray-cast ground truth: the
     perspective camera reproduces the intrinsics and pose exactly."""

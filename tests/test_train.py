@@ -53,6 +53,13 @@ def test_student_distillation_needs_a_teacher(generated_d435, tmp_path, capsys):
     assert main(["student", "--no-distill", *_args(generated_d435, tmp_path / "e", "--steps", "1"),
                  "--w-edges", "0.5"]) == 2
     assert "--w-edges must be at least 1" in capsys.readouterr().err
+    assert main(["student", "--no-distill", *_args(generated_d435, tmp_path / "g", "--steps", "1"),
+                 "--w-gate", "0.1"]) == 2
+    assert "trust gate" in capsys.readouterr().err
+    gated = tmp_path / "gated"
+    assert main(["student", "--no-distill", *_args(generated_d435, gated, "--steps", "2", "--val-every", "2",
+                                                    "--model-config", '{"gate": true}')]) == 0
+    assert json.loads((gated / "best.json").read_text())["config"]["gate"] is True
 
 
 def test_distributed_two_cpu_processes(generated_d435, tmp_path):
