@@ -205,6 +205,21 @@ def environment_map(rng: np.random.Generator, width: int = 128, room: bool = Fal
     return img.astype(np.float32)
 
 
+def light_in_view(centre, half: tuple[float, float], K: CameraIntrinsics, T_base_cam: np.ndarray,
+                  step: int = 4) -> bool:
+    """Whether a horizontal rectangle (centre, half sizes along base x and y) crosses the camera's view in
+    front of it (tested on every ``step``-th pixel's ray). Scenes hang area lights there facing down; a
+    camera looking down sees their unlit back, which ground truth knows nothing of."""
+    u, v = np.meshgrid(np.arange(0, K.width, step, dtype=np.float64), np.arange(0, K.height, step, dtype=np.float64))
+    d = np.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, np.ones_like(u)], -1) @ T_base_cam[:3, :3].T
+    eye = T_base_cam[:3, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (centre[2] - eye[2]) / d[..., 2]
+    x, y = eye[0] + t * d[..., 0], eye[1] + t * d[..., 1]
+    inside = (t > 0) & (np.abs(x - centre[0]) <= half[0]) & (np.abs(y - centre[1]) <= half[1])
+    return bool(inside.any())
+
+
 @dataclass
 class PhotorealConfig:
     spp: int = 8
@@ -315,13 +330,18 @@ class PhotorealRenderer:
                     "to_world": mi.ScalarTransform4f().rotate([0, 0, 1], float(rng.uniform(0, 360)))
                     @ mi.ScalarTransform4f().rotate([1, 0, 0], 90.0)}  # envmap's up (+y) -> base +z
         cx, cy = (float(c) for c in np.mean([pt.verts.mean(0) for pt in parts if pt.kind == "table"], 0)[:2])
+        self.moved_lights = 0
         for i in range(int(rng.integers(0, 3))):  # area lights above the table, facing down
             size = rng.uniform(0.1, 0.6)
             pos = [cx + rng.uniform(-0.8, 0.8), cy + rng.uniform(-0.8, 0.8), rng.uniform(0.6, 1.6)]
+            half = (size, size * rng.uniform(0.5, 2))
+            if light_in_view(pos, half, K, T_base_cam):  # its dark back would hide the scene: hang it higher
+                pos[2] = float(T_base_cam[2, 3]) + 0.2
+                self.moved_lights += 1
             d[f"light{i}"] = {"type": "rectangle",
                               "to_world": mi.ScalarTransform4f().translate(pos)
                               @ mi.ScalarTransform4f().rotate([1, 0, 0], 180.0)
-                              @ mi.ScalarTransform4f().scale([size, size * rng.uniform(0.5, 2), 1]),
+                              @ mi.ScalarTransform4f().scale([half[0], half[1], 1]),
                               "emitter": {"type": "area", "radiance": {"type": "rgb", "value": (
                                   rng.uniform(2, 12) * rng.uniform(0.85, 1.0, 3)).tolist()}}}
         for i, part in enumerate(parts):

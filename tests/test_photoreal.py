@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.types import CameraIntrinsics
 from sim.generate import GenerateConfig, generate, simulate_frame
-from sim.photoreal import (NEAR_CLIP, PhotorealConfig, PhotorealRenderer, cast_depth, scene_parts, split_normals,
-                           stereo_depth)
+from sim.photoreal import (NEAR_CLIP, PhotorealConfig, PhotorealRenderer, cast_depth, light_in_view, scene_parts,
+                           split_normals, stereo_depth)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(seed=31, sensor="d435", width=96, height=72)
@@ -49,6 +49,17 @@ def test_wall_is_left_out_when_the_camera_stands_behind_it(fast_scene):
     kinds = lambda eye: [pt.kind for pt in scene_parts(scene, np.random.default_rng(0), wall_prob=1.0, eye=eye)]
     assert "wall" in kinds(None) and "wall" in kinds(np.array([0.75, 0.0, 1.0]))
     assert "wall" not in kinds(np.array([far_edge + 0.7, 0.0, 0.6]))  # beyond any wall: it would see its back
+
+
+def test_lights_in_view_are_found(fast_scene):
+    from sim.camera_model import look_at
+
+    K = fast_scene[1].intrinsics
+    T = look_at(np.array([0.75, 0.0, 1.0]), np.array([0.75, 0.0, 0.0]), up=(1.0, 0.0, 0.0))
+    assert light_in_view([0.75, 0.0, 0.6], (0.1, 0.1), K, T)  # between the camera and the table
+    assert light_in_view([0.9, 0.1, 0.3], (0.05, 0.05), K, T)  # small, off-centre, still in the picture
+    assert not light_in_view([0.75, 0.0, 1.2], (0.5, 0.5), K, T)  # above the camera
+    assert not light_in_view([2.5, 0.0, 0.6], (0.2, 0.2), K, T)  # outside the view
 
 
 def test_mitsuba_camera_sees_the_ray_cast_geometry(fast_scene):
