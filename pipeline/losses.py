@@ -45,6 +45,19 @@ def supervised_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, tr
     return loss
 
 
+def gate_loss(logits: torch.Tensor, raw: torch.Tensor, gt: torch.Tensor, wrong_m: float = 0.01,
+              positive_weight: float = 4.0) -> torch.Tensor:
+    """Binary cross-entropy of a trust gate (``Student(gate=True)``): 1 where the camera's valid reading is more
+    than ``wrong_m`` from the truth, 0 where it is right; pixels without a reading or without truth do not
+    count. Wrong readings are rare and weigh ``positive_weight`` times more. ``logits`` may be larger than
+    ``raw`` (padding): they are cropped to its size."""
+    logits = logits[..., : raw.shape[-2], : raw.shape[-1]].float()
+    both = ((raw > 0) & (gt > 0)).float()
+    wrong = ((raw - gt).abs() > wrong_m).float()
+    w = both * (1.0 + (positive_weight - 1.0) * wrong)
+    return masked_mean(F.binary_cross_entropy_with_logits(logits, wrong, reduction="none"), w)
+
+
 def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, lam: float = 0.85) -> torch.Tensor:
     """Scale-invariant log error (Eigen et al.): sqrt(mean d^2 - lam * mean(d)^2), d = log p - log t."""
     d = torch.log(pred.clamp_min(1e-3)) - torch.log(target.clamp_min(1e-3))

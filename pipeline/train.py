@@ -38,10 +38,24 @@ from pipeline.cli import parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DistillGraspError
-from pipeline.losses import DistillWeights, FeatureDistillation, distillation_loss, supervised_loss
+from pipeline.losses import DistillWeights, FeatureDistillation, distillation_loss, gate_loss, supervised_loss
 from pipeline.metrics import MOVED_M, average, depth_metrics
 from pipeline.models.common import count_parameters
 from pipeline.weights import build, load, save
+
+
+def _paste(rgb: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+    """``FrameCache.batch``'s paste augmentation: rectangles (20-60% of each side) of the next crop's colour,
+    outside the glass (``mask``) of both crops, in a ``share`` of the crops."""
+    b, _, h, w = rgb.shape
+    donor, dmask = rgb.roll(1, 0), mask.roll(1, 0)
+    region = torch.zeros(b, 1, h, w, dtype=torch.bool)
+    for i in torch.nonzero(torch.rand(b, generator=gen) < share).flatten().tolist():
+        rh, rw = (int(s * (0.2 + 0.4 * float(torch.rand(1, generator=gen)))) for s in (h, w))
+        y, x = (int(torch.randint(0, s - r + 1, (1,), generator=gen)) for s, r in ((h, rh), (w, rw)))
+        region[i, :, y : y + rh, x : x + rw] = True
+    region &= (mask < 0.5) & (dmask < 0.5)
+    return torch.where(region, donor, rgb)
 
 
 @dataclass
@@ -122,9 +136,14 @@ class FrameCache:
             raise ValueError(f"trust must be 'repairs' or 'holes', not {trust!r}")
 
     def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool,
-              blur: float = 0.0):
+              blur: float = 0.0, paste: float = 0.0):
         """rgb, depth, gt, mask (and the teacher's depth when cached) for frames ``idx``: randomly cropped,
-        mirrored and colour-jittered when ``augment``, and a ``blur`` share of them softened (defocus)."""
+        mirrored and colour-jittered when ``augment``, and a ``blur`` share of them softened (defocus).
+
+        ``paste``: in that share of the crops a random rectangle of the colour image is replaced by the same
+        pixels of the next crop in the batch, outside the glass of both; depth and truth stay. The network
+        sees colour that does not fit the geometry on surfaces whose depth is right, and learns to keep such
+        depth: only glass, not any unfamiliar texture, calls for a correction."""
         rgb = self.rgb[idx].float() / 255.0
         depth, gt, mask = self.depth[idx].float(), self.gt[idx].float(), self.mask[idx].float()
         maps = [depth, gt, mask] + ([self.teacher[idx].float()] if self.teacher is not None else [])
@@ -138,6 +157,8 @@ class FrameCache:
             b = rgb.shape[0]
             flip = torch.rand(b, generator=gen) < 0.5
             rgb, *maps = (torch.where(flip.view(b, 1, 1, 1), t.flip(-1), t) for t in (rgb, *maps))
+            if paste > 0 and b > 1:
+                rgb = _paste(rgb, maps[2], paste, gen)
             gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
             tint = 1 + 0.06 * (torch.rand(b, 3, 1, 1, generator=gen) * 2 - 1)
             gray = rgb.mean(1, keepdim=True)
@@ -240,6 +261,11 @@ def train(args: argparse.Namespace) -> dict:
                 print(f"--init {args.init}: new modules start from their initialisation: {', '.join(new)}")
     else:
         model = build(args.arch, config)
+    w_gate = 0.0
+    if getattr(model, "gate", None) is not None:
+        w_gate = 0.05 if args.w_gate is None else args.w_gate
+    elif args.w_gate is not None:
+        raise DistillGraspError("--w-gate trains a student's trust gate: add --model-config '{\"gate\": true}'")
     features = None
     if args.w_feature and (args.arch != "student" or args.no_distill):
         raise DistillGraspError("--w-feature distils the student's features from a teacher: drop --no-distill")
@@ -304,7 +330,8 @@ def train(args: argparse.Namespace) -> dict:
     t0, losses = time.time(), []
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=gen)
-        rgb, depth, gt, mask, *t_pred = data.batch(idx, crop, gen, augment=True, blur=args.blur)
+        rgb, depth, gt, mask, *t_pred = data.batch(idx, crop, gen, augment=True, blur=args.blur,
+                                                    paste=args.paste)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -318,6 +345,8 @@ def train(args: argparse.Namespace) -> dict:
             loss = supervised_loss(pred, gt, mask, edge_weight=weights.edges)
         if features is not None:
             loss = loss + args.w_feature * features.loss().float()
+        if w_gate:
+            loss = loss + w_gate * gate_loss(model.last_gate_logits, depth, gt)
         if not torch.isfinite(loss):
             raise DistillGraspError(f"loss became {float(loss)} at step {step}; lower --lr")
         opt.zero_grad(set_to_none=True)
@@ -410,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--w-edges", type=float, default=1.0,
                     help="weight of pixels near depth discontinuities of the truth (outlines, rims, walls) in the "
                          "supervised term, relative to the rest (1 = no extra weight)")
+    ap.add_argument("--w-gate", type=float, default=None,
+                    help="weight of the trust gate's cross-entropy (students with a gate only; default 0.05)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning; same architecture)")
     ap.add_argument("--bf16", action="store_true",
                     help="bfloat16 autocast for the forward passes (about 1.5x faster on CPUs with AVX512-BF16)")
@@ -418,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--jpeg", type=float, default=0.0,
                     help="share of training frames re-encoded as JPEG (quality 40-95), as real captures are")
     ap.add_argument("--blur", type=float, default=0.0, help="share of training crops slightly blurred")
+    ap.add_argument("--paste", type=float, default=0.0,
+                    help="share of training crops given a rectangle of another crop's colour outside the glass "
+                         "(depth unchanged): unfamiliar colour alone does not call for a correction")
     ap.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
     ap.add_argument("--quiet", action="store_true")
     return ap
@@ -432,6 +466,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--steps, --batch and --val-every must be positive")
         if args.w_edges < 1.0:
             raise ValueError(f"--w-edges must be at least 1 (1 = no extra weight), got {args.w_edges}")
+        for name in ("jpeg", "blur", "paste"):
+            if not 0.0 <= getattr(args, name) <= 1.0:
+                raise ValueError(f"--{name} is a share of the training frames, 0-1; got {getattr(args, name)}")
+        if args.w_gate is not None and args.w_gate < 0:
+            raise ValueError(f"--w-gate must not be negative, got {args.w_gate}")
         result = train(args)
     except (DistillGraspError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -56,6 +56,9 @@ def test_student_distillation_needs_a_teacher(generated_d435, tmp_path, capsys):
     assert main(["student", "--no-distill", *_args(generated_d435, tmp_path / "g", "--steps", "1"),
                  "--w-gate", "0.1"]) == 2
     assert "trust gate" in capsys.readouterr().err
+    assert main(["student", "--no-distill", *_args(generated_d435, tmp_path / "p", "--steps", "1"),
+                 "--paste", "1.5"]) == 2
+    assert "--paste is a share" in capsys.readouterr().err
     gated = tmp_path / "gated"
     assert main(["student", "--no-distill", *_args(generated_d435, gated, "--steps", "2", "--val-every", "2",
                                                     "--model-config", '{"gate": true}')]) == 0
@@ -96,6 +99,22 @@ def test_jpeg_and_blur_augmentation(generated_d435):
     grad = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean().item()  # noqa: E731
     assert grad(soft) < 0.9 * grad(sharp)
     assert np.isfinite(soft.numpy()).all()
+
+
+def test_paste_augmentation_changes_colour_outside_glass_only():
+    import torch
+
+    from pipeline.train import _paste
+
+    rgb = torch.stack([torch.full((3, 40, 50), v) for v in (0.1, 0.5, 0.9)])
+    mask = torch.zeros(3, 1, 40, 50)
+    mask[:, :, 10:20, 10:20] = 1.0  # glass in every crop
+    out = _paste(rgb, mask, 1.0, torch.Generator().manual_seed(0))
+    changed = (out != rgb).any(1, keepdim=True)
+    assert changed.float().mean() > 0.02 and not changed[mask > 0].any()
+    donor = rgb.roll(1, 0)
+    assert torch.equal(out[changed.expand_as(out)], donor[changed.expand_as(out)])  # the next crop's pixels
+    assert torch.equal(_paste(rgb, mask, 0.0, torch.Generator().manual_seed(0)), rgb)
 
 
 def test_unlabeled_frames_teach_only_through_the_teacher(generated_d435, tmp_path, capsys):

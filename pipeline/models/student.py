@@ -11,6 +11,13 @@ The correction is predicted at half resolution. ``upsample="bilinear"`` interpol
 half-resolution neighbours (as RAFT upsamples optical flow), with weights predicted from the head features
 and the full-resolution inputs, so a pixel on a silhouette can take the correction of one side instead of a
 blend of both (a blend puts points in mid-air between a glass and the table).
+
+``gate=True`` adds a trust gate: a second output of the head, the probability that the camera's reading at a
+pixel is wrong. The correction is applied in proportion to it (fully where the camera gave no reading), so
+valid depth the network does not flag stays exactly as measured; the gate learns from the truth which
+readings are wrong (``pipeline.losses.gate_loss``). A classifier pushed far from its decision boundary on the
+table moves less on unfamiliar images than a regressor asked for exactly zero correction there. The logits
+of the last forward pass are kept in ``last_gate_logits`` for that loss.
 """
 
 from __future__ import annotations
@@ -92,13 +99,16 @@ def convex_upsample(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 class Student(DepthNet):
     multiple = 16
 
-    def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48), upsample: str = "bilinear"):
+    def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48), upsample: str = "bilinear",
+                 gate: bool = False):
         super().__init__()
         if upsample not in ("bilinear", "convex"):
             raise ValueError(f"Student: upsample must be 'bilinear' or 'convex', not {upsample!r}")
         self.config = {"widths": list(widths), "depth_widths": list(depth_widths)}
         if upsample != "bilinear":
             self.config["upsample"] = upsample
+        if gate:
+            self.config["gate"] = True
         self.rgb_enc = nn.ModuleList()
         self.depth_enc = nn.ModuleList()
         self.depth_proj = nn.ModuleList()
@@ -112,6 +122,13 @@ class Student(DepthNet):
         self.dec = nn.ModuleList([conv_bn(widths[i + 1] + widths[i], widths[i], 3) for i in range(len(widths) - 1)])
         self.head = nn.Sequential(conv_bn(widths[0] + 5, 16, 3), nn.Conv2d(16, 1, 3, padding=1))
         zero_last(self.head)
+        self.gate = None
+        self.last_gate_logits: torch.Tensor | None = None
+        if gate:
+            # starts open (sigmoid(4) = 0.98), so the gate can be added to a trained student
+            self.gate = nn.Conv2d(16, 1, 3, padding=1)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.constant_(self.gate.bias, 4.0)
         self.up_mask = None
         if upsample == "convex":
             # weights from the head's hidden features and the full-resolution inputs (a 2x2 stride-2
@@ -140,7 +157,14 @@ class Student(DepthNet):
         hidden = self.head[0][1:](split_conv(self.head[0][0], [x, torch.cat(small, 1)]))
         residual = self.head[1](hidden)
         if self.up_mask is None:
-            return F.interpolate(residual, size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)
-        u = self.up_mask
-        a = F.relu(u["hidden"](hidden) + u["rgb"](x_rgb) + u["depth"](x_depth))
-        return convex_upsample(residual, u["out"](a))
+            residual = F.interpolate(residual, size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            u = self.up_mask
+            a = F.relu(u["hidden"](hidden) + u["rgb"](x_rgb) + u["depth"](x_depth))
+            residual = convex_upsample(residual, u["out"](a))
+        if self.gate is None:
+            return residual
+        logits = F.interpolate(self.gate(hidden), size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)
+        self.last_gate_logits = logits
+        valid = x_depth[:, 1:2]
+        return residual * (1.0 - valid * torch.sigmoid(-logits))  # gate 1 where there is no reading
