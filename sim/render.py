@@ -118,7 +118,7 @@ def room_texture(rng: np.random.Generator, part: str, size: int = TEXTURE_SIZE) 
     "floor" (concrete, carpet, vinyl) or "wall" (paint). HxWx3 float in [0, 1]."""
     if part not in ("table", "floor", "wall"):
         raise ValueError(f"room_texture: part must be table, floor or wall, not {part!r}")
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    yy = np.mgrid[0:size, 0:size][0].astype(np.float32) / size
     kind = {"table": ["wood", "wood", "laminate", "stone"], "floor": ["concrete", "carpet", "vinyl"],
             "wall": ["paint"]}[part]
     kind = str(rng.choice(kind))
