@@ -182,10 +182,11 @@ def environment_map(rng: np.random.Generator, width: int = 128, room: bool = Fal
     in which glass shows white highlights and light rims rather than dark ones."""
     h = width // 2
     el = (0.5 - (np.arange(h) + 0.5) / h)[:, None] * np.pi  # elevation, +pi/2 at the top row
-    if room:
-        top, bottom = rng.uniform(0.8, 1.6) * rng.uniform(0.9, 1.0, 3), rng.uniform(0.3, 0.7) * rng.uniform(0.85, 1.0, 3)
-    else:
-        top, bottom = rng.uniform(0.5, 1.2) * rng.uniform(0.85, 1.0, 3), rng.uniform(0.05, 0.3) * rng.uniform(0.8, 1.0, 3)
+    # (brightness range, lowest tint) of the zenith and of the nadir
+    (top_range, top_tint), (bottom_range, bottom_tint) = (((0.8, 1.6), 0.9), ((0.3, 0.7), 0.85)) if room else \
+        (((0.5, 1.2), 0.85), ((0.05, 0.3), 0.8))
+    top = rng.uniform(*top_range) * rng.uniform(top_tint, 1.0, 3)
+    bottom = rng.uniform(*bottom_range) * rng.uniform(bottom_tint, 1.0, 3)
     t = (0.5 + 0.5 * np.sin(el))[..., None]
     img = np.broadcast_to(bottom + (top - bottom) * t, (h, width, 3)).copy()
     if room:  # ceiling lamps near the zenith, windows at the horizon

@@ -9,8 +9,8 @@ Two modes, calibrated against the real captures' statistics (see ``pipeline.data
   disparity noise quantised to the matcher's sub-pixel step.
 
 ``l515`` (lidar): the pulse returns from the glass and from what lies behind; the peak detector reports the
-  depth of what lies behind (within millimetres) almost everywhere on the glass, with few holes. Opaque edges get flying
-  pixels (mixtures of foreground and background), and readings carry little noise.
+  depth of what lies behind (within millimetres) almost everywhere on the glass, with few holes. Opaque edges
+  get flying pixels (mixtures of foreground and background), and readings carry little noise.
 
 Every glass object draws its own behaviour (hole share, how far it sees through, noise), so frames vary as
 real ones do. Input and output depths are HxW float32 metres, 0 = no reading.
