@@ -136,14 +136,17 @@ class FrameCache:
             raise ValueError(f"trust must be 'repairs' or 'holes', not {trust!r}")
 
     def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool,
-              blur: float = 0.0, paste: float = 0.0):
+              blur: float = 0.0, paste: float = 0.0, milky: float = 0.0):
         """rgb, depth, gt, mask (and the teacher's depth when cached) for frames ``idx``: randomly cropped,
         mirrored and colour-jittered when ``augment``, and a ``blur`` share of them softened (defocus).
 
         ``paste``: in that share of the crops a random rectangle of the colour image is replaced by the same
         pixels of the next crop in the batch, outside the glass of both; depth and truth stay. The network
         sees colour that does not fit the geometry on surfaces whose depth is right, and learns to keep such
-        depth: only glass, not any unfamiliar texture, calls for a correction."""
+        depth: only glass, not any unfamiliar texture, calls for a correction.
+
+        ``milky``: in that share of the crops the glass is blended 10-50% towards a light grey, as scratched,
+        frosted or printed laboratory glass looks in real captures."""
         rgb = self.rgb[idx].float() / 255.0
         depth, gt, mask = self.depth[idx].float(), self.gt[idx].float(), self.mask[idx].float()
         maps = [depth, gt, mask] + ([self.teacher[idx].float()] if self.teacher is not None else [])
@@ -159,6 +162,10 @@ class FrameCache:
             rgb, *maps = (torch.where(flip.view(b, 1, 1, 1), t.flip(-1), t) for t in (rgb, *maps))
             if paste > 0 and b > 1:
                 rgb = _paste(rgb, maps[2], paste, gen)
+            if milky > 0:
+                a = (torch.rand(b, 1, 1, 1, generator=gen) < milky) * (0.1 + 0.4 * torch.rand(b, 1, 1, 1, generator=gen))
+                grey = 0.7 + 0.3 * torch.rand(b, 1, 1, 1, generator=gen)
+                rgb = rgb + a * maps[2] * (grey - rgb)
             gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
             tint = 1 + 0.06 * (torch.rand(b, 3, 1, 1, generator=gen) * 2 - 1)
             gray = rgb.mean(1, keepdim=True)
@@ -331,7 +338,7 @@ def train(args: argparse.Namespace) -> dict:
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=gen)
         rgb, depth, gt, mask, *t_pred = data.batch(idx, crop, gen, augment=True, blur=args.blur,
-                                                    paste=args.paste)
+                                                    paste=args.paste, milky=args.milky)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -452,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--paste", type=float, default=0.0,
                     help="share of training crops given a rectangle of another crop's colour outside the glass "
                          "(depth unchanged): unfamiliar colour alone does not call for a correction")
+    ap.add_argument("--milky", type=float, default=0.0,
+                    help="share of training crops whose glass is blended towards light grey (frosted, scratched)")
     ap.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
     ap.add_argument("--quiet", action="store_true")
     return ap
@@ -466,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--steps, --batch and --val-every must be positive")
         if args.w_edges < 1.0:
             raise ValueError(f"--w-edges must be at least 1 (1 = no extra weight), got {args.w_edges}")
-        for name in ("jpeg", "blur", "paste"):
+        for name in ("jpeg", "blur", "paste", "milky"):
             if not 0.0 <= getattr(args, name) <= 1.0:
                 raise ValueError(f"--{name} is a share of the training frames, 0-1; got {getattr(args, name)}")
         if args.w_gate is not None and args.w_gate < 0:

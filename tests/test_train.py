@@ -117,6 +117,25 @@ def test_paste_augmentation_changes_colour_outside_glass_only():
     assert torch.equal(_paste(rgb, mask, 0.0, torch.Generator().manual_seed(0)), rgb)
 
 
+def test_milky_augmentation_lightens_the_glass_only(generated_d435):
+    import torch
+
+    from pipeline.train import FrameCache
+
+    from dataclasses import replace
+
+    cache = FrameCache.load([str(generated_d435)], (160, 120), limit=4, progress=False)
+    idx = torch.arange(4)
+    # the same random draws with and without glass: only the glass differs
+    plain = replace(cache, mask=torch.zeros_like(cache.mask)).batch(idx, None, torch.Generator().manual_seed(0),
+                                                                     augment=True, milky=1.0)
+    milky = cache.batch(idx, None, torch.Generator().manual_seed(0), augment=True, milky=1.0)
+    glass = milky[3].expand_as(milky[0]) > 0.5
+    assert glass.any()
+    assert torch.equal(milky[0][~glass], plain[0][~glass])
+    assert milky[0][glass].mean() > plain[0][glass].mean() + 0.02  # towards light grey
+
+
 def test_unlabeled_frames_teach_only_through_the_teacher(generated_d435, tmp_path, capsys):
     import torch
 
