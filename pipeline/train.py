@@ -163,7 +163,8 @@ class FrameCache:
             if paste > 0 and b > 1:
                 rgb = _paste(rgb, maps[2], paste, gen)
             if milky > 0:
-                a = (torch.rand(b, 1, 1, 1, generator=gen) < milky) * (0.1 + 0.4 * torch.rand(b, 1, 1, 1, generator=gen))
+                chosen = torch.rand(b, 1, 1, 1, generator=gen) < milky
+                a = chosen * (0.1 + 0.4 * torch.rand(b, 1, 1, 1, generator=gen))
                 grey = 0.7 + 0.3 * torch.rand(b, 1, 1, 1, generator=gen)
                 rgb = rgb + a * maps[2] * (grey - rgb)
             gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)

@@ -83,9 +83,8 @@ class GenerateConfig:
         return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor)
 
     def camera_pose(self) -> CameraPoseConfig:
-        if self.style == "lab":
-            return CameraPoseConfig(distance=LAB_DISTANCE, tilt_deg=(0.0, self.max_tilt))
-        return CameraPoseConfig(tilt_deg=(0.0, self.max_tilt))
+        distance = LAB_DISTANCE if self.style == "lab" else CameraPoseConfig().distance
+        return CameraPoseConfig(distance=distance, tilt_deg=(0.0, self.max_tilt))
 
     def scene(self) -> SceneConfig:
         return LAB_SCENE if self.style == "lab" else SceneConfig()

@@ -144,6 +144,13 @@ def scene_parts(scene: TabletopScene, rng: np.random.Generator, liquid_prob: flo
 # Ground truth by ray casting
 
 
+def pixel_rays(K: CameraIntrinsics, T_base_cam: np.ndarray, step: int = 1) -> np.ndarray:
+    """Base-frame directions (H/step x W/step x 3) of the rays through every ``step``-th pixel, scaled so that
+    their camera z is 1: a ray parameter along them is z-depth."""
+    u, v = np.meshgrid(np.arange(0, K.width, step, dtype=np.float64), np.arange(0, K.height, step, dtype=np.float64))
+    return np.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, np.ones_like(u)], -1) @ T_base_cam[:3, :3].T
+
+
 def cast_depth(parts: list[Part], K: CameraIntrinsics, T_base_cam: np.ndarray,
                skip: tuple[str, ...] = ("liquid",)) -> tuple[np.ndarray, np.ndarray]:
     """z-depth (metres, 0 = nothing) and the body id hit (-1 = nothing) for every pixel."""
@@ -157,10 +164,8 @@ def cast_depth(parts: list[Part], K: CameraIntrinsics, T_base_cam: np.ndarray,
         mesh.triangle.indices = o3d.core.Tensor(part.faces.astype(np.int32))
         rc.add_triangles(mesh)
         ids.append(part.body)
-    u, v = np.meshgrid(np.arange(K.width, dtype=np.float64), np.arange(K.height, dtype=np.float64))
-    d_cam = np.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, np.ones_like(u)], -1)  # z = 1: t is z-depth
-    R, t = T_base_cam[:3, :3], T_base_cam[:3, 3]
-    rays = np.concatenate([np.broadcast_to(t, d_cam.shape), d_cam @ R.T], -1).astype(np.float32)
+    d = pixel_rays(K, T_base_cam)
+    rays = np.concatenate([np.broadcast_to(T_base_cam[:3, 3], d.shape), d], -1).astype(np.float32)
     hit = rc.cast_rays(o3d.core.Tensor(rays))
     t_hit = hit["t_hit"].numpy()
     gid = hit["geometry_ids"].numpy().astype(np.int64)
@@ -211,8 +216,7 @@ def light_in_view(centre, half: tuple[float, float], K: CameraIntrinsics, T_base
     """Whether a horizontal rectangle (centre, half sizes along base x and y) crosses the camera's view in
     front of it (tested on every ``step``-th pixel's ray). Scenes hang area lights there facing down; a
     camera looking down sees their unlit back, which ground truth knows nothing of."""
-    u, v = np.meshgrid(np.arange(0, K.width, step, dtype=np.float64), np.arange(0, K.height, step, dtype=np.float64))
-    d = np.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, np.ones_like(u)], -1) @ T_base_cam[:3, :3].T
+    d = pixel_rays(K, T_base_cam, step)
     eye = T_base_cam[:3, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (centre[2] - eye[2]) / d[..., 2]
@@ -331,14 +335,12 @@ class PhotorealRenderer:
                     "to_world": mi.ScalarTransform4f().rotate([0, 0, 1], float(rng.uniform(0, 360)))
                     @ mi.ScalarTransform4f().rotate([1, 0, 0], 90.0)}  # envmap's up (+y) -> base +z
         cx, cy = (float(c) for c in np.mean([pt.verts.mean(0) for pt in parts if pt.kind == "table"], 0)[:2])
-        self.moved_lights = 0
         for i in range(int(rng.integers(0, 3))):  # area lights above the table, facing down
             size = rng.uniform(0.1, 0.6)
             pos = [cx + rng.uniform(-0.8, 0.8), cy + rng.uniform(-0.8, 0.8), rng.uniform(0.6, 1.6)]
             half = (size, size * rng.uniform(0.5, 2))
             if light_in_view(pos, half, K, T_base_cam):  # its dark back would hide the scene: hang it higher
                 pos[2] = float(T_base_cam[2, 3]) + 0.2
-                self.moved_lights += 1
             d[f"light{i}"] = {"type": "rectangle",
                               "to_world": mi.ScalarTransform4f().translate(pos)
                               @ mi.ScalarTransform4f().rotate([1, 0, 0], 180.0)
