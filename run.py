@@ -1,6 +1,6 @@
 """DistillGrasp: see glass, repair its depth, pick it.
 
-    python run.py --sim [--depth SOURCE] [--trials N] [--seed S] [--gui] [--out DIR]
+    python run.py --sim [--depth SOURCE] [--sensor d435|l515] [--trials N] [--seed S] [--gui] [--out DIR]
     python run.py --robot ur10e --ip IP [--camera realsense] [--serial S] [--calibration FILE]
                   [--depth SOURCE] [--trials N] [--dry-run] [--yes] [--out DIR]
 
@@ -30,11 +30,13 @@ from grasping.report import TrialLog, summarise
 from grasping.trials import attempt
 from pipeline.completion import COMPLETERS, make_completer
 from pipeline.errors import DistillGraspError
+from pipeline.types import SENSOR_FAMILIES
 
 
 def run_sim(args: argparse.Namespace) -> int:
+    from sim.camera import SimCameraConfig
     from sim.preview import preview_image
-    from sim.world import SimWorld
+    from sim.world import SimWorld, WorldConfig
 
     try:
         completer = make_completer(args.depth, backend=args.backend)
@@ -47,9 +49,10 @@ def run_sim(args: argparse.Namespace) -> int:
     records = []
     for i in range(args.trials):
         seed = args.seed + i
-        with SimWorld(seed, gui=args.gui) as world:
+        config = WorldConfig(camera=SimCameraConfig(width=320, height=240, sensor=args.sensor))
+        with SimWorld(seed, config, gui=args.gui) as world:
             record, frame = attempt(world, completer, GraspDetector())
-            record.update({"scene_seed": seed, "depth": args.depth,
+            record.update({"scene_seed": seed, "depth": args.depth, "sensor": args.sensor,
                            "objects": [o.model.kind for o in world.scene.objects]})
             cv2.imwrite(str(out / f"scene-{seed}.png"), preview_image(frame)[..., ::-1])
         records.append(record)
@@ -155,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="how networks run (auto: onnxruntime where the export works, else torch)")
     ap.add_argument("--trials", type=int, default=3, help="number of scenes (default 3)")
     ap.add_argument("--seed", type=int, default=0, help="first scene seed (default 0)")
+    ap.add_argument("--sensor", default="d435", choices=SENSOR_FAMILIES,
+                    help="--sim: the simulated camera, d435 (stereo) or l515 (lidar); a real RealSense names its own")
     ap.add_argument("--gui", action="store_true", help="open the PyBullet window (needs a display)")
     ap.add_argument("--out", default="out", help="output folder (default out/)")
     args = ap.parse_args(argv)

@@ -1,11 +1,13 @@
 """Grasp-success trials: every depth source on the same seeded scenes.
 
     python -m grasping.trials --sim --depth raw,fill,student,teacher,gt --trials N --seed S --out DIR [--workers K]
+                              [--sensor d435|l515] [--weights-dir DIR]
 
 Per scene seed and depth source, one attempt: capture, complete the depth, segment, detect, pick the best
 grasp, judge from physics. Writes ``DIR/attempts.jsonl`` (one flushed line per attempt), ``DIR/summary.json``
 (success rate with a 95% Wilson interval per source) and ``DIR/success.png``. Rerunning with the same
-``--out`` skips attempts already logged.
+``--out`` skips attempts already logged. ``--sensor l515`` gives the simulated camera the lidar's failures
+(the networks then use their ``-l515`` weights where the folder holds them).
 
 The loop itself (``attempt``) only needs a cell with ``capture()``, ``mark()``, ``verify()``, ``robot``,
 ``gripper`` and ``close()``; ``--sim`` builds the PyBullet cell (the only place this module reaches into
@@ -30,6 +32,7 @@ from grasping.execute import PickExecutor
 from grasping.report import TrialLog, markdown_table, plot_success, summarise
 from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.errors import DistillGraspError
+from pipeline.types import SENSOR_FAMILIES
 
 
 def perceive(frame, completer: DepthCompleter, detector: GraspDetector):
@@ -71,30 +74,40 @@ _COMPLETERS: dict[str, DepthCompleter] = {}
 def _sim_attempt(job) -> dict:
     from sim.world import SimWorld  # the command line's --sim wiring
 
-    scene_seed, source, threads, backend, weights_dir = job
+    from sim.camera import SimCameraConfig
+    from sim.world import WorldConfig
+
+    scene_seed, source, threads, backend, weights_dir, sensor = job
     import torch
 
     torch.set_num_threads(threads)
     if source not in _COMPLETERS:
         _COMPLETERS[source] = make_completer(source, _weights(source, weights_dir), backend=backend)
     t0 = time.perf_counter()
-    with SimWorld(scene_seed) as world:
+    config = WorldConfig(camera=SimCameraConfig(width=320, height=240, sensor=sensor))
+    with SimWorld(scene_seed, config) as world:
         record, _ = attempt(world, _COMPLETERS[source], GraspDetector())
         record["objects"] = [o.model.kind for o in world.scene.objects]
-    record.update({"scene_seed": scene_seed, "depth": source, "wall_s": time.perf_counter() - t0})
+    record.update({"scene_seed": scene_seed, "depth": source, "sensor": sensor, "wall_s": time.perf_counter() - t0})
     return record
 
 
 def _weights(source: str, weights_dir: str | None) -> Path | None:
-    """``weights_dir/NAME.safetensors`` for the networks when a folder is given, else the shipped weights."""
-    return Path(weights_dir) / f"{source}.safetensors" if weights_dir and source in ("student", "teacher") else None
+    """The networks' weights folder when one is given (``NAME.safetensors`` and any per-sensor variants), else
+    None: the shipped weights."""
+    return Path(weights_dir) if weights_dir and source in ("student", "teacher") else None
 
 
 def run_trials(sources: list[str], trials: int, seed: int, out: Path, workers: int = 1,
-               progress: bool = True, backend: str = "auto", weights_dir: str | None = None) -> dict:
+               progress: bool = True, backend: str = "auto", weights_dir: str | None = None,
+               sensor: str = "d435") -> dict:
     log = TrialLog(out / "attempts.jsonl")
+    other = {r.get("sensor", "d435") for r in log.records()} - {sensor}
+    if other:
+        raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} camera; use another --out "
+                         f"for {sensor}")
     done = log.done()
-    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2, backend, weights_dir)
+    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2, backend, weights_dir, sensor)
             for t in range(trials) for s in sources
             if (seed * 100_000 + t, s) not in done]
     bar = tqdm(total=trials * len(sources), initial=trials * len(sources) - len(jobs), desc="trials",
@@ -133,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="how networks run (auto: onnxruntime where the export works)")
     ap.add_argument("--weights-dir", default=None,
                     help="folder holding student/teacher .safetensors to try instead of the shipped ones")
+    ap.add_argument("--sensor", default="d435", choices=SENSOR_FAMILIES,
+                    help="the simulated camera: d435 (stereo, holes on glass) or l515 (lidar, reads behind glass)")
     args = ap.parse_args(argv)
     if not args.sim:
         ap.error("only --sim trials run from this command; the real cell runs from run.py --robot")
@@ -148,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         except DistillGraspError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers, backend=args.backend,
-                         weights_dir=args.weights_dir)
+    try:
+        summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers, backend=args.backend,
+                             weights_dir=args.weights_dir, sensor=args.sensor)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(markdown_table(summary))
     return 0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DeviceNotConnectedError, DistillGraspError
-from pipeline.types import Camera, CameraIntrinsics, RGBDFrame
+from pipeline.types import SENSOR_FAMILIES, Camera, CameraIntrinsics, RGBDFrame, sensor_family
 
 FILTERS = ("spatial", "temporal", "hole_filling")
 
@@ -35,11 +35,15 @@ class RealSenseConfig:
     filters: tuple[str, ...] = ()
     frame_timeout_ms: int = 5000
     warmup_frames: int = 0  # frames dropped after start (auto-exposure settling on a live camera)
+    sensor: str = "auto"  # sensor family for the depth completer: auto (from the device's name), d435, l515
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.filters if f not in FILTERS]
         if unknown:
             raise ValueError(f"unknown RealSense filter(s) {unknown}; choose from {', '.join(FILTERS)}")
+        if self.sensor not in ("auto", *SENSOR_FAMILIES):
+            raise ValueError(f"unknown RealSense sensor family {self.sensor!r}; choose auto, "
+                             f"{', '.join(SENSOR_FAMILIES)}")
 
 
 def _rs():
@@ -58,6 +62,7 @@ class RealSenseCamera(Camera):
         self._filters: list = []
         self._intrinsics: CameraIntrinsics | None = None
         self._connected = False
+        self.sensor = "" if config.sensor == "auto" else config.sensor  # the family, once connected
         self._playback_sensors: list = []
 
     # -------------------------------------------------------------------------------- connection
@@ -81,6 +86,7 @@ class RealSenseCamera(Camera):
                 raise CameraError(f"cannot play the RealSense recording {self.playback} ({exc})") from None
             self._playback_sensors = sensors
             self.source = syncer
+            self._detect_sensor(device)
         elif self.source is None:
             pipe, rc = rs.pipeline(), rs.config()
             if cfg.serial:
@@ -94,12 +100,23 @@ class RealSenseCamera(Camera):
                 raise CameraError(f"no RealSense {which}could be started ({exc}); is it plugged into USB 3?") from None
             self._pipeline = pipe
             self.source = pipe
+            self._detect_sensor(pipe.get_active_profile().get_device())
         self._align = rs.align(rs.stream.color)
         makers = {"spatial": rs.spatial_filter, "temporal": rs.temporal_filter, "hole_filling": rs.hole_filling_filter}
         self._filters = [makers[name]() for name in cfg.filters]
         self._connected = True
         for _ in range(cfg.warmup_frames):
             self._frameset()
+
+    def _detect_sensor(self, device) -> None:
+        """With ``sensor="auto"``, the family from the device's name (D4xx: d435, L5xx: l515)."""
+        if self.config.sensor != "auto":
+            return
+        try:
+            name = device.get_info(_rs().camera_info.name)
+        except RuntimeError:  # a device without the name field
+            name = ""
+        self.sensor = sensor_family(name)
 
     def disconnect(self) -> None:
         for sensor in self._playback_sensors:
@@ -159,4 +176,5 @@ class RealSenseCamera(Camera):
         i = color_frame.profile.as_video_stream_profile().get_intrinsics()
         self._intrinsics = CameraIntrinsics(i.width, i.height, i.fx, i.fy, i.ppx, i.ppy)
         return RGBDFrame(rgb=rgb, depth=depth, intrinsics=self._intrinsics, T_base_cam=self.T_base_cam,
+                         sensor=self.sensor,
                          timestamp=color_frame.get_timestamp() / 1000.0 if color_frame.get_timestamp() else time.time())

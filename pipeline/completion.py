@@ -3,6 +3,9 @@
     completer = make_completer("student")          # shipped weights
     repaired = completer.complete(frame)           # RGBDFrame with the completed depth
 
+A network's weights folder may hold a variant per depth-camera family (``student-l515.safetensors``): frames
+whose ``sensor`` names that family are completed by it, all others by ``student.safetensors``.
+
 Names: ``student`` and ``teacher`` (networks, shipped weights by default), ``raw`` (passthrough), ``fill``
 (classical hole filling guided by the image), ``gt`` (oracle: the frame's ground truth, simulation only).
 
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import FrameError
-from pipeline.types import RGBDFrame
+from pipeline.types import SENSOR_FAMILIES, RGBDFrame
 
 COMPLETERS = ("student", "teacher", "fill", "raw", "gt")
 
@@ -161,14 +164,53 @@ class NetworkCompleter(DepthCompleter):
         return self._sessions[hw]
 
 
+class SensorRoutedCompleter(DepthCompleter):
+    """One completer per depth-camera family: a frame goes to the one trained on its camera's failures
+    (``frame.sensor``), frames of other or unknown cameras to ``default``. A stereo camera leaves holes on glass
+    and a lidar reads the table behind it; one small network serves each better than one serves both."""
+
+    def __init__(self, default: DepthCompleter, by_sensor: dict[str, DepthCompleter]):
+        unknown = sorted(set(by_sensor) - set(SENSOR_FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown sensor families {unknown}; choose from {', '.join(SENSOR_FAMILIES)}")
+        self.default, self.by_sensor, self.name = default, dict(by_sensor), default.name
+
+    def for_sensor(self, sensor: str) -> DepthCompleter:
+        return self.by_sensor.get(sensor, self.default)
+
+    def _complete(self, frame):
+        return self.for_sensor(frame.sensor)._complete(frame)
+
+
 def default_weights(name: str) -> Path:
     from pipeline.weights import WEIGHTS_DIR
 
     return WEIGHTS_DIR / f"{name}.safetensors"
 
 
+def sensor_weights(folder: str | Path, name: str) -> dict[str, Path]:
+    """The sensor-specific weights ``folder/NAME-FAMILY.safetensors`` present, by family."""
+    found = {s: Path(folder) / f"{name}-{s}.safetensors" for s in SENSOR_FAMILIES}
+    return {s: p for s, p in found.items() if p.is_file()}
+
+
+def _network(name: str, folder: Path, backend: str) -> DepthCompleter:
+    from pipeline.weights import WeightsError
+
+    default = NetworkCompleter(folder / f"{name}.safetensors", backend=backend)
+    by_sensor = {}
+    for sensor, p in sensor_weights(folder, name).items():
+        net = NetworkCompleter(p, backend=backend)
+        if net.card.get("sensor", sensor) != sensor:
+            raise WeightsError(f"{p}: its card says it was made for sensor {net.card['sensor']!r}, not {sensor!r}")
+        by_sensor[sensor] = net
+    return SensorRoutedCompleter(default, by_sensor) if by_sensor else default
+
+
 def make_completer(name: str, weights: str | Path | None = None, backend: str = "torch") -> DepthCompleter:
-    """Completer by name; networks load ``weights`` or the shipped ``weights/NAME.safetensors`` and run on
+    """Completer by name. Networks load ``weights``: a ``.safetensors`` file (used for every frame), or a
+    folder (default: the shipped ``weights/``) holding ``NAME.safetensors`` and optionally
+    ``NAME-d435.safetensors`` / ``NAME-l515.safetensors``, used for frames of those camera families. They run on
     ``backend`` (torch, onnx or auto)."""
     if name == "raw":
         return RawCompleter()
@@ -177,5 +219,8 @@ def make_completer(name: str, weights: str | Path | None = None, backend: str = 
     if name == "gt":
         return OracleCompleter()
     if name in ("student", "teacher"):
-        return NetworkCompleter(weights or default_weights(name), backend=backend)
+        weights = Path(weights) if weights is not None else default_weights(name).parent
+        if weights.is_dir():
+            return _network(name, weights, backend)
+        return NetworkCompleter(weights, backend=backend)
     raise ValueError(f"unknown depth completer {name!r}; choose one of {', '.join(COMPLETERS)}")

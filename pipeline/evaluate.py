@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -99,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="student,teacher,fill,raw",
                     help=f"comma-separated, from {', '.join(COMPLETERS)}")
     ap.add_argument("--size", default="320x240")
-    ap.add_argument("--weights-dir", default=None, help="folder holding student/teacher .safetensors")
+    ap.add_argument("--weights-dir", default=None, help="folder holding student/teacher .safetensors (and any NAME-d435/NAME-l515 variants, used for "
+                         "frames of those cameras)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--quiet", action="store_true")
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [m.strip() for m in args.models.split(",") if m.strip()]
         completers = {}
         for name in names:
-            weights = Path(args.weights_dir) / f"{name}.safetensors" if args.weights_dir and name in (
-                "student", "teacher") else None
-            completers[name] = make_completer(name, weights)
+            completers[name] = make_completer(name, args.weights_dir if name in ("student", "teacher") else None)
         frames = load_frames(args.data, args.format, size, args.limit)
         result = evaluate_frames(frames, completers, progress=not args.quiet)
     except (DistillGraspError, ValueError) as exc:

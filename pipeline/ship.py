@@ -1,11 +1,13 @@
 """Ship a trained network: copy a run's best weights into ``weights/`` with a complete card.
 
     python -m pipeline.ship --run runs/teacher --name teacher --test data/test [--half] [--out-dir weights]
+                            [--sensor d435|l515]
 
 The card records the architecture, the training command (from the run), the data with the generator
 commands that made it (from each folder's ``generation.json``), the commit, the parameter count and the
 test-split figures measured here by ``pipeline.evaluate``. ``--half`` stores float16 tensors (half the
-size; loading converts back to float32).
+size; loading converts back to float32). ``--sensor`` ships a variant for one camera family
+(``NAME-l515.safetensors``, its card says ``"sensor": "l515"``): frames of that family are completed by it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from pipeline.completion import NetworkCompleter
 from pipeline.errors import DistillGraspError
 from pipeline.evaluate import evaluate_frames, load_frames
+from pipeline.types import SENSOR_FAMILIES
 from pipeline.weights import WEIGHTS_DIR, load, save
 
 
@@ -36,10 +39,17 @@ def generator_command(folder: str | Path) -> str | None:
         cmd += f" --views {m['views']}"
     if "max_tilt" in m:
         cmd += f" --max-tilt {m['max_tilt']:g}"
+    if m.get("style", "tabletop") != "tabletop":
+        cmd += f" --style {m['style']}"
     return cmd
 
 
-def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out_dir: Path = WEIGHTS_DIR) -> dict:
+def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out_dir: Path = WEIGHTS_DIR,
+         sensor: str | None = None) -> dict:
+    """Writes ``out_dir/NAME.safetensors``, or with ``sensor`` the variant ``NAME-SENSOR.safetensors`` that
+    completes that camera family's frames (``pipeline.completion.make_completer``)."""
+    if sensor is not None and sensor not in SENSOR_FAMILIES:
+        raise ValueError(f"unknown sensor family {sensor!r}; choose one of {', '.join(SENSOR_FAMILIES)}")
     model, card = load(run / "best.safetensors")
     if half:
         model = model.half().float()  # what the stored float16 tensors will load as
@@ -55,9 +65,12 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
                  **{k: result["results"][name][k] for k in ("transparent", "all")}},
         "stored_as": "float16" if half else "float32",
     })
+    if sensor is not None:
+        card["sensor"] = sensor
     for key in ("arch", "config", "params", "commit"):
         card.pop(key, None)
-    path = save(model.half() if half else model, out_dir / f"{name}.safetensors", card)
+    stem = f"{name}-{sensor}" if sensor else name
+    path = save(model.half() if half else model, out_dir / f"{stem}.safetensors", card)
     return {"weights": str(path), "test": card["test"]}
 
 
@@ -69,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", nargs="+", required=True, help="test split folders")
     ap.add_argument("--half", action="store_true", help="store float16 tensors")
     ap.add_argument("--out-dir", default=str(WEIGHTS_DIR), help="where to write NAME.safetensors (default weights/)")
+    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default=None,
+                    help="ship as NAME-SENSOR.safetensors, the variant for that camera family's frames")
     args = ap.parse_args(argv)
     try:
-        result = ship(Path(args.run), args.name, args.test, args.half, out_dir=Path(args.out_dir))
+        result = ship(Path(args.run), args.name, args.test, args.half, out_dir=Path(args.out_dir),
+                      sensor=args.sensor)
     except DistillGraspError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

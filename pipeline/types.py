@@ -20,6 +20,21 @@ from pipeline.errors import FrameError
 # Depth beyond this (metres) is not a tabletop reading; values this large almost always mean millimetres.
 MAX_PLAUSIBLE_DEPTH_M = 20.0
 
+# Depth-camera families, by how they fail on glass: "d435" (active stereo: D415, D435, D455, ... holes and
+# the depth behind), "l515" (lidar: the depth of the surface behind the glass). "" = unknown.
+SENSOR_FAMILIES = ("d435", "l515")
+
+
+def sensor_family(name: str) -> str:
+    """The family of a camera model name ("Intel RealSense L515", "D435I", "sim-d435", "L515", ...): "d435",
+    "l515", or "" for a camera none of them describes."""
+    n = name.lower().replace("intel realsense", "").replace("sim-", "").strip()
+    if n.startswith("l5"):
+        return "l515"
+    if n.startswith("d4"):
+        return "d435"
+    return ""
+
 
 @dataclass(frozen=True)
 class CameraIntrinsics:
@@ -116,6 +131,7 @@ class RGBDFrame:
     T_base_cam: 4x4 pose of the camera in the robot base frame, or None when unknown (dataset frames).
     mask:       optional HxW bool, True on transparent-object pixels.
     depth_gt:   optional HxW float32 ground-truth depth in metres (simulation and datasets), 0 = unknown.
+    sensor:     the depth camera's family (one of ``SENSOR_FAMILIES``), "" when unknown.
     """
 
     rgb: np.ndarray
@@ -126,10 +142,14 @@ class RGBDFrame:
     mask: np.ndarray | None = None
     depth_gt: np.ndarray | None = None
     name: str = ""
+    sensor: str = ""
 
     def __post_init__(self) -> None:
         h, w = self.intrinsics.height, self.intrinsics.width
         where = f"frame {self.name}: " if self.name else ""
+        if self.sensor not in ("", *SENSOR_FAMILIES):
+            raise FrameError(f"{where}unknown sensor family {self.sensor!r}; use one of {', '.join(SENSOR_FAMILIES)} "
+                             "or '' (see pipeline.types.sensor_family)")
         if not isinstance(self.rgb, np.ndarray) or self.rgb.shape != (h, w, 3) or self.rgb.dtype != np.uint8:
             got = (getattr(self.rgb, "shape", None), getattr(self.rgb, "dtype", None))
             raise FrameError(f"{where}rgb must be {h}x{w}x3 uint8 to match the intrinsics, got shape/dtype {got}")

@@ -85,4 +85,4 @@ class SimCamera(Camera):
         raw = self.sensor(out.depth, out.depth_bg, out.mask, out.instance, K, self.rng)
         self.last_render = out
         return RGBDFrame(rgb=out.rgb, depth=raw, intrinsics=K, T_base_cam=self.T_base_cam.copy(),
-                         mask=out.mask, depth_gt=out.depth)
+                         mask=out.mask, depth_gt=out.depth, sensor=self.config.sensor)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 GLASS_KINDS = ("bottle", "cup", "tumbler", "wine_glass", "bowl", "vase")
-LAB_KINDS = ("funnel", "flask", "beaker", "tube", "dish")  # laboratory glassware (as in ClearPose scenes)
+# laboratory glassware (as in ClearPose scenes)
+LAB_KINDS = ("funnel", "flask", "beaker", "tube", "dish", "round_flask", "graduated_cylinder")
 OPAQUE_KINDS = ("box", "cylinder", "sphere")
 GLASS_DENSITY = 2500.0  # kg/m^3
 SEGMENTS = 36  # angular resolution of the visual mesh
@@ -134,6 +135,23 @@ def _profile(kind: str, rng: np.random.Generator) -> Profile:
         rk = [stem_r * 1.3, stem_r * 1.3, stem_r, stem_r, stem_r * 1.8, top_r]
         z = np.concatenate([np.linspace(zk[i], zk[i + 1], 4, endpoint=False) for i in range(len(zk) - 1)] + [[h]])
         return Profile(z, np.interp(z, zk, rk), u(0.0015, 0.0025), stem_h + 0.004, True, stem_h)
+    if kind == "round_flask":  # Florence flask: a glass ball on a small flat base, with a long neck
+        big, rn = u(0.03, 0.065), u(0.009, 0.016)
+        rn = min(rn, 0.45 * big)
+        a0, a1 = -np.arccos(u(0.25, 0.4)), np.arccos(rn / big)  # where the base and the neck meet the ball
+        a = np.linspace(a0, a1, 24)
+        zb = big * (np.sin(a) - np.sin(a0))
+        neck = zb[-1] + u(0.8, 1.8) * big
+        z = np.concatenate([zb, np.linspace(zb[-1], neck, 6)[1:], [neck + 0.004]])
+        r = np.concatenate([big * np.cos(a), np.full(5, rn), [rn * 1.2]])
+        return Profile(z, r, u(0.0015, 0.003), u(0.003, 0.006), False, 0.0)
+    if kind == "graduated_cylinder":  # a tall narrow cylinder on a wide foot, a little spout at the top
+        h, r0, foot = u(0.14, 0.3), u(0.01, 0.025), u(0.006, 0.012)
+        rf = r0 * u(1.7, 2.4)
+        zk = [0, foot, foot + 0.002, h - 0.004, h]
+        rk = [rf, rf, r0, r0, r0 * 1.12]
+        z = np.concatenate([[0, foot], np.linspace(foot + 0.002, h - 0.004, 8), [h]])
+        return Profile(z, np.interp(z, zk, rk), u(0.0012, 0.0025), foot + u(0.002, 0.005), True, 0.0)
     raise ValueError(f"unknown glass kind {kind!r}; choose one of {', '.join(GLASS_KINDS + LAB_KINDS)}")
 
 

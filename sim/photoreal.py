@@ -278,7 +278,7 @@ class PhotorealRenderer:
             if rng.random() < rough:
                 d = {"type": "roughdielectric", "distribution": "ggx", "alpha": float(rng.uniform(0.01, alpha)),
                      "int_ior": ior, "ext_ior": 1.0}
-            if rng.random() < 0.3:  # tinted glass
+            if rng.random() < (0.1 if self.config.room else 0.3):  # tinted glass (lab glass is mostly clear)
                 tint = 1.0 - rng.uniform(0.0, 0.25, 3)
                 d["specular_transmittance"] = {"type": "rgb", "value": tint.tolist()}
             return mi.load_dict(d)

@@ -122,12 +122,12 @@ def room_texture(rng: np.random.Generator, part: str, size: int = TEXTURE_SIZE) 
     kind = {"table": ["wood", "wood", "laminate", "stone"], "floor": ["concrete", "carpet", "vinyl"],
             "wall": ["paint"]}[part]
     kind = str(rng.choice(kind))
-    if kind == "wood":  # light to dark browns; fine grain warped by knots and growth rings
-        red = rng.uniform(0.4, 0.85)
-        base = np.array([red, red * rng.uniform(0.55, 0.75), red * rng.uniform(0.25, 0.5)], np.float32)
-        dark = base * rng.uniform(0.55, 0.8)
+    if kind == "wood":  # light to dark browns, often greyish; grain warped by knots and growth rings
+        red = rng.uniform(0.35, 0.85)
+        base = np.array([red, red * rng.uniform(0.65, 0.85), red * rng.uniform(0.42, 0.7)], np.float32)
+        dark = base * rng.uniform(0.6, 0.9)
         warp = _fractal(rng, size, 3, 2) * rng.uniform(2, 6) + _fractal(rng, size, 2, 12) * 0.3
-        t = np.sin((yy * rng.uniform(30, 90) + warp) * np.pi) * 0.5 + 0.5
+        t = np.sin((yy * rng.uniform(10, 70) + warp) * np.pi) * 0.5 + 0.5
         t = 0.6 * t ** rng.uniform(1.0, 3.0) + 0.4 * _fractal(rng, size, 2, 64)
         c1, c2 = base, dark
     elif kind in ("laminate", "paint", "vinyl"):  # near-white, grey or beige, almost plain

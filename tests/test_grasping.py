@@ -284,6 +284,12 @@ def test_trials_resume(tmp_path):
     assert len((tmp_path / "attempts.jsonl").read_text().splitlines()) == len(lines) == 1
     assert s1 == s2 and (tmp_path / "success.png").is_file()
     assert json.loads((tmp_path / "summary.json").read_text())["gt"]["trials"] == 1
+    # the camera is part of the trial: another sensor's trials go to another folder
+    with pytest.raises(ValueError, match="holds trials with the d435 camera"):
+        run_trials(["gt"], 1, 5, tmp_path, progress=False, sensor="l515")
+    run_trials(["gt"], 1, 5, tmp_path / "lidar", progress=False, sensor="l515")
+    (record,) = [json.loads(line) for line in (tmp_path / "lidar" / "attempts.jsonl").read_text().splitlines()]
+    assert record["sensor"] == "l515" and record["scene_seed"] == 500_000
 
 
 def test_repaired_share_prefers_objects_the_camera_could_not_see():

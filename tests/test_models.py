@@ -344,3 +344,39 @@ def test_trust_gate_keeps_unflagged_readings_and_learns_from_the_truth():
     flipped_holes = right.clone()
     flipped_holes[..., 3, :] = -right[..., 3, :] + 30
     assert gate_loss(flipped_holes, raw, gt) == pytest.approx(float(gate_loss(right, raw, gt)))
+
+
+def test_weights_folder_routes_frames_by_sensor(tmp_path):
+    """A folder with student.safetensors and student-l515.safetensors: lidar frames go to the second."""
+    from pipeline.completion import SensorRoutedCompleter, make_completer
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    torch.manual_seed(0)
+    save(Student(**TINY_STUDENT), tmp_path / "student.safetensors", {"recipe": "test"})
+    lidar_net = Student(**TINY_STUDENT)
+    with torch.no_grad():  # an untrained student returns its filled input: make this one differ
+        for p in lidar_net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save(lidar_net, tmp_path / "student-l515.safetensors", {"recipe": "test", "sensor": "l515"})
+    rgb, depth = _inputs(1, 48, 64)
+    K = CameraIntrinsics(64, 48, 60.0, 60.0, 31.5, 23.5)
+    frames = {s: RGBDFrame((rgb[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), depth[0, 0].numpy(), K,
+                           sensor=s) for s in ("", "d435", "l515")}
+    routed = make_completer("student", tmp_path)
+    assert isinstance(routed, SensorRoutedCompleter) and set(routed.by_sensor) == {"l515"}
+    default = make_completer("student", tmp_path / "student.safetensors")
+    lidar = make_completer("student", tmp_path / "student-l515.safetensors")
+    out = {s: routed.complete(f).depth for s, f in frames.items()}
+    np.testing.assert_array_equal(out["l515"], lidar.complete(frames["l515"]).depth)
+    for s in ("", "d435"):  # unknown and stereo cameras: the default weights
+        np.testing.assert_array_equal(out[s], default.complete(frames[s]).depth)
+    assert np.abs(out["l515"] - out["d435"]).max() > 1e-4  # the two networks differ
+
+    # a variant whose card names another family is refused; a folder without the default weights too
+    card = tmp_path / "student-l515.json"
+    card.write_text(card.read_text().replace('"sensor": "l515"', '"sensor": "d435"'))
+    with pytest.raises(WeightsError, match="made for sensor 'd435', not 'l515'"):
+        make_completer("student", tmp_path)
+    (tmp_path / "student.safetensors").unlink()
+    with pytest.raises(WeightsError, match="weights file not found"):
+        make_completer("student", tmp_path)

@@ -18,6 +18,7 @@ def test_cleargrasp_real(shared_data):
     f = folder.load(0)
     assert f.rgb.shape == (720, 1280, 3) and f.rgb.dtype == np.uint8
     assert f.intrinsics.fx == 921 and f.intrinsics.cx == 642
+    assert f.sensor == "d435"  # camera_name 'D435' in camera_intrinsics.yaml
     for d in (f.depth, f.depth_gt):
         assert d.dtype == np.float32 and np.isfinite(d).all()
         valid = d[d > 0]
@@ -32,6 +33,7 @@ def test_cleargrasp_synthetic(shared_data):
     assert isinstance(folder, ClearGraspSyntheticFolder) and len(folder) == 3
     f = folder.load(1)
     assert f.rgb.shape == (1080, 1920, 3)
+    assert f.sensor == ""  # rendered, no camera
     assert f.mask.any() and (f.depth[f.mask] == 0).all()  # raw depth = truth without the glass
     np.testing.assert_array_equal(f.depth[~f.mask], f.depth_gt[~f.mask])
     # 1.2113 rad horizontal field of view over 1920 px
@@ -43,6 +45,7 @@ def test_clearpose(shared_data):
     assert isinstance(folder, ClearPoseFolder)
     f = folder.load(0)
     assert f.depth.shape == (480, 640) and f.intrinsics.fx == pytest.approx(601.33)
+    assert f.sensor == "l515"
     assert 0.3 < np.median(f.depth_gt[f.depth_gt > 0]) < 2.0
     assert f.mask.mean() > 0.01
 
@@ -123,3 +126,15 @@ def test_frame_validation():
         RGBDFrame(rgb, np.full((6, 8), 700, np.uint16), K)
     f = RGBDFrame(rgb, np.full((6, 8), np.nan, np.float32), K)
     assert (f.depth == 0).all()  # NaN means no depth
+
+
+def test_sensor_families():
+    from pipeline.types import sensor_family
+
+    assert [sensor_family(n) for n in ("Intel RealSense L515", "L515", "sim-l515", "D435", "Intel RealSense D435I",
+                                       "D415", "sim-d435", "Kinect", "")] == \
+        ["l515", "l515", "l515", "d435", "d435", "d435", "d435", "", ""]
+    K = CameraIntrinsics(8, 6, 5.0, 5.0, 3.5, 2.5)
+    assert RGBDFrame(np.zeros((6, 8, 3), np.uint8), np.ones((6, 8), np.float32), K, sensor="l515").sensor == "l515"
+    with pytest.raises(FrameError, match="unknown sensor family 'L515'"):
+        RGBDFrame(np.zeros((6, 8, 3), np.uint8), np.ones((6, 8), np.float32), K, sensor="L515")

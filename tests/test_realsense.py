@@ -41,7 +41,7 @@ def test_software_device_frames_in_metres_with_intrinsics():
 
 def test_recorded_playback_reads_every_frame(tmp_path):
     path = tmp_path / "capture.db3"
-    dev = SoftwareRealSense(record_to=path)
+    dev = SoftwareRealSense(record_to=path, name="Intel RealSense L515")
     depth, rgb = _scene()
     for i in range(6):
         dev.push(depth + i, rgb)
@@ -59,6 +59,12 @@ def test_recorded_playback_reads_every_frame(tmp_path):
     # frame by frame (the syncer may pair the first depth and colour frames late), values in metres
     assert len(frames) >= 4
     assert all(f.depth.dtype == np.float32 and 0.69 < f.depth.max() < 0.71 for f in frames)
+    # the family comes from the recorded device's name (the completer picks its weights by it)
+    assert cam.sensor == "l515" and all(f.sensor == "l515" for f in frames)
+    with RealSenseCamera(RealSenseConfig(sensor="d435", frame_timeout_ms=1000), playback=path) as forced:
+        assert forced.sensor == "d435" and forced.read().sensor == "d435"
+    with pytest.raises(ValueError, match="sensor family"):
+        RealSenseConfig(sensor="kinect")
 
 
 def test_missing_camera_and_recording_give_clear_errors(tmp_path):

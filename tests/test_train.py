@@ -37,6 +37,15 @@ def test_train_teacher_then_distil_student_and_resume(generated_d435, tmp_path):
     steps = [json.loads(line)["step"] for line in (s_out / "log.jsonl").read_text().splitlines()]
     assert steps == [2, 4]
 
+    # shipped as the variant for one camera family: NAME-SENSOR.safetensors, the card says which
+    from pipeline.ship import main as ship
+
+    w = tmp_path / "w"
+    assert ship(["--run", str(s_out), "--name", "student", "--test", str(generated_d435), "--out-dir", str(w),
+                 "--sensor", "l515"]) == 0
+    card = json.loads((w / "student-l515.json").read_text())
+    assert card["sensor"] == "l515" and card["test"]["frames"] == 16 and not (w / "student.safetensors").exists()
+
     # fine-tuning grows the student by a module (convex upsampling); other changes are refused
     g_out = tmp_path / "grown"
     grow = ["--no-distill", "--init", str(s_out / "best.safetensors"), "--steps", "2", "--val-every", "2"]

@@ -54,7 +54,7 @@ def resize_frame(frame: RGBDFrame, width: int, height: int) -> RGBDFrame:
         mask=None if frame.mask is None else cv2.resize(frame.mask.astype(np.uint8), (width, height),
                                                           interpolation=near) > 0,
         depth_gt=None if frame.depth_gt is None else cv2.resize(frame.depth_gt, (width, height), interpolation=near),
-        name=frame.name,
+        name=frame.name, sensor=frame.sensor,
     )
 
 

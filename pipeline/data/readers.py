@@ -41,7 +41,7 @@ import yaml
 
 from pipeline.data.io import check_same_size, read_exr_depth, read_gray, read_png_depth_mm, read_rgb
 from pipeline.errors import DataFormatError
-from pipeline.types import CameraIntrinsics, RGBDFrame
+from pipeline.types import CameraIntrinsics, RGBDFrame, sensor_family
 
 FORMATS = ("cleargrasp", "clearpose")
 
@@ -49,19 +49,34 @@ FORMATS = ("cleargrasp", "clearpose")
 CLEARPOSE_INTRINSICS = CameraIntrinsics(640, 480, 601.33, 601.33, 334.67, 248.0)
 
 
-def read_intrinsics_yaml(path: str | Path) -> CameraIntrinsics:
-    """Intrinsics from a ClearGrasp ``camera_intrinsics.yaml`` (keys xres, yres, fx, fy, cx, cy)."""
-    path = Path(path)
+def _read_camera_yaml(path: Path) -> dict:
     if not path.is_file():
         raise DataFormatError(f"missing file: {path}")
     try:
         data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataFormatError(f"{path}: not YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path}: not a camera_intrinsics.yaml (expected keys xres, yres, fx, fy, cx, cy)")
+    return data
+
+
+def read_intrinsics_yaml(path: str | Path) -> CameraIntrinsics:
+    """Intrinsics from a ClearGrasp ``camera_intrinsics.yaml`` (keys xres, yres, fx, fy, cx, cy)."""
+    path = Path(path)
+    data = _read_camera_yaml(path)
+    try:
         return CameraIntrinsics(
             int(data["xres"]), int(data["yres"]),
             float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]),
         )
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise DataFormatError(f"{path}: not a camera_intrinsics.yaml with xres, yres, fx, fy, cx, cy ({exc})") from None
+
+
+def read_sensor_yaml(path: str | Path) -> str:
+    """The sensor family named by a ``camera_intrinsics.yaml``'s ``camera_name`` ("" when absent or unknown)."""
+    return sensor_family(str(_read_camera_yaml(Path(path)).get("camera_name", "")))
 
 
 def write_intrinsics_yaml(path: str | Path, K: CameraIntrinsics, camera_name: str = "sim-d435") -> None:
@@ -116,7 +131,9 @@ class ClearGraspRealFolder(FrameFolder):
 
     def _list(self) -> list[str]:
         names = {p.name.split("-transparent-rgb-img.")[0] for p in self.root.glob("*-transparent-rgb-img.*")}
-        self._K = read_intrinsics_yaml(self.root / "camera_intrinsics.yaml") if names else None
+        if names:
+            self._K = read_intrinsics_yaml(self.root / "camera_intrinsics.yaml")
+            self._sensor = read_sensor_yaml(self.root / "camera_intrinsics.yaml")
         return sorted(names)
 
     def _rgb_path(self, name: str) -> Path:
@@ -138,7 +155,7 @@ class ClearGraspRealFolder(FrameFolder):
         check_same_size(files, next(iter(files)))
         h, w = raw.shape
         return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=mask > 0,
-                         intrinsics=_fit_intrinsics(self._K, w, h), name=str(p))
+                         intrinsics=_fit_intrinsics(self._K, w, h), name=str(p), sensor=self._sensor)
 
 
 class ClearGraspSyntheticFolder(FrameFolder):
@@ -201,7 +218,7 @@ class ClearPoseFolder(FrameFolder):
         rgb, raw, gt, label = files.values()
         h, w = raw.shape
         return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=label > 0,
-                         intrinsics=_fit_intrinsics(self._K, w, h), name=str(p))
+                         intrinsics=_fit_intrinsics(self._K, w, h), name=str(p), sensor="l515")
 
 
 LAYOUTS: dict[str, tuple[type[FrameFolder], ...]] = {

@@ -6,11 +6,14 @@ import numpy as np
 
 
 class SoftwareRealSense:
-    def __init__(self, width=64, height=48, fx=50.0, depth_units=0.001, baseline=0.015, record_to=None):
+    def __init__(self, width=64, height=48, fx=50.0, depth_units=0.001, baseline=0.015, record_to=None,
+                 name=None):
         import pyrealsense2 as rs
 
         self.rs, self.w, self.h = rs, width, height
         self.dev = rs.software_device()
+        if name:
+            self.dev.register_info(rs.camera_info.name, name)
         self.depth_sensor, self.color_sensor = self.dev.add_sensor("Depth"), self.dev.add_sensor("Color")
         intr = rs.intrinsics()
         intr.width, intr.height, intr.fx, intr.fy = width, height, fx, fx
