@@ -88,7 +88,7 @@ def test_lab_glassware_shapes():
         for _ in range(10):
             m = make_glass(kind, rng)
             assert mesh_volume(m.vertices, m.faces) > 0, kind
-            assert (0.01 if kind == "dish" else 0.04) < m.height < 0.26 and m.mass >= 0.03, kind
+            assert (0.01 if kind == "dish" else 0.04) < m.height < 0.31 and m.mass >= 0.03, kind
             assert all(len(part) >= 4 for part in m.collision_parts), kind
     tube, flask = make_glass("tube", rng), make_glass("flask", rng)
     assert tube.height > 6 * tube.max_radius  # long and narrow
@@ -97,6 +97,15 @@ def test_lab_glassware_shapes():
     funnel = make_glass("funnel", rng)
     stem = funnel.vertices[(funnel.vertices[:, 2] > 0.01) & (funnel.vertices[:, 2] < 0.8 * funnel.profile.cavity_from)]
     assert np.hypot(*stem[:, :2].T).max() < 0.25 * funnel.max_radius  # a thin stem under a wide cone
+    ball = make_glass("round_flask", rng)
+    r = np.hypot(*ball.vertices[:, :2].T)
+    z_widest = ball.vertices[np.argmax(r), 2]
+    assert 0.85 * ball.max_radius < z_widest < ball.max_radius + 0.001  # a ball on a small flat base...
+    assert r[ball.vertices[:, 2] > 0.95 * ball.height].max() < 0.45 * ball.max_radius  # ... with a neck
+    grad = make_glass("graduated_cylinder", rng)
+    r, z = np.hypot(*grad.vertices[:, :2].T), grad.vertices[:, 2]
+    assert r[z < 0.005].max() > 1.5 * r[(z > 0.4 * grad.height) & (z < 0.6 * grad.height)].max()  # a wide foot
+    assert grad.height > 5 * r[z > 0.5 * grad.height].max()  # under a tall narrow cylinder
 
 
 def test_lab_style_scenes_and_cameras():
