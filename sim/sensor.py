@@ -9,8 +9,9 @@ Two modes, calibrated against the real captures' statistics (see ``pipeline.data
   disparity noise quantised to the matcher's sub-pixel step.
 
 ``l515`` (lidar): the pulse returns from the glass and from what lies behind; the peak detector reports the
-  depth of what lies behind (within millimetres) almost everywhere on the glass, with few holes. Opaque edges
-  get flying pixels (mixtures of foreground and background), and readings carry little noise.
+  depth of what lies behind (within millimetres) on the glass, rarely with holes, so the depth alone shows no
+  trace of the glass (as on the real ClearPose frame). Depth edges of what it sees get flying pixels
+  (mixtures of foreground and background), and readings carry little noise.
 
 Every glass object draws its own behaviour (hole share, how far it sees through, noise), so frames vary as
 real ones do. Input and output depths are HxW float32 metres, 0 = no reading.
@@ -167,15 +168,18 @@ class SensorModel:
             behind = np.where(bg[sel] > 0, bg[sel], gt[sel] + 0.1)
             # The peak detector locks onto the return from the surface behind the glass: on the real ClearPose
             # frame the L515 reads the table behind the glass (raw minus table: 0 +- 5 mm, whatever the glass's
-            # height), so the error is the height of the glass above what lies behind it.
-            w = rng.uniform(0.85, 1.0)
+            # height; reading error over height, median 1.008), so the error is the height of the glass above
+            # what lies behind it, and the depth alone shows no trace of the glass.
+            w = rng.uniform(0.97, 1.02)
             offset = w * (behind - gt[sel]) + 0.003 * _smooth_field(rng, shape, 8)[sel]
             target[sel] = gt[sel] + np.maximum(offset, 0.0)
-            holes |= _quantile_threshold(_smooth_field(rng, shape, rng.uniform(8, 20)), sel,
-                                         rng.uniform(0.0, 0.1))
+            if rng.random() < 0.2:  # the real frame has no holes on its glass; a few objects get some
+                holes |= _quantile_threshold(_smooth_field(rng, shape, rng.uniform(8, 20)), sel,
+                                             rng.uniform(0.0, 0.1))
         raw = target + rng.normal(0, 0.0015, shape).astype(np.float32)
-        # Flying pixels: at depth edges the return mixes foreground and background.
-        edges = depth_edges(gt)
+        # Flying pixels: at the depth edges of what the lidar sees (not at glass outlines) the return mixes
+        # foreground and background.
+        edges = depth_edges(target)
         mix = cv2.blur(target, (5, 5))
         fly = edges & (rng.random(shape) < 0.5)
         raw[fly] = mix[fly]
