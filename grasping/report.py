@@ -22,7 +22,9 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -
     denom = 1 + z * z / trials
     centre = (phat + z * z / (2 * trials)) / denom
     half = z * math.sqrt(phat * (1 - phat) / trials + z * z / (4 * trials * trials)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends (not 3e-18 off)
+    hi = 1.0 if successes == trials else min(1.0, centre + half)
+    return (lo, hi)
 
 
 class TrialLog:
@@ -95,8 +97,9 @@ def plot_success(summary: dict, path: str | Path) -> None:
 
     names = list(summary)
     rates = [summary[n]["rate"] * 100 for n in names]
-    lo = [r - summary[n]["ci95"][0] * 100 for n, r in zip(names, rates)]
-    hi = [summary[n]["ci95"][1] * 100 - r for n, r in zip(names, rates)]
+    # (clipped: at 0/N or N/N the interval's end equals the rate only up to rounding)
+    lo = [max(r - summary[n]["ci95"][0] * 100, 0.0) for n, r in zip(names, rates)]
+    hi = [max(summary[n]["ci95"][1] * 100 - r, 0.0) for n, r in zip(names, rates)]
     fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.5))
     ax.bar(names, rates, yerr=[lo, hi], capsize=5, color="#4a7fb0")
     for i, n in enumerate(names):

@@ -72,10 +72,8 @@ _COMPLETERS: dict[str, DepthCompleter] = {}
 
 
 def _sim_attempt(job) -> dict:
-    from sim.world import SimWorld  # the command line's --sim wiring
-
-    from sim.camera import SimCameraConfig
-    from sim.world import WorldConfig
+    from sim.camera import SimCameraConfig  # the command line's --sim wiring
+    from sim.world import SimWorld, WorldConfig
 
     scene_seed, source, threads, backend, weights_dir, sensor = job
     import torch

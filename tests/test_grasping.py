@@ -267,6 +267,17 @@ def test_wilson_and_summary_arithmetic():
     assert "| raw | 3/10 | 30% | 11%-60% | 14 ms | 7 empty gripper |" in markdown_table(summarise(recs))
 
 
+def test_success_plot_of_none_and_all(tmp_path):
+    """0/N and N/N: the interval starts (ends) exactly at the rate, and the plot is drawn."""
+    from grasping.report import plot_success
+
+    assert wilson_interval(0, 100)[0] == 0.0 and wilson_interval(100, 100)[1] == 1.0
+    recs = [{"scene_seed": i, "depth": d, "success": d == "gt", "reason": "ok" if d == "gt" else "no grasp found"}
+            for i in range(100) for d in ("raw", "gt")]
+    plot_success(summarise(recs), tmp_path / "success.png")
+    assert (tmp_path / "success.png").stat().st_size > 1000
+
+
 def test_trial_log_survives_a_cut_line_and_resumes(tmp_path):
     log = TrialLog(tmp_path / "attempts.jsonl")
     log.append({"scene_seed": 1, "depth": "raw", "success": True, "reason": "ok"})

@@ -131,9 +131,9 @@ class ClearGraspRealFolder(FrameFolder):
 
     def _list(self) -> list[str]:
         names = {p.name.split("-transparent-rgb-img.")[0] for p in self.root.glob("*-transparent-rgb-img.*")}
-        if names:
-            self._K = read_intrinsics_yaml(self.root / "camera_intrinsics.yaml")
-            self._sensor = read_sensor_yaml(self.root / "camera_intrinsics.yaml")
+        yaml_path = self.root / "camera_intrinsics.yaml"
+        self._K = read_intrinsics_yaml(yaml_path) if names else None
+        self._sensor = read_sensor_yaml(yaml_path) if names else ""  # the camera_name's family
         return sorted(names)
 
     def _rgb_path(self, name: str) -> Path:
