@@ -129,9 +129,9 @@ def test_room_surfaces_look_like_rooms():
     woods = 0
     for _ in range(40):
         tex = room_texture(rng, "table", 64).reshape(-1, 3).mean(0)
-        if tex[0] > tex[1] * 1.2:  # warm: wood
+        if tex[0] > tex[2] * 1.25:  # warm: wood
             woods += 1
-            assert tex[0] > tex[1] > tex[2]  # browns, never green or blue
+            assert tex[0] > 1.1 * max(tex[1], tex[2])  # browns (some reddish), never green or blue
         else:  # laminate or stone: near grey
             assert tex.max() - tex.min() < 0.15 * tex.max() + 0.02
     assert 10 < woods < 35
