@@ -34,7 +34,6 @@ from pipeline.types import SENSOR_FAMILIES
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    from sim.camera import SimCameraConfig
     from sim.preview import preview_image
     from sim.world import SimWorld, WorldConfig
 
@@ -49,8 +48,7 @@ def run_sim(args: argparse.Namespace) -> int:
     records = []
     for i in range(args.trials):
         seed = args.seed + i
-        config = WorldConfig(camera=SimCameraConfig(width=320, height=240, sensor=args.sensor))
-        with SimWorld(seed, config, gui=args.gui) as world:
+        with SimWorld(seed, WorldConfig().with_sensor(args.sensor), gui=args.gui) as world:
             record, frame = attempt(world, completer, GraspDetector())
             record.update({"scene_seed": seed, "depth": args.depth, "sensor": args.sensor,
                            "objects": [o.model.kind for o in world.scene.objects]})

@@ -97,9 +97,8 @@ def plot_success(summary: dict, path: str | Path) -> None:
 
     names = list(summary)
     rates = [summary[n]["rate"] * 100 for n in names]
-    # (clipped: at 0/N or N/N the interval's end equals the rate only up to rounding)
-    lo = [max(r - summary[n]["ci95"][0] * 100, 0.0) for n, r in zip(names, rates)]
-    hi = [max(summary[n]["ci95"][1] * 100 - r, 0.0) for n, r in zip(names, rates)]
+    lo = [r - summary[n]["ci95"][0] * 100 for n, r in zip(names, rates)]
+    hi = [summary[n]["ci95"][1] * 100 - r for n, r in zip(names, rates)]
     fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.5))
     ax.bar(names, rates, yerr=[lo, hi], capsize=5, color="#4a7fb0")
     for i, n in enumerate(names):

@@ -72,8 +72,7 @@ _COMPLETERS: dict[str, DepthCompleter] = {}
 
 
 def _sim_attempt(job) -> dict:
-    from sim.camera import SimCameraConfig  # the command line's --sim wiring
-    from sim.world import SimWorld, WorldConfig
+    from sim.world import SimWorld, WorldConfig  # the command line's --sim wiring
 
     scene_seed, source, threads, backend, weights_dir, sensor = job
     import torch
@@ -82,8 +81,7 @@ def _sim_attempt(job) -> dict:
     if source not in _COMPLETERS:
         _COMPLETERS[source] = make_completer(source, _weights(source, weights_dir), backend=backend)
     t0 = time.perf_counter()
-    config = WorldConfig(camera=SimCameraConfig(width=320, height=240, sensor=sensor))
-    with SimWorld(scene_seed, config) as world:
+    with SimWorld(scene_seed, WorldConfig().with_sensor(sensor)) as world:
         record, _ = attempt(world, _COMPLETERS[source], GraspDetector())
         record["objects"] = [o.model.kind for o in world.scene.objects]
     record.update({"scene_seed": scene_seed, "depth": source, "sensor": sensor, "wall_s": time.perf_counter() - t0})

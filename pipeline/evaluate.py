@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="student,teacher,fill,raw",
                     help=f"comma-separated, from {', '.join(COMPLETERS)}")
     ap.add_argument("--size", default="320x240")
-    ap.add_argument("--weights-dir", default=None, help="folder holding student/teacher .safetensors (and any NAME-d435/NAME-l515 variants, used for "
-                         "frames of those cameras)")
+    ap.add_argument("--weights-dir", default=None,
+                    help="folder holding student/teacher .safetensors (and any NAME-d435/NAME-l515 variants, "
+                         "used for frames of those cameras)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--quiet", action="store_true")

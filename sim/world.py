@@ -6,7 +6,7 @@ seed builds the same scene, so every depth source can be tried on identical scen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pybullet as p
@@ -35,6 +35,10 @@ class WorldConfig:
     knocked_m: float = 0.015  # an object moved this far, or
     knocked_deg: float = 12.0  # tipped this much (its axis), by the descending gripper was hit
     rolling_friction: float = 0.01  # rolling resistance while the scene settles (a glass on its side stops)
+
+    def with_sensor(self, sensor: str) -> WorldConfig:
+        """The same cell with the camera's sensor model (d435 or l515) swapped."""
+        return replace(self, camera=replace(self.camera, sensor=sensor))
 
 
 class SimWorld:

@@ -61,22 +61,24 @@ def _read_camera_yaml(path: Path) -> dict:
     return data
 
 
-def read_intrinsics_yaml(path: str | Path) -> CameraIntrinsics:
-    """Intrinsics from a ClearGrasp ``camera_intrinsics.yaml`` (keys xres, yres, fx, fy, cx, cy)."""
+def read_camera_yaml(path: str | Path) -> tuple[CameraIntrinsics, str]:
+    """Intrinsics (keys xres, yres, fx, fy, cx, cy) and the sensor family its ``camera_name`` names ("" when
+    absent or unknown) from a ClearGrasp ``camera_intrinsics.yaml``."""
     path = Path(path)
     data = _read_camera_yaml(path)
     try:
-        return CameraIntrinsics(
+        K = CameraIntrinsics(
             int(data["xres"]), int(data["yres"]),
             float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataFormatError(f"{path}: not a camera_intrinsics.yaml with xres, yres, fx, fy, cx, cy ({exc})") from None
+    return K, sensor_family(str(data.get("camera_name", "")))
 
 
-def read_sensor_yaml(path: str | Path) -> str:
-    """The sensor family named by a ``camera_intrinsics.yaml``'s ``camera_name`` ("" when absent or unknown)."""
-    return sensor_family(str(_read_camera_yaml(Path(path)).get("camera_name", "")))
+def read_intrinsics_yaml(path: str | Path) -> CameraIntrinsics:
+    """Intrinsics from a ClearGrasp ``camera_intrinsics.yaml`` (keys xres, yres, fx, fy, cx, cy)."""
+    return read_camera_yaml(path)[0]
 
 
 def write_intrinsics_yaml(path: str | Path, K: CameraIntrinsics, camera_name: str = "sim-d435") -> None:
@@ -131,9 +133,7 @@ class ClearGraspRealFolder(FrameFolder):
 
     def _list(self) -> list[str]:
         names = {p.name.split("-transparent-rgb-img.")[0] for p in self.root.glob("*-transparent-rgb-img.*")}
-        yaml_path = self.root / "camera_intrinsics.yaml"
-        self._K = read_intrinsics_yaml(yaml_path) if names else None
-        self._sensor = read_sensor_yaml(yaml_path) if names else ""  # the camera_name's family
+        self._K, self._sensor = read_camera_yaml(self.root / "camera_intrinsics.yaml") if names else (None, "")
         return sorted(names)
 
     def _rgb_path(self, name: str) -> Path:
