@@ -58,6 +58,28 @@ def _paste(rgb: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Gener
     return torch.where(region, donor, rgb)
 
 
+def _glint(rgb: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+    """``FrameCache.batch``'s glint augmentation: in a ``share`` of the crops the glass (``mask``) is lit as
+    under a room's ceiling lights, which rendered glass rarely is: a veil of reflected light over it (0-12%
+    towards white) and a bright highlight along the part of its outline that faces a random direction."""
+    b = rgb.shape[0]
+    k = torch.tensor([0.25, 0.5, 0.25])
+    smooth = (k[:, None] * k[None, :]).view(1, 1, 3, 3)
+    soft = mask
+    for _ in range(2):
+        soft = F.conv2d(F.pad(soft, (1, 1, 1, 1), mode="replicate"), smooth)
+    rim = 4 * soft * (1 - soft)  # 1 on the outline, 0 inside and outside
+    gy, gx = soft[..., 2:, 1:-1] - soft[..., :-2, 1:-1], soft[..., 1:-1, 2:] - soft[..., 1:-1, :-2]
+    angle = 2 * torch.pi * torch.rand(b, 1, 1, 1, generator=gen)
+    facing = F.pad(-(gx * torch.cos(angle) + gy * torch.sin(angle)), (1, 1, 1, 1))
+    facing = (facing / facing.abs().amax((2, 3), keepdim=True).clamp_min(1e-6)).clamp_min(0)
+    chosen = torch.rand(b, 1, 1, 1, generator=gen) < share
+    veil = chosen * 0.12 * torch.rand(b, 1, 1, 1, generator=gen)
+    shine = chosen * (0.15 + 0.35 * torch.rand(b, 1, 1, 1, generator=gen))
+    light = (veil * soft + shine * rim * (0.3 + 0.7 * facing)).clamp(0, 1)
+    return rgb + light * (1 - rgb)
+
+
 @dataclass
 class FrameCache:
     """All frames of some folders at one size, as tensors: rgb uint8 Nx3xHxW, depth/gt float16, mask bool."""
@@ -136,7 +158,7 @@ class FrameCache:
             raise ValueError(f"trust must be 'repairs' or 'holes', not {trust!r}")
 
     def batch(self, idx: torch.Tensor, crop: tuple[int, int] | None, gen: torch.Generator, augment: bool,
-              blur: float = 0.0, paste: float = 0.0, milky: float = 0.0):
+              blur: float = 0.0, paste: float = 0.0, milky: float = 0.0, glint: float = 0.0):
         """rgb, depth, gt, mask (and the teacher's depth when cached) for frames ``idx``: randomly cropped,
         mirrored and colour-jittered when ``augment``, and a ``blur`` share of them softened (defocus).
 
@@ -146,7 +168,8 @@ class FrameCache:
         depth: only glass, not any unfamiliar texture, calls for a correction.
 
         ``milky``: in that share of the crops the glass is blended 10-50% towards a light grey, as scratched,
-        frosted or printed laboratory glass looks in real captures."""
+        frosted or printed laboratory glass looks in real captures. ``glint``: in that share of the crops the
+        glass gets a veil of reflected light and a bright partial rim (see ``_glint``)."""
         rgb = self.rgb[idx].float() / 255.0
         depth, gt, mask = self.depth[idx].float(), self.gt[idx].float(), self.mask[idx].float()
         maps = [depth, gt, mask] + ([self.teacher[idx].float()] if self.teacher is not None else [])
@@ -167,6 +190,8 @@ class FrameCache:
                 a = chosen * (0.1 + 0.4 * torch.rand(b, 1, 1, 1, generator=gen))
                 grey = 0.7 + 0.3 * torch.rand(b, 1, 1, 1, generator=gen)
                 rgb = rgb + a * maps[2] * (grey - rgb)
+            if glint > 0:
+                rgb = _glint(rgb, maps[2], glint, gen)
             gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
             tint = 1 + 0.06 * (torch.rand(b, 3, 1, 1, generator=gen) * 2 - 1)
             gray = rgb.mean(1, keepdim=True)
@@ -339,7 +364,7 @@ def train(args: argparse.Namespace) -> dict:
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=gen)
         rgb, depth, gt, mask, *t_pred = data.batch(idx, crop, gen, augment=True, blur=args.blur,
-                                                    paste=args.paste, milky=args.milky)
+                                                    paste=args.paste, milky=args.milky, glint=args.glint)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -462,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(depth unchanged): unfamiliar colour alone does not call for a correction")
     ap.add_argument("--milky", type=float, default=0.0,
                     help="share of training crops whose glass is blended towards light grey (frosted, scratched)")
+    ap.add_argument("--glint", type=float, default=0.0,
+                    help="share of training crops whose glass gets a veil of reflected light and a bright partial "
+                         "rim, as glass under room lights looks in real captures")
     ap.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
     ap.add_argument("--quiet", action="store_true")
     return ap
@@ -476,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--steps, --batch and --val-every must be positive")
         if args.w_edges < 1.0:
             raise ValueError(f"--w-edges must be at least 1 (1 = no extra weight), got {args.w_edges}")
-        for name in ("jpeg", "blur", "paste", "milky"):
+        for name in ("jpeg", "blur", "paste", "milky", "glint"):
             if not 0.0 <= getattr(args, name) <= 1.0:
                 raise ValueError(f"--{name} is a share of the training frames, 0-1; got {getattr(args, name)}")
         if args.w_gate is not None and args.w_gate < 0:

@@ -309,6 +309,28 @@ def test_feature_distillation_hooks_adapters_and_gradients():
         FeatureDistillation(student, teacher, pairs=[("dec.9", "crf.0")])
 
 
+def test_context_branch_starts_as_the_plain_student_and_sees_the_whole_frame():
+    torch.manual_seed(0)
+    plain = Student(**TINY_STUDENT)
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
+    wide = Student(**TINY_STUDENT, context=True)
+    keys = wide.load_state_dict(plain.state_dict(), strict=False)
+    assert not keys.unexpected_keys and all(k.startswith("context.") for k in keys.missing_keys)
+    assert wide.config["context"] is True and Student(**wide.config).config == wide.config
+    rgb, depth = _inputs(h=120, w=160)  # wider than the plain student's reach (about 130 pixels)
+    plain.eval(), wide.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(wide(rgb, depth), plain(rgb, depth))  # the branch starts at zero
+        torch.nn.init.normal_(wide.context[-1].weight, std=0.05)
+        # a change in one corner of the image reaches the opposite corner only through the branch
+        moved = rgb.clone()
+        moved[..., :8, :8] = 1.0 - moved[..., :8, :8]
+        far = (slice(None), slice(None), slice(-8, None), slice(-8, None))
+        assert torch.equal(plain(rgb, depth)[far], plain(moved, depth)[far])
+        assert not torch.equal(wide(rgb, depth)[far], wide(moved, depth)[far])
+
+
 def test_trust_gate_keeps_unflagged_readings_and_learns_from_the_truth():
     from pipeline.losses import gate_loss
 

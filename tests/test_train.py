@@ -145,6 +145,27 @@ def test_milky_augmentation_lightens_the_glass_only(generated_d435):
     assert milky[0][glass].mean() > plain[0][glass].mean() + 0.02  # towards light grey
 
 
+def test_glint_lightens_the_glass_and_its_outline_only():
+    import torch
+
+    from pipeline.train import _glint
+
+    rgb = torch.full((4, 3, 40, 50), 0.4)
+    mask = torch.zeros(4, 1, 40, 50)
+    mask[:, :, 10:30, 15:35] = 1.0
+    out = _glint(rgb, mask, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(_glint(rgb, mask, 0.0, torch.Generator().manual_seed(0)), rgb)
+    assert (out >= rgb).all() and (out <= 1).all()  # light is only added
+    far = torch.ones(40, 50, dtype=torch.bool)
+    far[6:34, 11:39] = False  # more than the smoothing's reach from the glass
+    assert torch.equal(out[..., far], rgb[..., far])
+    gain = (out - rgb)[:, 0]
+    outline = gain[:, [10, 29], 15:35].amax((1, 2))  # the brightest point of the top and bottom rows
+    centre = gain[:, 18:22, 23:27].mean((1, 2))
+    assert (outline > centre + 0.05).all()  # a highlight on the outline, a veil at most inside
+    assert len({round(float(g), 4) for g in gain[:, 20, 25]}) > 1  # each crop draws its own light
+
+
 def test_unlabeled_frames_teach_only_through_the_teacher(generated_d435, tmp_path, capsys):
     import torch
 

@@ -18,6 +18,11 @@ valid depth the network does not flag stays exactly as measured; the gate learns
 readings are wrong (``pipeline.losses.gate_loss``). A classifier pushed far from its decision boundary on the
 table moves less on unfamiliar images than a regressor asked for exactly zero correction there. The logits
 of the last forward pass are kept in ``last_gate_logits`` for that loss.
+
+``context=True`` adds a residual branch of dilated convolutions (2, 4 and 8 cells apart) on the stride-16
+features, so the deepest features see the whole frame: how high a glass stands is judged from its whole
+outline and its surroundings, not from the rim a pixel sits next to. It starts at zero, so it can be added
+to a trained student.
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ class Student(DepthNet):
     multiple = 16
 
     def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48), upsample: str = "bilinear",
-                 gate: bool = False):
+                 gate: bool = False, context: bool = False):
         super().__init__()
         if upsample not in ("bilinear", "convex"):
             raise ValueError(f"Student: upsample must be 'bilinear' or 'convex', not {upsample!r}")
@@ -109,6 +114,8 @@ class Student(DepthNet):
             self.config["upsample"] = upsample
         if gate:
             self.config["gate"] = True
+        if context:
+            self.config["context"] = True
         self.rgb_enc = nn.ModuleList()
         self.depth_enc = nn.ModuleList()
         self.depth_proj = nn.ModuleList()
@@ -119,6 +126,15 @@ class Student(DepthNet):
             self.depth_proj.append(nn.Conv2d(cd, c, 1))
             pr, pd = c, cd
         self.cfcm = nn.ModuleList([CFCM(c) for c in widths])
+        self.context = None
+        if context:
+            # dilated convolutions at stride 16 (2, 4, 8 cells apart): the deepest features see the whole
+            # frame, how large a glass is and what stands around it; a residual branch that starts at zero
+            c = widths[-1]
+            self.context = nn.Sequential(*(conv_bn(c, c, 3, dilation=r) for r in (2, 4)),
+                                         nn.Conv2d(c, c, 3, padding=8, dilation=8))
+            nn.init.zeros_(self.context[-1].weight)
+            nn.init.zeros_(self.context[-1].bias)
         self.dec = nn.ModuleList([conv_bn(widths[i + 1] + widths[i], widths[i], 3) for i in range(len(widths) - 1)])
         self.head = nn.Sequential(conv_bn(widths[0] + 5, 16, 3), nn.Conv2d(16, 1, 3, padding=1))
         zero_last(self.head)
@@ -149,6 +165,8 @@ class Student(DepthNet):
             valid = F.avg_pool2d(valid, 2)
             fused.append(cfcm(r, proj(d), valid))
         x = fused[-1]
+        if self.context is not None:
+            x = x + self.context(x)
         for i in range(len(fused) - 2, -1, -1):
             x = F.interpolate(x, size=fused[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.dec[i](torch.cat([x, fused[i]], 1))
