@@ -1,13 +1,17 @@
 """Evaluate depth completers with the ClearGrasp protocol.
 
     python -m pipeline.evaluate --data DIR [--format cleargrasp|clearpose] --models student,teacher,fill,raw
-                                [--size 320x240] [--weights-dir weights] [--limit N] --json OUT
+                                [--size 320x240] [--weights-dir weights] [--limit N] [--pieces] --json OUT
 
 Frames are resized to ``--size`` (nearest neighbour for depth and mask), completed, and scored over
 transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
 markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {...}, "all": {...}}}}``. Each model
 also gets ``moved_correct_raw``: the share of correct raw readings outside glass (within 1 cm of the truth) that it
 moved by more than 1 cm, depth it should have left alone.
+
+``--pieces`` also scores every glass piece (a connected part of the mask with at least 30 pixels of valid
+ground truth) on its own: its median truth, and per model the median signed error (positive = too deep) and
+the RMSE, printed as a second table and written under ``"pieces"``: where on a frame the error sits.
 """
 
 from __future__ import annotations
@@ -28,26 +32,35 @@ from pipeline.metrics import METRIC_KEYS, MOVED_M, average, depth_metrics
 from pipeline.types import RGBDFrame
 
 
-def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthCompleter], progress: bool = True) -> dict:
-    """Scores of every completer on every frame (frames already at the evaluation size)."""
+def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthCompleter], progress: bool = True,
+                    pieces: bool = False) -> dict:
+    """Scores of every completer on every frame (frames already at the evaluation size); with ``pieces``,
+    also of every glass piece (``piece_scores``)."""
     per = {name: {"transparent": [], "all": [], "ms": [], "moved": []} for name in completers}
+    scored_pieces = []
     for frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress):
         if frame.depth_gt is None:
             raise DistillGraspError(f"{frame.name}: no ground truth to evaluate against")
+        preds = {}
         for name, completer in completers.items():
             t0 = time.perf_counter()
-            pred = completer.complete(frame).depth
+            pred = preds[name] = completer.complete(frame).depth
             per[name]["ms"].append((time.perf_counter() - t0) * 1000)
             per[name]["transparent"].append(depth_metrics(pred, frame.depth_gt, frame.mask))
             per[name]["all"].append(depth_metrics(pred, frame.depth_gt))
             per[name]["moved"].append(moved_share(pred, frame))
+        if pieces:
+            scored_pieces += piece_scores(frame, preds)
     results = {}
     for name, p in per.items():
         results[name] = {"transparent": average(p["transparent"]), "all": average(p["all"]),
                          "frames_with_glass": sum(m is not None for m in p["transparent"]),
                          "moved_correct_raw": _mean(p["moved"]),
                          "median_ms": float(np.median(p["ms"])) if p["ms"] else None}
-    return {"frames": len(frames), "results": results}
+    out = {"frames": len(frames), "results": results}
+    if pieces:
+        out["pieces"] = scored_pieces
+    return out
 
 
 def moved_share(pred: np.ndarray, frame: RGBDFrame) -> float | None:
@@ -58,6 +71,42 @@ def moved_share(pred: np.ndarray, frame: RGBDFrame) -> float | None:
     if not good.any():
         return None
     return float((np.abs(pred[good] - frame.depth[good]) > MOVED_M).mean())
+
+
+PIECE_MIN_PIXELS = 30
+
+
+def piece_scores(frame: RGBDFrame, preds: dict[str, np.ndarray]) -> list[dict]:
+    """Per glass piece of one frame: pixels, centre (x, y), median truth and each model's error there."""
+    from scipy import ndimage
+
+    if frame.mask is None or frame.depth_gt is None:
+        return []
+    labels, n = ndimage.label(frame.mask)
+    pieces = []
+    for j in range(1, n + 1):
+        sel = (labels == j) & (frame.depth_gt > 0)
+        if sel.sum() < PIECE_MIN_PIXELS:
+            continue
+        ys, xs = np.nonzero(sel)
+        gt = frame.depth_gt[sel]
+        piece = {"frame": frame.name, "pixels": int(sel.sum()), "centre": [int(xs.mean()), int(ys.mean())],
+                 "truth_m": float(np.median(gt))}
+        for name, pred in preds.items():
+            err = pred[sel] - gt
+            piece[name] = {"median_error": float(np.median(err)), "rmse": float(np.sqrt(np.mean(err**2)))}
+        pieces.append(piece)
+    return pieces
+
+
+def pieces_table(pieces: list[dict], names: list[str]) -> str:
+    head = "| frame | centre | pixels | truth | " + " | ".join(f"{n} median / RMSE" for n in names) + " |"
+    lines = [head, "|" + "---|" * (4 + len(names))]
+    for p in pieces:
+        cells = " | ".join(f"{p[n]['median_error']:+.3f} / {p[n]['rmse']:.3f}" for n in names)
+        frame = p["frame"].rsplit("/", 1)[-1]
+        lines.append(f"| {frame} | {p['centre'][0]},{p['centre'][1]} | {p['pixels']} | {p['truth_m']:.3f} | {cells} |")
+    return "\n".join(lines)
 
 
 def _mean(values: list) -> float | None:
@@ -102,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder holding student/teacher .safetensors (and any NAME-d435/NAME-l515 variants, "
                          "used for frames of those cameras)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
+    ap.add_argument("--pieces", action="store_true", help="also score every glass piece on its own")
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -112,12 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             completers[name] = make_completer(name, args.weights_dir if name in ("student", "teacher") else None)
         frames = load_frames(args.data, args.format, size, args.limit)
-        result = evaluate_frames(frames, completers, progress=not args.quiet)
+        result = evaluate_frames(frames, completers, progress=not args.quiet, pieces=args.pieces)
     except (DistillGraspError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result.update({"size": args.size, "data": args.data})
     print(markdown_table(result))
+    if args.pieces:
+        print()
+        print(pieces_table(result["pieces"], names))
     if args.json_out:
         write_json(args.json_out, result)
     return 0

@@ -24,6 +24,31 @@ def test_evaluate_writes_schema(generated_d435, tmp_path, capsys):
     assert "| fill | transparent |" in capsys.readouterr().out
 
 
+def test_evaluate_scores_each_glass_piece():
+    import numpy as np
+
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    gt = np.full((60, 80), 1.0, np.float32)
+    mask = np.zeros((60, 80), bool)
+    mask[10:20, 10:20] = True  # a piece 10 cm above the table, read at the table
+    mask[30:50, 40:70] = True  # a second one, read right
+    mask[55:57, 0:3] = True  # 6 pixels: too small to score
+    gt[10:20, 10:20] = 0.9
+    raw = np.where(mask, 1.0, gt).astype(np.float32)
+    raw[30:50, 40:70] = gt[30:50, 40:70]
+    K = CameraIntrinsics(80, 60, 70.0, 70.0, 40.0, 30.0)
+    frame = RGBDFrame(rgb=np.zeros((60, 80, 3), np.uint8), depth=raw, intrinsics=K, depth_gt=gt, mask=mask, name="f")
+    result = evaluate.evaluate_frames([frame], {"raw": evaluate.make_completer("raw")}, progress=False, pieces=True)
+    first, second = result["pieces"]
+    assert (first["pixels"], first["centre"], second["pixels"]) == (100, [14, 14], 600)
+    assert first["truth_m"] == pytest.approx(0.9) and first["raw"]["median_error"] == pytest.approx(0.1)
+    assert first["raw"]["rmse"] == pytest.approx(0.1) and second["raw"]["rmse"] == 0.0
+    table = evaluate.pieces_table(result["pieces"], ["raw"])
+    assert "| f | 14,14 | 100 | 0.900 | +0.100 / 0.100 |" in table
+    assert "pieces" not in evaluate.evaluate_frames([frame], {"raw": evaluate.make_completer("raw")}, progress=False)
+
+
 def test_evaluate_rejects_bad_input(tmp_path, capsys):
     assert evaluate.main(["--data", str(tmp_path), "--models", "raw"]) == 2
     assert "no frames found" in capsys.readouterr().err
