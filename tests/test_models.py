@@ -309,14 +309,22 @@ def test_feature_distillation_hooks_adapters_and_gradients():
         FeatureDistillation(student, teacher, pairs=[("dec.9", "crf.0")])
 
 
-def test_context_branch_starts_as_the_plain_student_and_sees_the_whole_frame():
+def _grown(**extra):
+    """A tiny student with random weights, and the same student grown by the modules ``extra`` switches on
+    (loaded from the first; returns both and the keys the first did not have)."""
     torch.manual_seed(0)
     plain = Student(**TINY_STUDENT)
     for p in plain.parameters():
         torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
-    wide = Student(**TINY_STUDENT, context=True)
-    keys = wide.load_state_dict(plain.state_dict(), strict=False)
-    assert not keys.unexpected_keys and all(k.startswith("context.") for k in keys.missing_keys)
+    grown = Student(**TINY_STUDENT, **extra)
+    keys = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert not keys.unexpected_keys
+    return plain, grown, keys.missing_keys
+
+
+def test_context_branch_starts_as_the_plain_student_and_sees_the_whole_frame():
+    plain, wide, missing = _grown(context=True)
+    assert missing and all(k.startswith("context.") for k in missing)
     assert wide.config["context"] is True and Student(**wide.config).config == wide.config
     rgb, depth = _inputs(h=120, w=160)  # wider than the plain student's reach (about 130 pixels)
     plain.eval(), wide.eval()
@@ -334,13 +342,8 @@ def test_context_branch_starts_as_the_plain_student_and_sees_the_whole_frame():
 def test_trust_gate_keeps_unflagged_readings_and_learns_from_the_truth():
     from pipeline.losses import gate_loss
 
-    torch.manual_seed(0)
-    plain = Student(**TINY_STUDENT)
-    for p in plain.parameters():
-        torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
-    gated = Student(**TINY_STUDENT, gate=True)
-    keys = gated.load_state_dict(plain.state_dict(), strict=False)
-    assert not keys.unexpected_keys and sorted(keys.missing_keys) == ["gate.bias", "gate.weight"]
+    plain, gated, missing = _grown(gate=True)
+    assert sorted(missing) == ["gate.bias", "gate.weight"]
     assert gated.config["gate"] is True and "gate" not in plain.config
     rgb, depth = _inputs()
     plain.eval(), gated.eval()

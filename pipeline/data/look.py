@@ -73,7 +73,7 @@ def _glint_rgb(rgb: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
 
 def folder_look(path: str, fmt: str | None = None, size: tuple[int, int] = (320, 240), every: int = 1,
                 glint: bool = False, progress: bool = True) -> dict:
-    items = [(f, i) for f in discover(path, fmt) for i in range(0, len(f))][::every]
+    items = [(f, i) for f in discover(path, fmt) for i in range(len(f))][::every]
     pieces = []
     for n, (folder, i) in enumerate(tqdm(items, desc="look", unit="frame", disable=not progress)):
         frame = resize_frame(folder.load(i), *size)
