@@ -28,7 +28,7 @@ from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
-from pipeline.metrics import METRIC_KEYS, MOVED_M, average, depth_metrics
+from pipeline.metrics import METRIC_KEYS, MOVED_M, average, depth_metrics, glass_pieces
 from pipeline.types import RGBDFrame
 
 
@@ -78,14 +78,11 @@ PIECE_MIN_PIXELS = 30
 
 def piece_scores(frame: RGBDFrame, preds: dict[str, np.ndarray]) -> list[dict]:
     """Per glass piece of one frame: pixels, centre (x, y), median truth and each model's error there."""
-    from scipy import ndimage
-
     if frame.mask is None or frame.depth_gt is None:
         return []
-    labels, n = ndimage.label(frame.mask)
     pieces = []
-    for j in range(1, n + 1):
-        sel = (labels == j) & (frame.depth_gt > 0)
+    for piece in glass_pieces(frame.mask):
+        sel = piece & (frame.depth_gt > 0)
         if sel.sum() < PIECE_MIN_PIXELS:
             continue
         ys, xs = np.nonzero(sel)

@@ -9,6 +9,7 @@ A prediction with no depth (0) at a pixel is counted as it is (an error of the f
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 METRIC_KEYS = ("rmse", "rel", "mae", "d105", "d110", "d125")
 MOVED_M = 0.01  # a depth changed by more than this was moved (repaired, or disturbed where it was right)
@@ -42,3 +43,10 @@ def average(per_image: list[dict[str, float] | None]) -> dict[str, float] | None
     if not rows:
         return None
     return {k: float(np.mean([m[k] for m in rows])) for k in METRIC_KEYS}
+
+
+def glass_pieces(mask: np.ndarray):
+    """Each connected piece of a glass mask (HxW bool), as a boolean mask of the same shape."""
+    labels, n = ndimage.label(mask)
+    for j in range(1, n + 1):
+        yield labels == j

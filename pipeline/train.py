@@ -58,16 +58,20 @@ def _paste(rgb: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Gener
     return torch.where(region, donor, rgb)
 
 
-def _glint(rgb: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+def binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """Each channel of ``x`` (BxCxHxW) smoothed by the 3x3 binomial kernel, edges replicated."""
+    k = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype)
+    c = x.shape[1]
+    kernel = (k[:, None] * k[None, :]).expand(c, 1, 3, 3).contiguous()
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+
+
+def glint_glass(rgb: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
     """``FrameCache.batch``'s glint augmentation: in a ``share`` of the crops the glass (``mask``) is lit as
     under a room's ceiling lights, which rendered glass rarely is: a veil of reflected light over it (0-12%
     towards white) and a bright highlight along the part of its outline that faces a random direction."""
     b = rgb.shape[0]
-    k = torch.tensor([0.25, 0.5, 0.25])
-    smooth = (k[:, None] * k[None, :]).view(1, 1, 3, 3)
-    soft = mask
-    for _ in range(2):
-        soft = F.conv2d(F.pad(soft, (1, 1, 1, 1), mode="replicate"), smooth)
+    soft = binomial_blur(binomial_blur(mask))
     rim = 4 * soft * (1 - soft)  # 1 on the outline, 0 inside and outside
     gy, gx = soft[..., 2:, 1:-1] - soft[..., :-2, 1:-1], soft[..., 1:-1, 2:] - soft[..., 1:-1, :-2]
     angle = 2 * torch.pi * torch.rand(b, 1, 1, 1, generator=gen)
@@ -169,7 +173,7 @@ class FrameCache:
 
         ``milky``: in that share of the crops the glass is blended 10-50% towards a light grey, as scratched,
         frosted or printed laboratory glass looks in real captures. ``glint``: in that share of the crops the
-        glass gets a veil of reflected light and a bright partial rim (see ``_glint``)."""
+        glass gets a veil of reflected light and a bright partial rim (see ``glint_glass``)."""
         rgb = self.rgb[idx].float() / 255.0
         depth, gt, mask = self.depth[idx].float(), self.gt[idx].float(), self.mask[idx].float()
         maps = [depth, gt, mask] + ([self.teacher[idx].float()] if self.teacher is not None else [])
@@ -191,7 +195,7 @@ class FrameCache:
                 grey = 0.7 + 0.3 * torch.rand(b, 1, 1, 1, generator=gen)
                 rgb = rgb + a * maps[2] * (grey - rgb)
             if glint > 0:
-                rgb = _glint(rgb, maps[2], glint, gen)
+                rgb = glint_glass(rgb, maps[2], glint, gen)
             gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
             tint = 1 + 0.06 * (torch.rand(b, 3, 1, 1, generator=gen) * 2 - 1)
             gray = rgb.mean(1, keepdim=True)
@@ -200,10 +204,7 @@ class FrameCache:
             rgb = rgb + 0.02 * torch.rand(b, 1, 1, 1, generator=gen) * torch.randn(rgb.shape, generator=gen)
             if blur > 0:
                 soft = torch.rand(b, generator=gen) < blur
-                k = torch.tensor([0.25, 0.5, 0.25])
-                kernel = (k[:, None] * k[None, :]).expand(3, 1, 3, 3).contiguous()
-                blurred = F.conv2d(F.pad(rgb, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
-                rgb = torch.where(soft.view(b, 1, 1, 1), blurred, rgb)
+                rgb = torch.where(soft.view(b, 1, 1, 1), binomial_blur(rgb), rgb)
             rgb = rgb.clamp(0, 1)
         return (rgb, *maps)
 

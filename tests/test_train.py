@@ -148,13 +148,13 @@ def test_milky_augmentation_lightens_the_glass_only(generated_d435):
 def test_glint_lightens_the_glass_and_its_outline_only():
     import torch
 
-    from pipeline.train import _glint
+    from pipeline.train import glint_glass
 
     rgb = torch.full((4, 3, 40, 50), 0.4)
     mask = torch.zeros(4, 1, 40, 50)
     mask[:, :, 10:30, 15:35] = 1.0
-    out = _glint(rgb, mask, 1.0, torch.Generator().manual_seed(0))
-    assert torch.equal(_glint(rgb, mask, 0.0, torch.Generator().manual_seed(0)), rgb)
+    out = glint_glass(rgb, mask, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(glint_glass(rgb, mask, 0.0, torch.Generator().manual_seed(0)), rgb)
     assert (out >= rgb).all() and (out <= 1).all()  # light is only added
     far = torch.ones(40, 50, dtype=torch.bool)
     far[6:34, 11:39] = False  # more than the smoothing's reach from the glass

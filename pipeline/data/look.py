@@ -30,6 +30,7 @@ from pipeline.cli import parse_size, write_json
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
+from pipeline.metrics import glass_pieces
 
 MIN_PIXELS = 150
 KEYS = ("outline", "inside", "highlight", "texture")
@@ -39,10 +40,8 @@ def glass_look(rgb: np.ndarray, mask: np.ndarray) -> list[dict]:
     """The figures of every glass piece of one frame (rgb HxWx3 uint8, mask HxW bool)."""
     lum = rgb.astype(np.float64).mean(-1)
     ring_all = ndimage.binary_dilation(mask, iterations=6) & ~ndimage.binary_dilation(mask, iterations=2)
-    labels, n = ndimage.label(mask)
     pieces = []
-    for j in range(1, n + 1):
-        piece = labels == j
+    for piece in glass_pieces(mask):
         if piece.sum() < MIN_PIXELS:
             continue
         inner = ndimage.binary_erosion(piece, iterations=3)
@@ -63,11 +62,11 @@ def glass_look(rgb: np.ndarray, mask: np.ndarray) -> list[dict]:
 def _glint_rgb(rgb: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
     import torch
 
-    from pipeline.train import _glint
+    from pipeline.train import glint_glass
 
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
     m = torch.from_numpy(mask.astype(np.float32))[None, None]
-    out = _glint(x, m, 1.0, torch.Generator().manual_seed(seed))
+    out = glint_glass(x, m, 1.0, torch.Generator().manual_seed(seed))
     return (out[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
