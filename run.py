@@ -1,12 +1,15 @@
 """DistillGrasp: see glass, repair its depth, pick it.
 
-    python run.py --sim [--depth SOURCE] [--sensor d435|l515] [--trials N] [--seed S] [--gui] [--out DIR]
+    python run.py --sim [--depth SOURCE] [--sensor d435|l515] [--renderer fast|mitsuba] [--trials N] [--seed S]
+                  [--gui] [--out DIR]
     python run.py --robot ur10e --ip IP [--camera realsense] [--serial S] [--calibration FILE]
                   [--depth SOURCE] [--trials N] [--dry-run] [--yes] [--out DIR]
 
 ``--sim`` runs a short session in the simulated cell (UR10e, parallel-jaw gripper, RealSense-like camera
 over a table of glassware): for each scene it captures a frame, completes the depth with ``--depth``
 (default: the shipped student network), finds top-down grasps, picks the best one, and prints the attempt.
+``--renderer mitsuba`` photographs the cell with the path tracer (glass that refracts, a bright room) instead
+of the fast renderer: about a second more per capture.
 Every attempt is appended to ``OUT/attempts.jsonl``; ``OUT/summary.json`` holds the success rate, and
 ``OUT/scene-*.png`` shows what the camera saw (RGB, raw depth, ground truth, mask).
 
@@ -32,6 +35,8 @@ from pipeline.completion import COMPLETERS, make_completer
 from pipeline.errors import DistillGraspError
 from pipeline.types import SENSOR_FAMILIES
 
+RENDERERS = ("fast", "mitsuba")  # sim.camera.RENDERERS; restated so --help needs no simulator import
+
 
 def run_sim(args: argparse.Namespace) -> int:
     from sim.preview import preview_image
@@ -48,9 +53,10 @@ def run_sim(args: argparse.Namespace) -> int:
     records = []
     for i in range(args.trials):
         seed = args.seed + i
-        with SimWorld(seed, WorldConfig().with_sensor(args.sensor), gui=args.gui) as world:
+        config = WorldConfig().with_sensor(args.sensor).with_renderer(args.renderer)
+        with SimWorld(seed, config, gui=args.gui) as world:
             record, frame = attempt(world, completer, GraspDetector())
-            record.update({"scene_seed": seed, "depth": args.depth, "sensor": args.sensor,
+            record.update({"scene_seed": seed, "depth": args.depth, "sensor": args.sensor, "renderer": args.renderer,
                            "objects": [o.model.kind for o in world.scene.objects]})
             cv2.imwrite(str(out / f"scene-{seed}.png"), preview_image(frame)[..., ::-1])
         records.append(record)
@@ -158,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="first scene seed (default 0)")
     ap.add_argument("--sensor", default="d435", choices=SENSOR_FAMILIES,
                     help="--sim: the simulated camera, d435 (stereo) or l515 (lidar); a real RealSense names its own")
+    ap.add_argument("--renderer", default="fast", choices=RENDERERS,
+                    help="--sim: how the camera image is made, fast (rasterised) or mitsuba (path traced)")
     ap.add_argument("--gui", action="store_true", help="open the PyBullet window (needs a display)")
     ap.add_argument("--out", default="out", help="output folder (default out/)")
     args = ap.parse_args(argv)

@@ -1,13 +1,14 @@
 """Grasp-success trials: every depth source on the same seeded scenes.
 
     python -m grasping.trials --sim --depth raw,fill,student,teacher,gt --trials N --seed S --out DIR [--workers K]
-                              [--sensor d435|l515] [--weights-dir DIR]
+                              [--sensor d435|l515] [--renderer fast|mitsuba] [--weights-dir DIR]
 
 Per scene seed and depth source, one attempt: capture, complete the depth, segment, detect, pick the best
 grasp, judge from physics. Writes ``DIR/attempts.jsonl`` (one flushed line per attempt), ``DIR/summary.json``
 (success rate with a 95% Wilson interval per source) and ``DIR/success.png``. Rerunning with the same
 ``--out`` skips attempts already logged. ``--sensor l515`` gives the simulated camera the lidar's failures
-(the networks then use their ``-l515`` weights where the folder holds them).
+(the networks then use their ``-l515`` weights where the folder holds them); ``--renderer mitsuba``
+photographs the cell with the path tracer instead of the fast renderer (same scenes, same physics).
 
 The loop itself (``attempt``) only needs a cell with ``capture()``, ``mark()``, ``verify()``, ``robot``,
 ``gripper`` and ``close()``; ``--sim`` builds the PyBullet cell (the only place this module reaches into
@@ -74,17 +75,18 @@ _COMPLETERS: dict[str, DepthCompleter] = {}
 def _sim_attempt(job) -> dict:
     from sim.world import SimWorld, WorldConfig  # the command line's --sim wiring
 
-    scene_seed, source, threads, backend, weights_dir, sensor = job
+    scene_seed, source, threads, backend, weights_dir, sensor, renderer = job
     import torch
 
     torch.set_num_threads(threads)
     if source not in _COMPLETERS:
         _COMPLETERS[source] = make_completer(source, _weights(source, weights_dir), backend=backend)
     t0 = time.perf_counter()
-    with SimWorld(scene_seed, WorldConfig().with_sensor(sensor)) as world:
+    with SimWorld(scene_seed, WorldConfig().with_sensor(sensor).with_renderer(renderer)) as world:
         record, _ = attempt(world, _COMPLETERS[source], GraspDetector())
         record["objects"] = [o.model.kind for o in world.scene.objects]
-    record.update({"scene_seed": scene_seed, "depth": source, "sensor": sensor, "wall_s": time.perf_counter() - t0})
+    record.update({"scene_seed": scene_seed, "depth": source, "sensor": sensor, "renderer": renderer,
+                   "wall_s": time.perf_counter() - t0})
     return record
 
 
@@ -96,14 +98,16 @@ def _weights(source: str, weights_dir: str | None) -> Path | None:
 
 def run_trials(sources: list[str], trials: int, seed: int, out: Path, workers: int = 1,
                progress: bool = True, backend: str = "auto", weights_dir: str | None = None,
-               sensor: str = "d435") -> dict:
+               sensor: str = "d435", renderer: str = "fast") -> dict:
     log = TrialLog(out / "attempts.jsonl")
-    other = {r.get("sensor", "d435") for r in log.records()} - {sensor}
-    if other:
-        raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} camera; use another --out "
-                         f"for {sensor}")
+    for key, value, what in (("sensor", sensor, "camera"), ("renderer", renderer, "renderer")):
+        default = "d435" if key == "sensor" else "fast"  # logs from before the key was recorded
+        other = {r.get(key, default) for r in log.records()} - {value}
+        if other:
+            raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} {what}; use another --out "
+                             f"for {value}")
     done = log.done()
-    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2, backend, weights_dir, sensor)
+    jobs = [(seed * 100_000 + t, s, 1 if workers > 1 else 2, backend, weights_dir, sensor, renderer)
             for t in range(trials) for s in sources
             if (seed * 100_000 + t, s) not in done]
     bar = tqdm(total=trials * len(sources), initial=trials * len(sources) - len(jobs), desc="trials",
@@ -144,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder holding student/teacher .safetensors to try instead of the shipped ones")
     ap.add_argument("--sensor", default="d435", choices=SENSOR_FAMILIES,
                     help="the simulated camera: d435 (stereo, holes on glass) or l515 (lidar, reads behind glass)")
+    ap.add_argument("--renderer", default="fast", choices=("fast", "mitsuba"),
+                    help="how the camera image is made: fast (rasterised) or mitsuba (path traced, ~1 s more)")
     args = ap.parse_args(argv)
     if not args.sim:
         ap.error("only --sim trials run from this command; the real cell runs from run.py --robot")
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         summary = run_trials(sources, args.trials, args.seed, Path(args.out), args.workers, backend=args.backend,
-                             weights_dir=args.weights_dir, sensor=args.sensor)
+                             weights_dir=args.weights_dir, sensor=args.sensor, renderer=args.renderer)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,22 +14,38 @@ from sim.render import Appearance, RenderOutput, render_frame
 from sim.scene import TabletopScene
 from sim.sensor import SENSORS, SensorModel
 
+RENDERERS = ("fast", "mitsuba")
 # RealSense D435 colour stream at 640x480 (the project's default camera).
 D435_COLOR_640 = CameraIntrinsics(640, 480, 615.0, 615.0, 319.5, 239.5)
 
 
 @dataclass(frozen=True)
 class SimCameraConfig:
-    """Resolution, base intrinsics (scaled to the resolution) and sensor mode."""
+    """Resolution, base intrinsics (scaled to the resolution), sensor mode and renderer.
+
+    ``renderer``: "fast" (PyBullet's rasteriser with see-through glass composited in screen space) or
+    "mitsuba" (path traced, ``sim.photoreal``: refracting glass, ``spp`` samples per pixel, a bright room
+    with ``room``, raw depth from a rendered stereo pair with ``stereo`` instead of the sensor model).
+    """
 
     width: int = 640
     height: int = 480
     base_intrinsics: CameraIntrinsics = D435_COLOR_640
     sensor: str = "d435"
+    renderer: str = "fast"
+    spp: int = 8
+    room: bool = False
+    stereo: bool = False
 
     def __post_init__(self) -> None:
         if self.sensor not in SENSORS:
             raise ValueError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
+        if self.renderer == "fast" and (self.stereo or self.room):
+            raise ValueError("stereo and room need the mitsuba renderer (the fast renderer has neither)")
+        if self.spp < 1:
+            raise ValueError(f"spp must be at least 1, got {self.spp}")
         parse_size(f"{self.width}x{self.height}")
 
     @property
@@ -42,7 +58,9 @@ class SimCamera(Camera):
     """Renders ``scene`` from ``T_base_cam`` and applies the sensor model.
 
     ``read()`` returns an ``RGBDFrame`` whose ``depth`` is the simulated raw sensor depth, with ``depth_gt``
-    (glass as if opaque) and ``mask`` (transparent pixels) filled in.
+    (glass as if opaque) and ``mask`` (transparent pixels) filled in. The fast renderer keeps one
+    ``appearance`` (lighting, textures, glass tint) for the camera's life; the path tracer draws materials
+    and lights from ``rng`` at every read.
     """
 
     scene: TabletopScene
@@ -70,7 +88,7 @@ class SimCamera(Camera):
     def connect(self) -> None:
         if not p.isConnected(physicsClientId=self.scene.client):
             raise DeviceNotConnectedError(f"SimCamera: PyBullet client {self.scene.client} is not connected")
-        if self.appearance is None:
+        if self.appearance is None and self.config.renderer == "fast":
             self.appearance = Appearance.sample(self.rng, self.scene.glass_ids)
         self._connected = True
 
@@ -80,9 +98,18 @@ class SimCamera(Camera):
     def read(self) -> RGBDFrame:
         if not self._connected:
             raise DeviceNotConnectedError("SimCamera.read() before connect()")
-        K = self.intrinsics
-        out = render_frame(self.scene, K, self.T_base_cam, self.appearance, self.rng)
-        raw = self.sensor(out.depth, out.depth_bg, out.mask, out.instance, K, self.rng)
+        K, cfg = self.intrinsics, self.config
+        if cfg.renderer == "fast":
+            out = render_frame(self.scene, K, self.T_base_cam, self.appearance, self.rng)
+        else:
+            from sim.photoreal import PhotorealConfig, shared_renderer  # Mitsuba loads only when asked for
+
+            renderer = shared_renderer(PhotorealConfig(spp=cfg.spp, room=cfg.room))
+            out = renderer.render(self.scene, K, self.T_base_cam, self.rng, stereo=cfg.stereo)
+        if cfg.stereo:
+            raw = out.stereo_depth
+        else:
+            raw = self.sensor(out.depth, out.depth_bg, out.mask, out.instance, K, self.rng)
         self.last_render = out
         return RGBDFrame(rgb=out.rgb, depth=raw, intrinsics=K, T_base_cam=self.T_base_cam.copy(),
                          mask=out.mask, depth_gt=out.depth, sensor=self.config.sensor)

@@ -37,13 +37,12 @@ from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
 from pipeline.types import RGBDFrame
-from sim.camera import SimCamera, SimCameraConfig
+from sim.camera import RENDERERS, SimCamera, SimCameraConfig
 from sim.camera_model import CameraPoseConfig, sample_camera_pose
 from sim.glassware import GLASS_KINDS, LAB_KINDS
 from sim.scene import SceneConfig, TabletopScene
-from sim.sensor import SENSORS, SensorModel
+from sim.sensor import SENSORS
 
-RENDERERS = ("fast", "mitsuba")
 DEFAULT_MAX_TILT = CameraPoseConfig().tilt_deg[1]
 SUFFIXES = ("-transparent-rgb-img", "-transparent-depth-img.exr", "-opaque-depth-img.exr", "-mask.png")
 MANIFEST = "generation.json"
@@ -80,7 +79,9 @@ class GenerateConfig:
             raise ValueError(f"views and spp must be at least 1, got views={self.views} spp={self.spp}")
 
     def camera(self) -> SimCameraConfig:
-        return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor)
+        mitsuba = self.renderer == "mitsuba"
+        return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor, renderer=self.renderer,
+                               spp=self.spp, room=mitsuba and self.style == "lab", stereo=self.stereo)
 
     def camera_pose(self) -> CameraPoseConfig:
         distance = LAB_DISTANCE if self.style == "lab" else CameraPoseConfig().distance
@@ -118,20 +119,6 @@ def _client() -> int:
     return _CLIENT
 
 
-_PHOTOREAL = None
-
-
-def _photoreal(spp: int, room: bool = False):
-    """The process's Mitsuba renderer (built once: Mitsuba's state is global)."""
-    global _PHOTOREAL
-    from sim.photoreal import PhotorealConfig, PhotorealRenderer
-
-    config = PhotorealConfig(spp=spp, room=room)
-    if _PHOTOREAL is None or _PHOTOREAL.config != config:
-        _PHOTOREAL = PhotorealRenderer(config)
-    return _PHOTOREAL
-
-
 def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], client: int | None = None,
                    scene_config: SceneConfig | None = None):
     """Build and settle scene ``scene_index`` of ``cfg.seed`` once, then yield ``(view, frame, camera)`` for
@@ -151,19 +138,10 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
         # View 0 continues the scene's generator (single-view sets are unchanged); others get their own.
         vrng = rng if view == 0 else np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor), view])
         T_base_cam = sample_camera_pose(vrng, workspace, cfg.camera_pose())
-        if cfg.renderer == "fast":
-            camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=vrng)
-            with camera:
-                frame = camera.read()
-            yield view, frame, camera
-            continue
-        K = cfg.camera().intrinsics
-        out = _photoreal(cfg.spp, cfg.style == "lab").render(scene, K, T_base_cam, vrng, stereo=cfg.stereo)
-        raw = out.stereo_depth if cfg.stereo else SensorModel(cfg.sensor)(out.depth, out.depth_bg, out.mask,
-                                                                          out.instance, K, vrng)
-        frame = RGBDFrame(rgb=out.rgb, depth=raw, intrinsics=K, T_base_cam=T_base_cam, mask=out.mask,
-                          depth_gt=out.depth)
-        yield view, frame, None
+        camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=vrng)
+        with camera:
+            frame = camera.read()
+        yield view, frame, camera if cfg.renderer == "fast" else None
 
 
 def simulate_frame(cfg: GenerateConfig, index: int, client: int | None = None,

@@ -386,6 +386,17 @@ class PhotorealRenderer:
         return out
 
 
+_SHARED: PhotorealRenderer | None = None
+
+
+def shared_renderer(config: PhotorealConfig) -> PhotorealRenderer:
+    """The process's renderer for ``config``, built once (Mitsuba's state is global to the process)."""
+    global _SHARED
+    if _SHARED is None or _SHARED.config != config:
+        _SHARED = PhotorealRenderer(config)
+    return _SHARED
+
+
 def to_srgb8(linear: np.ndarray, rng: np.random.Generator | None = None, noise: float = 0.006) -> np.ndarray:
     """Linear RGB -> sRGB uint8 with a soft shoulder for highlights and a little sensor noise."""
     x = linear / (1.0 + 0.15 * linear)  # keep some detail in bright reflections

@@ -40,6 +40,11 @@ class WorldConfig:
         """The same cell with the camera's sensor model (d435 or l515) swapped."""
         return replace(self, camera=replace(self.camera, sensor=sensor))
 
+    def with_renderer(self, renderer: str) -> WorldConfig:
+        """The same cell photographed by another renderer: "fast", or "mitsuba" (path traced, in a bright room
+        with natural table, floor and wall surfaces, as a real cell stands)."""
+        return replace(self, camera=replace(self.camera, renderer=renderer, room=renderer == "mitsuba"))
+
 
 class SimWorld:
     def __init__(self, seed: int, config: WorldConfig = WorldConfig(), gui: bool = False, populate=None):

@@ -301,6 +301,10 @@ def test_trials_resume(tmp_path):
     run_trials(["gt"], 1, 5, tmp_path / "lidar", progress=False, sensor="l515")
     (record,) = [json.loads(line) for line in (tmp_path / "lidar" / "attempts.jsonl").read_text().splitlines()]
     assert record["sensor"] == "l515" and record["scene_seed"] == 500_000
+    assert record["renderer"] == "fast"
+    # and so is the renderer (the log above records "fast")
+    with pytest.raises(ValueError, match="holds trials with the fast renderer"):
+        run_trials(["gt"], 1, 5, tmp_path / "lidar", progress=False, sensor="l515", renderer="mitsuba")
 
 
 def test_repaired_share_prefers_objects_the_camera_could_not_see():

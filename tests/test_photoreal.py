@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,36 @@ def test_missing_llvm_falls_back_to_scalar_with_a_warning():
     assert "falling back to 'scalar_rgb'" in res.stderr and "libllvm19" in res.stderr
 
 
+def test_the_grasping_cell_photographed_by_the_path_tracer():
+    """``WorldConfig.with_renderer("mitsuba")``: the same world, the same geometry and glass as the fast camera,
+    a path-traced picture, and the lidar's raw depth from the same sensor model."""
+    from sim.world import SimWorld, WorldConfig
+
+    small = replace(WorldConfig().camera, width=96, height=72)
+    fast_cfg = replace(WorldConfig(), camera=small).with_sensor("l515")
+    with SimWorld(3, fast_cfg) as world:
+        fast = world.capture()
+    with SimWorld(3, fast_cfg.with_renderer("mitsuba")) as world:
+        assert world.camera.config.renderer == "mitsuba" and world.camera.config.room
+        traced = world.capture()
+    assert traced.sensor == "l515" and traced.rgb.shape == fast.rgb.shape
+    assert fast.mask.sum() > 10 and (traced.mask != fast.mask).sum() <= 0.05 * fast.mask.sum()
+    assert np.percentile(np.abs(traced.depth_gt - fast.depth_gt), 99) < 0.003
+    assert np.abs(traced.rgb.astype(int) - fast.rgb).mean() > 10  # another picture of the same scene
+    # the lidar reads the table behind the glass on either renderer
+    on_glass = traced.mask & (traced.depth > 0)
+    assert (traced.depth[on_glass] > traced.depth_gt[on_glass] + 0.005).mean() > 0.5
+
+
 def test_bad_settings_are_refused():
+    from sim.camera import SimCameraConfig
+
+    with pytest.raises(ValueError, match="renderer"):
+        SimCameraConfig(renderer="blender")
+    with pytest.raises(ValueError, match="mitsuba"):
+        SimCameraConfig(room=True)
+    with pytest.raises(ValueError, match="spp"):
+        SimCameraConfig(renderer="mitsuba", spp=0)
     with pytest.raises(ValueError, match="stereo"):
         GenerateConfig(seed=0, stereo=True)
     with pytest.raises(ValueError, match="renderer"):
