@@ -2,7 +2,7 @@
 
     python -m sim.generate --out DIR --frames N --seed S [--sensor d435|l515] [--size WxH] [--workers K]
                            [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
-                           [--style tabletop|lab]
+                           [--style tabletop|lab] [--room]
 
 ``--renderer fast`` composites two TinyRenderer passes (about 0.1 s a frame); ``--renderer mitsuba`` path
 traces the glass (see ``sim.photoreal``). ``--views V`` photographs every settled scene from V camera poses
@@ -11,7 +11,8 @@ traces the glass (see ``sim.photoreal``). ``--views V`` photographs every settle
 model. ``--style lab`` makes scenes like the real ClearPose captures: 3-10 pieces of mostly laboratory
 glassware (funnels, Erlenmeyer flasks, beakers, tubes; half of them dropped lying down) spread over a wider
 area, seen from 0.6-1.3 m, and with ``--renderer mitsuba`` a bright indoor room, wood, laminate or stone
-table tops, grey floors, painted walls and more frosted glass.
+table tops, grey floors, painted walls and more frosted glass. ``--room`` puts the default style's household
+glass in that room (as the simulated grasping cell photographed by the path tracer sees it).
 
 Frame i of seed S is a pure function of (S, i and the settings above): the same bytes every time, whichever
 worker makes it. Re-running skips frames already complete, so an interrupted run resumes where it stopped.
@@ -66,12 +67,15 @@ class GenerateConfig:
     views: int = 1  # camera poses per settled scene
     max_tilt: float = DEFAULT_MAX_TILT  # degrees from looking straight down
     style: str = "tabletop"  # or "lab" (see the module docstring)
+    room: bool | None = None  # mitsuba: the bright room (None: with the lab style only)
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ValueError(f"unknown style {self.style!r}; choose one of {', '.join(STYLES)}")
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
+        if self.room is not None and self.renderer != "mitsuba":
+            raise ValueError("--room needs --renderer mitsuba (the fast renderer draws no room)")
         if self.stereo and self.renderer != "mitsuba":
             raise ValueError("--stereo needs --renderer mitsuba (the fast renderer has no second view)")
         self.camera_pose()  # validates the tilt range
@@ -81,7 +85,11 @@ class GenerateConfig:
     def camera(self) -> SimCameraConfig:
         mitsuba = self.renderer == "mitsuba"
         return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor, renderer=self.renderer,
-                               spp=self.spp, room=mitsuba and self.style == "lab", stereo=self.stereo)
+                               spp=self.spp, room=mitsuba and self.in_room, stereo=self.stereo)
+
+    @property
+    def in_room(self) -> bool:
+        return self.style == "lab" if self.room is None else self.room
 
     def camera_pose(self) -> CameraPoseConfig:
         distance = LAB_DISTANCE if self.style == "lab" else CameraPoseConfig().distance
@@ -101,6 +109,8 @@ class GenerateConfig:
             m.update(renderer=self.renderer, views=self.views)
         if self.renderer == "mitsuba":
             m.update(spp=self.spp, stereo=self.stereo)
+            if self.room is not None:
+                m.update(room=self.room)
         if self.max_tilt != DEFAULT_MAX_TILT:
             m.update(max_tilt=self.max_tilt)
         if self.style != "tabletop":
@@ -255,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--style", choices=STYLES, default="tabletop",
                     help="tabletop (default) or lab: ClearPose-like laboratory glassware, wider and farther views, "
                          "and with mitsuba a bright room and natural surfaces")
+    ap.add_argument("--room", action="store_true", default=None,
+                    help="mitsuba: the lab style's bright room for the default style's household glass")
     ap.add_argument("--json", dest="json_out", help="write timing figures to this JSON file")
     args = ap.parse_args(argv)
     try:
@@ -268,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=width, height=height,
                              rgb_format=args.rgb_format, renderer=args.renderer, spp=args.spp,
                              stereo=args.stereo, views=args.views, max_tilt=args.max_tilt,
-                             style=args.style)
+                             style=args.style, room=args.room)
         result = generate(args.out, args.frames, cfg, workers=args.workers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

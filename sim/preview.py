@@ -1,7 +1,8 @@
 """One picture of a simulated scene for a person to look at: RGB, raw depth, ground truth, mask side by side.
 
     python -m sim.preview --seed S --out FILE.png [--sensor d435|l515] [--size WxH] [--index I]
-                          [--renderer fast|mitsuba] [--spp N] [--stereo] [--max-tilt DEG] [--compare DIR]
+                          [--renderer fast|mitsuba] [--spp N] [--stereo] [--style S] [--room] [--max-tilt DEG]
+                          [--compare DIR]
 
 ``--compare DIR`` adds a row with the first frame of a real capture folder (any layout the readers know, e.g.
 ``../shared/data/cleargrasp``) drawn the same way, so simulated and real glass can be judged side by side.
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tilt", type=float, default=DEFAULT_MAX_TILT,
                     help=f"largest camera tilt, degrees (default {DEFAULT_MAX_TILT:g})")
     ap.add_argument("--style", choices=STYLES, default="tabletop", help="scene style (see sim.generate)")
+    ap.add_argument("--room", action="store_true", default=None, help="mitsuba: the bright room (see sim.generate)")
     ap.add_argument("--compare", help="folder of real frames: add a row with its first frame")
     ap.add_argument("--out", required=True, help="PNG file to write")
     args = ap.parse_args(argv)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         w, h = parse_size(args.size)
         cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=w, height=h, renderer=args.renderer,
                              spp=args.spp, stereo=args.stereo, views=1, max_tilt=args.max_tilt,
-                             style=args.style)
+                             style=args.style, room=args.room)
         real = resize_frame(discover(args.compare)[0].load(0), w, h) if args.compare else None
     except (ValueError, DataFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -174,5 +174,7 @@ def test_bad_settings_are_refused():
         GenerateConfig(seed=0, stereo=True)
     with pytest.raises(ValueError, match="renderer"):
         GenerateConfig(seed=0, renderer="blender")
+    with pytest.raises(ValueError, match="room"):
+        GenerateConfig(seed=0, room=True)
     with pytest.raises(ValueError, match="spp"):
         PhotorealRenderer(PhotorealConfig(spp=0))
