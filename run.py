@@ -33,9 +33,7 @@ from grasping.report import TrialLog, summarise
 from grasping.trials import attempt
 from pipeline.completion import COMPLETERS, make_completer
 from pipeline.errors import DistillGraspError
-from pipeline.types import SENSOR_FAMILIES
-
-RENDERERS = ("fast", "mitsuba")  # sim.camera.RENDERERS; restated so --help needs no simulator import
+from pipeline.types import RENDERERS, SENSOR_FAMILIES
 
 
 def run_sim(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from grasping.execute import PickExecutor
 from grasping.report import TrialLog, markdown_table, plot_success, summarise
 from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.errors import DistillGraspError
-from pipeline.types import SENSOR_FAMILIES
+from pipeline.types import RENDERERS, SENSOR_FAMILIES
 
 
 def perceive(frame, completer: DepthCompleter, detector: GraspDetector):
@@ -100,8 +100,8 @@ def run_trials(sources: list[str], trials: int, seed: int, out: Path, workers: i
                progress: bool = True, backend: str = "auto", weights_dir: str | None = None,
                sensor: str = "d435", renderer: str = "fast") -> dict:
     log = TrialLog(out / "attempts.jsonl")
-    for key, value, what in (("sensor", sensor, "camera"), ("renderer", renderer, "renderer")):
-        default = "d435" if key == "sensor" else "fast"  # logs from before the key was recorded
+    # (the default: what logs from before the key was recorded were made with)
+    for key, value, default, what in (("sensor", sensor, "d435", "camera"), ("renderer", renderer, "fast", "renderer")):
         other = {r.get(key, default) for r in log.records()} - {value}
         if other:
             raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} {what}; use another --out "
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder holding student/teacher .safetensors to try instead of the shipped ones")
     ap.add_argument("--sensor", default="d435", choices=SENSOR_FAMILIES,
                     help="the simulated camera: d435 (stereo, holes on glass) or l515 (lidar, reads behind glass)")
-    ap.add_argument("--renderer", default="fast", choices=("fast", "mitsuba"),
+    ap.add_argument("--renderer", default="fast", choices=RENDERERS,
                     help="how the camera image is made: fast (rasterised) or mitsuba (path traced, ~1 s more)")
     args = ap.parse_args(argv)
     if not args.sim:

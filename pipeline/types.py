@@ -24,6 +24,10 @@ MAX_PLAUSIBLE_DEPTH_M = 20.0
 # the depth behind), "l515" (lidar: the depth of the surface behind the glass). "" = unknown.
 SENSOR_FAMILIES = ("d435", "l515")
 
+# How the simulated camera (sim.camera) makes its image: "fast" (rasterised, glass composited) or "mitsuba"
+# (path traced). Here so the command lines can offer the choice without importing the simulator.
+RENDERERS = ("fast", "mitsuba")
+
 
 def sensor_family(name: str) -> str:
     """The family of a camera model name ("Intel RealSense L515", "D435I", "sim-d435", "L515", ...): "d435",

@@ -9,12 +9,11 @@ import pybullet as p
 
 from pipeline.cli import parse_size
 from pipeline.errors import DeviceNotConnectedError
-from pipeline.types import Camera, CameraIntrinsics, RGBDFrame
+from pipeline.types import RENDERERS, Camera, CameraIntrinsics, RGBDFrame
 from sim.render import Appearance, RenderOutput, render_frame
 from sim.scene import TabletopScene
 from sim.sensor import SENSORS, SensorModel
 
-RENDERERS = ("fast", "mitsuba")
 # RealSense D435 colour stream at 640x480 (the project's default camera).
 D435_COLOR_640 = CameraIntrinsics(640, 480, 615.0, 615.0, 319.5, 239.5)
 

@@ -37,8 +37,8 @@ from pipeline.cli import git_commit, parse_size, write_json
 from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
-from pipeline.types import RGBDFrame
-from sim.camera import RENDERERS, SimCamera, SimCameraConfig
+from pipeline.types import RENDERERS, RGBDFrame
+from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import CameraPoseConfig, sample_camera_pose
 from sim.glassware import GLASS_KINDS, LAB_KINDS
 from sim.scene import SceneConfig, TabletopScene
@@ -72,24 +72,24 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ValueError(f"unknown style {self.style!r}; choose one of {', '.join(STYLES)}")
-        if self.renderer not in RENDERERS:
-            raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
         if self.room is not None and self.renderer != "mitsuba":
             raise ValueError("--room needs --renderer mitsuba (the fast renderer draws no room)")
         if self.stereo and self.renderer != "mitsuba":
             raise ValueError("--stereo needs --renderer mitsuba (the fast renderer has no second view)")
+        self.camera()  # validates renderer, sensor, size and spp
         self.camera_pose()  # validates the tilt range
-        if self.views < 1 or self.spp < 1:
-            raise ValueError(f"views and spp must be at least 1, got views={self.views} spp={self.spp}")
+        if self.views < 1:
+            raise ValueError(f"views must be at least 1, got {self.views}")
 
     def camera(self) -> SimCameraConfig:
-        mitsuba = self.renderer == "mitsuba"
         return SimCameraConfig(width=self.width, height=self.height, sensor=self.sensor, renderer=self.renderer,
-                               spp=self.spp, room=mitsuba and self.in_room, stereo=self.stereo)
+                               spp=self.spp, room=self.in_room, stereo=self.stereo)
 
     @property
     def in_room(self) -> bool:
-        return self.style == "lab" if self.room is None else self.room
+        """Whether the path tracer draws the bright room (``room``, else with the lab style); never the fast
+        renderer."""
+        return self.renderer == "mitsuba" and (self.style == "lab" if self.room is None else self.room)
 
     def camera_pose(self) -> CameraPoseConfig:
         distance = LAB_DISTANCE if self.style == "lab" else CameraPoseConfig().distance
