@@ -21,7 +21,7 @@ def test_run_sim_writes_previews_and_summary(tmp_path):  # uses the oracle: no w
 
 
 def test_run_reports_missing_weights_clearly(tmp_path, monkeypatch):
-    import run
+    from distillgrasp import run
     from pipeline import completion
 
     monkeypatch.setattr(completion, "default_weights", lambda name: tmp_path / f"{name}.safetensors")
@@ -34,7 +34,7 @@ def test_run_requires_a_mode():
 
 
 def _robot_args(tmp_path, *extra):
-    import run
+    from distillgrasp import run
 
     ap_args = ["--robot", "ur10e", "--ip", "127.0.0.1", "--out", str(tmp_path / "o"), *extra]
     return run, ap_args
@@ -84,7 +84,7 @@ def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
     state = FakeURState()
     control, receive = factories(state)
     robot = UR10eRTDE("10.0.0.2", dry_run=True, control_factory=control, receive_factory=receive, log=print)
-    import run
+    from distillgrasp import run
 
     args = argparse.Namespace(robot="ur10e", camera="realsense", ip="10.0.0.2", serial=None,
                               calibration=str(tmp_path / "cal.json"), depth="gt", backend="auto", trials=1, dry_run=True, yes=False,
@@ -139,7 +139,7 @@ def _args(tmp_path, trials):
 
 
 def test_robot_mode_gripper_that_never_holds_gives_failed_attempt(tmp_path):
-    import run
+    from distillgrasp import run
 
     devices, server, state = _fake_cell(tmp_path, object_width=None)
     with server:
@@ -150,7 +150,7 @@ def test_robot_mode_gripper_that_never_holds_gives_failed_attempt(tmp_path):
 
 
 def test_robot_mode_crash_mid_trials_keeps_logged_attempts(tmp_path, capsys):
-    import run
+    from distillgrasp import run
 
     devices, server, _ = _fake_cell(tmp_path, object_width=0.05, fail_on_read=2)
     with server:
