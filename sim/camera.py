@@ -9,10 +9,10 @@ import pybullet as p
 
 from pipeline.cli import parse_size
 from pipeline.errors import DeviceNotConnectedError
-from pipeline.types import RENDERERS, Camera, CameraIntrinsics, RGBDFrame
+from pipeline.types import RENDERERS, SENSOR_FAMILIES, Camera, CameraIntrinsics, RGBDFrame
 from sim.render import Appearance, RenderOutput, render_frame
 from sim.scene import TabletopScene
-from sim.sensor import SENSORS, SensorModel
+from sim.sensor import SensorModel
 
 # RealSense D435 colour stream at 640x480 (the project's default camera).
 D435_COLOR_640 = CameraIntrinsics(640, 480, 615.0, 615.0, 319.5, 239.5)
@@ -37,8 +37,8 @@ class SimCameraConfig:
     stereo: bool = False
 
     def __post_init__(self) -> None:
-        if self.sensor not in SENSORS:
-            raise ValueError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
+        if self.sensor not in SENSOR_FAMILIES:
+            raise ValueError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSOR_FAMILIES)}")
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
         if self.renderer == "fast" and (self.stereo or self.room):

@@ -37,12 +37,11 @@ from pipeline.cli import git_commit, parse_size, write_json
 from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
-from pipeline.types import RENDERERS, RGBDFrame
+from pipeline.types import RENDERERS, SENSOR_FAMILIES, RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import CameraPoseConfig, sample_camera_pose
 from sim.glassware import GLASS_KINDS, LAB_KINDS
 from sim.scene import SceneConfig, TabletopScene
-from sim.sensor import SENSORS
 
 DEFAULT_MAX_TILT = CameraPoseConfig().tilt_deg[1]
 SUFFIXES = ("-transparent-rgb-img", "-transparent-depth-img.exr", "-opaque-depth-img.exr", "-mask.png")
@@ -136,7 +135,7 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
     ``scene_config`` replaces the style's scene settings."""
     client = _client() if client is None else client
     workspace = cfg.workspace()
-    rng = np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor)])
+    rng = np.random.default_rng([cfg.seed, scene_index, SENSOR_FAMILIES.index(cfg.sensor)])
     p.resetSimulation(physicsClientId=client)
     p.setGravity(0, 0, -9.81, physicsClientId=client)
     p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=client)
@@ -146,7 +145,7 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
         if not 0 <= view < cfg.views:
             raise ValueError(f"view {view} outside 0..{cfg.views - 1}")
         # View 0 continues the scene's generator (single-view sets are unchanged); others get their own.
-        vrng = rng if view == 0 else np.random.default_rng([cfg.seed, scene_index, SENSORS.index(cfg.sensor), view])
+        vrng = rng if view == 0 else np.random.default_rng([cfg.seed, scene_index, SENSOR_FAMILIES.index(cfg.sensor), view])
         T_base_cam = sample_camera_pose(vrng, workspace, cfg.camera_pose())
         camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=vrng)
         with camera:
@@ -249,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder (created; resumed if it exists)")
     ap.add_argument("--frames", type=int, required=True, help="number of frames")
     ap.add_argument("--seed", type=int, required=True, help="dataset seed")
-    ap.add_argument("--sensor", choices=SENSORS, default="d435", help="sensor model (default d435)")
+    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435", help="sensor model (default d435)")
     ap.add_argument("--size", default="320x240", help="image size WxH (default 320x240)")
     ap.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     ap.add_argument("--rgb-format", choices=("png", "jpg"), default="png", help="colour image format")

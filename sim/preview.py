@@ -17,13 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.types import RGBDFrame
+from pipeline.types import SENSOR_FAMILIES, RGBDFrame
 from pipeline.cli import parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DataFormatError
 from sim.generate import DEFAULT_MAX_TILT, RENDERERS, STYLES, GenerateConfig, simulate_frame
-from sim.sensor import SENSORS
 
 
 def colorize_depth(depth: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0, help="dataset seed")
     ap.add_argument("--index", type=int, default=0, help="frame index within the seed")
-    ap.add_argument("--sensor", choices=SENSORS, default="d435")
+    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435")
     ap.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
     ap.add_argument("--renderer", choices=RENDERERS, default="fast", help="fast or mitsuba (path traced)")
     ap.add_argument("--spp", type=int, default=8, help="mitsuba samples per pixel (default 8)")

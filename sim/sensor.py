@@ -24,9 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.types import CameraIntrinsics
-
-SENSORS = ("d435", "l515")
+from pipeline.types import SENSOR_FAMILIES, CameraIntrinsics
 
 
 @dataclass(frozen=True)
@@ -101,8 +99,8 @@ class SensorModel:
     stereo: StereoConfig = StereoConfig()
 
     def __post_init__(self) -> None:
-        if self.mode not in SENSORS:
-            raise ValueError(f"unknown sensor mode {self.mode!r}; choose one of {', '.join(SENSORS)}")
+        if self.mode not in SENSOR_FAMILIES:
+            raise ValueError(f"unknown sensor mode {self.mode!r}; choose one of {', '.join(SENSOR_FAMILIES)}")
 
     def __call__(self, depth_gt: np.ndarray, depth_bg: np.ndarray, mask: np.ndarray, instance: np.ndarray,
                  K: CameraIntrinsics, rng: np.random.Generator) -> np.ndarray:
