@@ -50,7 +50,7 @@ def interleaved_median_ms(fns: dict[str, Callable[[], object]], runs: int, block
 
 def bench_models(models: dict[str, torch.nn.Module], threads: int, runs: int, onnx: bool = True) -> dict:
     """{NAME: {"params": n, "WxH": {"torch_ms": .., "onnx_ms": ..}}} for every size in SIZES."""
-    from pipeline.export import export_onnx, onnx_session
+    from pipeline.onnx_runtime import export_onnx, onnx_session
 
     torch.set_num_threads(threads)
     out: dict = {name: {"params": count_parameters(m)} for name, m in models.items()}

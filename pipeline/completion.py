@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.errors import FrameError
+from pipeline.errors import DistillGraspError, FrameError
+from pipeline.onnx_runtime import ONNX_TOLERANCE_M, check_session, export_onnx, onnx_session
 from pipeline.types import SENSOR_FAMILIES, RGBDFrame
 
 COMPLETERS = ("student", "teacher", "fill", "raw", "gt")
@@ -145,8 +146,6 @@ class NetworkCompleter(DepthCompleter):
 
     def _session(self, hw: tuple[int, int]):
         if hw not in self._sessions:
-            from pipeline.export import ONNX_TOLERANCE_M, check_session, export_onnx, onnx_session
-
             try:
                 buf = io.BytesIO()
                 export_onnx(self.model, buf, (hw[1], hw[0]))
@@ -162,6 +161,26 @@ class NetworkCompleter(DepthCompleter):
                 session = None
             self._sessions[hw] = session
         return self._sessions[hw]
+
+
+class OnnxCompleter(DepthCompleter):
+    """A network exported to ONNX (``pipeline.export``), run with onnxruntime at the one size it was exported
+    for."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, threads: int = 2):
+        if not Path(path).is_file():
+            raise DistillGraspError(f"ONNX file not found: {path}")
+        self.session = onnx_session(path, threads)
+        self.input_hw = tuple(self.session.get_inputs()[1].shape[2:])
+
+    def _complete(self, frame):
+        if frame.shape != self.input_hw:
+            raise FrameError(f"ONNX model was exported for {self.input_hw[1]}x{self.input_hw[0]} frames, got "
+                             f"{frame.shape[1]}x{frame.shape[0]}; resize the frame or export again with --size")
+        rgb = (frame.rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+        return self.session.run(None, {"rgb": rgb, "depth": frame.depth.astype(np.float32)[None, None]})[0][0, 0]
 
 
 class SensorRoutedCompleter(DepthCompleter):
