@@ -87,6 +87,38 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
     return pts[keep].astype(np.float64) @ T[:3, :3].T + T[:3, 3], repaired
 
 
+def table_aligned_pose(frame: RGBDFrame, table_point: tuple[float, float, float] = (0.75, 0.0, 0.0),
+                       cfg: CloudConfig = CloudConfig()) -> np.ndarray:
+    """A stand-in ``T_base_cam`` for a frame without a hand-eye calibration (a recording): the largest plane in
+    view becomes the table top z = 0, its point under the image centre lies at ``table_point``, and base x
+    points away from the camera along the table. Enough to find and draw top-down grasps; not to move an arm."""
+    pts = frame.intrinsics.depth_to_points(frame.depth).reshape(-1, 3)
+    pts = pts[(pts[:, 2] > 0) & (pts[:, 2] < cfg.max_range)]
+    if len(pts) < 100:
+        raise PerceptionError(f"only {len(pts)} valid depth points; cannot find the table")
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts)).voxel_down_sample(cfg.voxel)
+    o3d.utility.random.seed(0)
+    plane, inliers = pcd.segment_plane(cfg.plane_distance, 3, cfg.plane_iterations)
+    if len(inliers) < cfg.min_table_share * len(pcd.points):
+        raise PerceptionError(f"no table found: the largest plane holds {len(inliers)} of {len(pcd.points)} points")
+    n, d = np.asarray(plane[:3], dtype=np.float64), float(plane[3])
+    scale = np.linalg.norm(n)
+    n, d = n / scale, d / scale
+    if n[2] > 0:  # the table's normal points up, towards the camera (which looks along +z)
+        n, d = -n, -d
+    if abs(n[2]) < 0.2:
+        raise PerceptionError("the largest plane in view is seen edge-on; cannot take it for the table")
+    t = -d / n[2]  # where the optical axis meets the table
+    origin = np.array([0.0, 0.0, t])
+    x = np.array([0.0, 0.0, 1.0]) - n[2] * n  # the viewing direction, laid on the table
+    x /= np.linalg.norm(x)
+    T_cam_table = np.eye(4)
+    T_cam_table[:3, 0], T_cam_table[:3, 1], T_cam_table[:3, 2], T_cam_table[:3, 3] = x, np.cross(n, x), n, origin
+    T_base_table = np.eye(4)
+    T_base_table[:3, 3] = table_point
+    return T_base_table @ np.linalg.inv(T_cam_table)
+
+
 def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
             repaired: np.ndarray | None = None) -> SceneCloud:
     """Remove the table plane and cluster what stands on it (``repaired``: per-point flags from

@@ -63,7 +63,14 @@ def top_down_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
 
 
 class Robot(abc.ABC):
-    """An arm driven by TCP poses (base frame) or joint angles."""
+    """An arm driven by TCP poses (base frame) or joint angles. ``connect``/``disconnect`` do nothing for an arm
+    that needs no connection (a simulated one)."""
+
+    def connect(self) -> None:
+        """Open the connection to the controller."""
+
+    def disconnect(self) -> None:
+        """Stop and close the connection; safe to call twice."""
 
     @abc.abstractmethod
     def move_linear(self, pose: np.ndarray, speed: float) -> np.ndarray:
@@ -84,7 +91,21 @@ class Robot(abc.ABC):
 
 
 class Gripper(abc.ABC):
-    """A parallel-jaw gripper."""
+    """A parallel-jaw gripper. ``connect``, ``activate`` and ``disconnect`` do nothing for a gripper that needs
+    no connection or activation."""
+
+    def connect(self) -> None:
+        """Open the connection to the gripper."""
+
+    def activate(self) -> None:
+        """Make the gripper ready to move (a Robotiq resets and calibrates its stroke); it may move the fingers."""
+
+    def disconnect(self) -> None:
+        """Close the connection; safe to call twice."""
+
+    def holding(self) -> bool:
+        """Whether an object is between the jaws now (default: the jaws stopped short of closing)."""
+        return self.width() > 0.004
 
     @abc.abstractmethod
     def open(self, width: float | None = None) -> None:

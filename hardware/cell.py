@@ -1,11 +1,12 @@
-"""The real cell: RealSense + UR10e + Robotiq, with the interface the trial loop expects
-(``capture``, ``mark``, ``verify``, ``robot``, ``gripper``)."""
+"""The real cell: RealSense + UR10e + Robotiq as a ``grasping.cell.Cell``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from grasping.robot import Gripper
+from grasping.cell import Cell
+from grasping.execute import PickConfig
+from grasping.robot import Gripper, Robot
 from pipeline.types import Camera, RGBDFrame
 
 
@@ -26,11 +27,14 @@ class DryRunGripper(Gripper):
         return 0.0
 
 
-class RealCell:
-    def __init__(self, camera: Camera, robot, gripper: Gripper, calibration_key: str, T_calib: np.ndarray,
-                 dry_run: bool = False):
+class RealCell(Cell):
+    """``calibration_key`` says what ``T_calib`` is: "T_base_cam" (a fixed camera) or "T_flange_cam" (a camera
+    on the wrist, placed by the arm's current pose at every capture)."""
+
+    def __init__(self, camera: Camera, robot: Robot, gripper: Gripper, calibration_key: str, T_calib: np.ndarray,
+                 dry_run: bool = False, pick: PickConfig = PickConfig()):
         self.camera, self.robot, self.gripper, self.dry_run = camera, robot, gripper, dry_run
-        self.calibration_key, self.T_calib = calibration_key, T_calib
+        self.calibration_key, self.T_calib, self.pick = calibration_key, T_calib, pick
 
     def capture(self) -> RGBDFrame:
         frame = self.camera.read()
@@ -42,13 +46,8 @@ class RealCell:
             frame.T_base_cam = fk(self.robot.joints()) @ self.T_calib
         return frame
 
-    def mark(self) -> None:
-        pass
-
     def verify(self) -> tuple[bool, str]:
-        """After the lift: the gripper still reports an object (OBJ 2), or why not."""
+        """After the lift: the gripper still reports an object, or why not."""
         if self.dry_run:
             return False, "dry run: nothing executed"
-        get = getattr(self.gripper, "get", None)
-        held = (get("OBJ") == 2) if get is not None else self.gripper.width() > 0.004
-        return (True, "ok") if held else (False, "empty gripper")
+        return (True, "ok") if self.gripper.holding() else (False, "empty gripper")

@@ -152,3 +152,7 @@ class RobotiqGripper(Gripper):
 
     def width(self) -> float:
         return (1.0 - self.get("POS") / 255.0) * self.gripper.stroke_m
+
+    def holding(self) -> bool:
+        """The gripper's own object detection: stopped on an object while closing (OBJ 2)."""
+        return self.get("OBJ") == 2

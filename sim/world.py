@@ -12,6 +12,7 @@ import numpy as np
 import pybullet as p
 from scipy.spatial.transform import Rotation
 
+from grasping.cell import Cell
 from pipeline.config import DEFAULT_WORKSPACE
 from pipeline.types import RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
@@ -46,10 +47,13 @@ class WorldConfig:
         return replace(self, camera=replace(self.camera, renderer=renderer, room=renderer == "mitsuba"))
 
 
-class SimWorld:
+class SimWorld(Cell):
+    """The simulated ``Cell``: capture, pick and judge from physics on the scene of ``seed``."""
+
     def __init__(self, seed: int, config: WorldConfig = WorldConfig(), gui: bool = False, populate=None):
         """``populate(scene, rng)`` replaces the random scene (for hand-built test scenes)."""
         self.seed, self.config = seed, config
+        self.sensor, self.renderer = config.camera.sensor, config.camera.renderer
         self.client = p.connect(p.GUI if gui else p.DIRECT)
         c = self.client
         p.setGravity(0, 0, -9.81, physicsClientId=c)
@@ -93,6 +97,9 @@ class SimWorld:
 
     def capture(self) -> RGBDFrame:
         return self.camera.read()
+
+    def describe(self) -> dict:
+        return {"objects": [o.model.kind for o in self.scene.objects]}
 
     def mark(self) -> None:
         """Remember every object's pose before a pick and start noting which objects the robot touches."""
@@ -145,9 +152,3 @@ class SimWorld:
     def close(self) -> None:
         if p.isConnected(physicsClientId=self.client):
             p.disconnect(physicsClientId=self.client)
-
-    def __enter__(self) -> "SimWorld":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

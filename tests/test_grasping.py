@@ -101,9 +101,12 @@ def test_executor_picks_single_opaque_cylinder_with_ground_truth():
         scene.settle(120)
 
     with SimWorld(0, WorldConfig(glass_is_target=False), populate=one_cylinder) as world:
-        record, frame = attempt(world, make_completer("gt"), GraspDetector())
-    assert record["success"], record["reason"]
-    assert record["grasp"]["width"] <= DEFAULT_GRIPPER.stroke_m
+        result = attempt(world, make_completer("gt"), GraspDetector())
+    assert result.success, result.reason
+    assert result.grasp.width <= DEFAULT_GRIPPER.stroke_m
+    record = result.record()
+    assert record["success"] and record["objects"] == ["cylinder"] and record["sensor"] == "d435"
+    assert record["candidates"] == len(result.perception.grasps) >= 1
 
 
 def test_a_finger_landing_on_the_object_is_a_failed_approach_not_a_pick():
@@ -234,8 +237,8 @@ def test_bad_scene_gives_logged_reason_not_crash():
     from sim.world import SimWorld
 
     with SimWorld(0, populate=lambda scene, rng: None) as world:  # empty table
-        record, _ = attempt(world, make_completer("gt"), GraspDetector())
-    assert not record["success"] and record["reason"] == "no grasp found"
+        result = attempt(world, make_completer("gt"), GraspDetector())
+    assert not result.success and result.reason == "no grasp found" and result.grasp is None
 
 
 def test_robot_refuses_targets_outside_workspace():
@@ -287,24 +290,32 @@ def test_trial_log_survives_a_cut_line_and_resumes(tmp_path):
 
 
 def test_trials_resume(tmp_path):
+    import cv2
+    from distillgrasp.cells import sim_cell_factory
     from grasping.trials import run_trials
 
-    s1 = run_trials(["gt"], 1, 5, tmp_path, progress=False)
+    def trials(out, sensor="d435", renderer="fast", **kw):
+        return run_trials(sim_cell_factory(sensor, renderer), ["gt"], 1, 5, out, progress=False,
+                          provenance={"sensor": sensor, "renderer": renderer}, **kw)
+
+    s1 = trials(tmp_path, save_images=True)
     lines = (tmp_path / "attempts.jsonl").read_text().splitlines()
-    s2 = run_trials(["gt"], 1, 5, tmp_path, progress=False)
+    s2 = trials(tmp_path)
     assert len((tmp_path / "attempts.jsonl").read_text().splitlines()) == len(lines) == 1
     assert s1 == s2 and (tmp_path / "success.png").is_file()
     assert json.loads((tmp_path / "summary.json").read_text())["gt"]["trials"] == 1
+    picture = cv2.imread(str(tmp_path / "images" / "500000-gt.png"))
+    assert picture is not None and picture.shape[1] > 3 * 320  # RGB, raw, repaired side by side, and a bar
     # the camera is part of the trial: another sensor's trials go to another folder
     with pytest.raises(ValueError, match="holds trials with the d435 camera"):
-        run_trials(["gt"], 1, 5, tmp_path, progress=False, sensor="l515")
-    run_trials(["gt"], 1, 5, tmp_path / "lidar", progress=False, sensor="l515")
+        trials(tmp_path, sensor="l515")
+    trials(tmp_path / "lidar", sensor="l515")
     (record,) = [json.loads(line) for line in (tmp_path / "lidar" / "attempts.jsonl").read_text().splitlines()]
     assert record["sensor"] == "l515" and record["scene_seed"] == 500_000
     assert record["renderer"] == "fast"
     # and so is the renderer (the log above records "fast")
     with pytest.raises(ValueError, match="holds trials with the fast renderer"):
-        run_trials(["gt"], 1, 5, tmp_path / "lidar", progress=False, sensor="l515", renderer="mitsuba")
+        trials(tmp_path / "lidar", sensor="l515", renderer="mitsuba")
 
 
 def test_repaired_share_prefers_objects_the_camera_could_not_see():

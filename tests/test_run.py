@@ -14,7 +14,7 @@ def test_run_sim_writes_previews_and_summary(tmp_path):  # uses the oracle: no w
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "scene 0:" in proc.stdout and "picks succeeded" in proc.stdout
-    assert (out / "scene-0.png").is_file()
+    assert (out / "images" / "scene-0.png").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["gt"]["trials"] == 1
     assert len((out / "attempts.jsonl").read_text().splitlines()) == 1
@@ -62,8 +62,6 @@ def test_robot_mode_unreachable_robot_or_camera_is_one_line(tmp_path, capsys):
 
 def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
     """The whole real-cell loop on fakes: a simulated frame as the camera, the fake RTDE seam as the arm."""
-    import argparse
-
     from hardware.calibration import save_calibration
     from hardware.cell import DryRunGripper
     from hardware.ur10e import UR10eRTDE
@@ -86,9 +84,8 @@ def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
     robot = UR10eRTDE("10.0.0.2", dry_run=True, control_factory=control, receive_factory=receive, log=print)
     from distillgrasp import run
 
-    args = argparse.Namespace(robot="ur10e", camera="realsense", ip="10.0.0.2", serial=None,
-                              calibration=str(tmp_path / "cal.json"), depth="gt", backend="auto", trials=1, dry_run=True, yes=False,
-                              out=str(tmp_path / "o"))
+    args = run.parse_args(["--robot", "ur10e", "--ip", "10.0.0.2", "--calibration", str(tmp_path / "cal.json"),
+                           "--depth", "gt", "--trials", "1", "--dry-run", "--out", str(tmp_path / "o")])
     assert run.run_robot(args, devices=(Camera(), robot, DryRunGripper())) == 0
     out = capsys.readouterr().out
     assert "would moveL" in out and "would close the gripper" in out
@@ -131,11 +128,10 @@ def _fake_cell(tmp_path, object_width, fail_on_read=None):
 
 
 def _args(tmp_path, trials):
-    import argparse
+    from distillgrasp import run
 
-    return argparse.Namespace(robot="ur10e", camera="realsense", ip="10.0.0.2", serial=None,
-                              calibration=str(tmp_path / "cal.json"), depth="gt", backend="auto", trials=trials, dry_run=False,
-                              yes=True, out=str(tmp_path / "o"))
+    return run.parse_args(["--robot", "ur10e", "--ip", "10.0.0.2", "--calibration", str(tmp_path / "cal.json"),
+                           "--depth", "gt", "--trials", str(trials), "--yes", "--out", str(tmp_path / "o")])
 
 
 def test_robot_mode_gripper_that_never_holds_gives_failed_attempt(tmp_path):
