@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 from pathlib import Path
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Every command's help: the module docstring as written, and each option's default."""
+
+
+def split_list(values: list[str] | str) -> list[str]:
+    """A list option's items, separated by spaces or commas alike: ``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
+    if isinstance(values, str):
+        values = [values]
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def list_argument(parser: argparse.ArgumentParser, flag: str, choices=None, **kwargs) -> None:
+    """An option taking a list, its items separated by spaces or commas (``--depth raw,gt`` = ``--depth raw gt``),
+    checked against ``choices`` with a one-line error."""
+
+    class _List(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            items = split_list(values)
+            if not items:
+                parser.error(f"{option_string} needs at least one item")
+            bad = [i for i in items if choices is not None and i not in choices]
+            if bad:
+                parser.error(f"{option_string}: unknown {', '.join(bad)}; choose from {', '.join(choices)}")
+            setattr(namespace, self.dest, items)
+
+    if isinstance(kwargs.get("default"), str):
+        kwargs["default"] = split_list(kwargs["default"])
+    parser.add_argument(flag, nargs="+", action=_List, **kwargs)
 
 
 def parse_size(text: str) -> tuple[int, int]:
