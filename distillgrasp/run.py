@@ -4,7 +4,7 @@
                      [--weights-dir DIR] [--view] [--gui] [--out DIR]
     distillgrasp run --robot ur10e --ip IP --calibration FILE [--config cell.yaml] [--serial S] [--depth SOURCE]
                      [--trials N] [--dry-run] [--yes] [--view] [--out DIR]
-    distillgrasp run --playback FILE.bag [--calibration FILE] [--trials N] [--view] [--out DIR]
+    distillgrasp run --playback FILE.db3|FILE.bag [--calibration FILE] [--trials N] [--view] [--out DIR]
 
 (``python run.py`` is the same command.) ``--sim`` runs a short session in the simulated cell (UR10e, parallel-jaw
 gripper, RealSense-like camera over a table of glassware): for each scene it captures a frame, completes the
@@ -19,7 +19,7 @@ see ``distillgrasp/config.py``); flags override it. ``--dry-run`` connects only 
 receive interface, plans, and prints the moves it would make. Nothing moves, the gripper included, before the
 operator confirms (``--yes`` confirms in advance).
 
-``--playback FILE.bag`` runs a recorded RealSense file through the whole perception with no robot: it writes
+``--playback FILE`` runs a RealSense recording (``.db3``, or ``.bag`` from older librealsense) through the whole perception with no robot: it writes
 the grasps it would make, per frame. Without ``--calibration`` the table in view stands in for the robot's
 base frame.
 
@@ -98,7 +98,7 @@ def run_sim(args: argparse.Namespace) -> int:
 def run_playback(args: argparse.Namespace) -> int:
     """A recording through perception: per frame, the grasps the robot would be given; nothing moves."""
     from grasping.cloud import table_aligned_pose
-    from hardware.realsense import RealSenseCamera, RealSenseConfig
+    from hardware.realsense import CameraError, RealSenseCamera, RealSenseConfig
 
     calibration = _calibration(args) if args.calibration else None
     if calibration is not None and calibration[0] != "T_base_cam":
@@ -108,9 +108,14 @@ def run_playback(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = []
-    with RealSenseCamera(RealSenseConfig(), playback=args.playback) as camera:
+    with RealSenseCamera(RealSenseConfig(frame_timeout_ms=2000), playback=args.playback) as camera:
         for i in range(args.trials):
-            frame = camera.read()
+            try:
+                frame = camera.read()
+            except CameraError:
+                if i == 0:
+                    raise
+                break  # the recording ended
             frame.T_base_cam = calibration[1] if calibration is not None else table_aligned_pose(frame)
             seen = perceive(frame, completer, GraspDetector())
             best = seen.grasps[0] if seen.grasps else None
@@ -202,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
     mode = ap.add_argument_group("mode (one of)")
     mode.add_argument("--sim", action="store_true", help="run in the PyBullet simulator")
     mode.add_argument("--robot", choices=("ur10e",), help="run on a real robot")
-    mode.add_argument("--playback", metavar="FILE.bag", help="run perception on a RealSense recording, no robot")
+    mode.add_argument("--playback", metavar="FILE", help="run perception on a RealSense recording (.db3 or .bag), no robot")
     real = ap.add_argument_group("real cell")
     real.add_argument("--config", metavar="cell.yaml", help="cell config file; flags override it")
     real.add_argument("--ip", help="robot controller address")
@@ -235,7 +240,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = parser()
     args = ap.parse_args(argv)
     if sum((args.sim, bool(args.robot), bool(args.playback))) != 1:
-        ap.error("choose one mode: --sim, --robot ur10e or --playback FILE.bag")
+        ap.error("choose one mode: --sim, --robot ur10e or --playback FILE")
     if args.trials < 1:
         ap.error(f"--trials must be at least 1, got {args.trials}")
     if args.seed < 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from pipeline.errors import DistillGraspError
 
@@ -68,16 +69,7 @@ def jacobian(q, params: URParameters = UR10E) -> np.ndarray:
 
 def rotation_error(R_target: np.ndarray, R: np.ndarray) -> np.ndarray:
     """Rotation vector taking R to R_target (base frame)."""
-    dR = R_target @ R.T
-    angle = np.arccos(np.clip((np.trace(dR) - 1) / 2, -1.0, 1.0))
-    if angle < 1e-9:
-        return np.zeros(3)
-    axis = np.array([dR[2, 1] - dR[1, 2], dR[0, 2] - dR[2, 0], dR[1, 0] - dR[0, 1]])
-    if np.sin(angle) < 1e-6:  # angle near pi
-        w, v = np.linalg.eigh((dR + dR.T) / 2)
-        axis = v[:, np.argmax(w)]
-        return axis * angle
-    return axis / (2 * np.sin(angle)) * angle
+    return Rotation.from_matrix(R_target @ R.T).as_rotvec()
 
 
 def ik(T_target: np.ndarray, q_seed, params: URParameters = UR10E, tol_pos: float = 1e-5, tol_rot: float = 1e-4,

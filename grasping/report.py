@@ -7,23 +7,20 @@ logged. ``summarise`` turns the lines into success rates with 95% Wilson interva
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion ((0, 1) for no trials)."""
     if trials == 0:
         return (0.0, 1.0)
-    phat = successes / trials
-    denom = 1 + z * z / trials
-    centre = (phat + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(phat * (1 - phat) / trials + z * z / (4 * trials * trials)) / denom
-    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends (not 3e-18 off)
-    hi = 1.0 if successes == trials else min(1.0, centre + half)
+    ci = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    lo = 0.0 if successes == 0 else float(ci.low)  # exact at the ends
+    hi = 1.0 if successes == trials else float(ci.high)
     return (lo, hi)
 
 
@@ -89,7 +86,8 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(rows)
 
 
-def plot_success(summary: dict, path: str | Path) -> None:
+def success_figure(summary: dict):
+    """A bar per depth source: success rate with its 95% Wilson interval and successes/trials."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,13 +97,21 @@ def plot_success(summary: dict, path: str | Path) -> None:
     rates = [summary[n]["rate"] * 100 for n in names]
     lo = [r - summary[n]["ci95"][0] * 100 for n, r in zip(names, rates)]
     hi = [summary[n]["ci95"][1] * 100 - r for n, r in zip(names, rates)]
-    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.5))
+    fig, ax = plt.subplots(figsize=(max(1.4 * len(names) + 2, 5.0), 3.5))
     ax.bar(names, rates, yerr=[lo, hi], capsize=5, color="#4a7fb0")
     for i, n in enumerate(names):
         ax.text(i, 2, f"{summary[n]['successes']}/{summary[n]['trials']}", ha="center", color="white")
+    ax.set_xlim(-0.75, len(names) - 0.25)
     ax.set_ylim(0, 100)
     ax.set_ylabel("grasp success (%)")
-    ax.set_title("success per depth source (95% Wilson interval)")
+    ax.set_title("success per depth source\n(95% Wilson interval)")
     fig.tight_layout()
+    return fig
+
+
+def plot_success(summary: dict, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = success_figure(summary)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -119,6 +119,14 @@ class RealSenseCamera(Camera):
         self.sensor = sensor_family(name)
 
     def disconnect(self) -> None:
+        if self._playback_sensors and self.source is not None:
+            # A recording stopped mid-stream hangs librealsense: read it to its end first (frame by frame, it
+            # is decoded as fast as it is read).
+            try:
+                while True:
+                    self.source.wait_for_frames(200)
+            except RuntimeError:
+                pass
         for sensor in self._playback_sensors:
             try:
                 sensor.stop()

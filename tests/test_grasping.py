@@ -270,6 +270,19 @@ def test_wilson_and_summary_arithmetic():
     assert "| raw | 3/10 | 30% | 11%-60% | 14 ms | 7 empty gripper |" in markdown_table(summarise(recs))
 
 
+def test_success_plot_of_one_source_keeps_its_whole_title():
+    import matplotlib.pyplot as plt
+    from grasping.report import success_figure
+
+    recs = [{"scene_seed": i, "depth": "student", "success": i < 2, "reason": "ok" if i < 2 else "empty gripper"}
+            for i in range(3)]
+    fig = success_figure(summarise(recs))
+    fig.canvas.draw()
+    box = fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
+    plt.close(fig)
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+
+
 def test_success_plot_of_none_and_all(tmp_path):
     """0/N and N/N: the interval starts (ends) exactly at the rate, and the plot is drawn."""
     from grasping.report import plot_success
