@@ -11,7 +11,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-
 from grasping.detect import Grasp
 from grasping.kinematics import IKError
 from grasping.robot import Gripper, LimitError, Robot, RobotError, top_down_pose

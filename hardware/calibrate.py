@@ -1,7 +1,7 @@
 """Hand-eye calibration of the RealSense against the UR10e with a ChArUco board.
 
-    python -m hardware.calibrate --robot-ip IP [--eye-to-hand | --eye-in-hand] --out FILE
-                                 [--serial S] [--views 15] [--centre X Y Z] [--yes]
+    distillgrasp calibrate --ip IP [--eye-to-hand | --eye-in-hand] --calibration FILE
+                           [--serial S] [--views 15] [--centre X Y Z] [--yes]
 
 Eye-to-hand (default): the camera is fixed over the table and the board is mounted on the gripper; the
 result is ``T_base_cam``, which ``run.py --calibration FILE`` loads. Eye-in-hand: the camera is on the flange,
@@ -21,6 +21,7 @@ from scipy.spatial.transform import Rotation
 
 from grasping.robot import RobotError, top_down_pose
 from hardware.calibration import BoardConfig, CalibrationError, board_pose, save_calibration, solve_hand_eye
+from pipeline.cli import HelpFormatter
 from pipeline.config import DEFAULT_GRIPPER
 from pipeline.errors import DistillGraspError
 
@@ -61,13 +62,13 @@ def collect(robot, camera, poses, board: BoardConfig = BoardConfig(), confirm=No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hardware.calibrate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--robot-ip", required=True)
+    ap = argparse.ArgumentParser(prog="distillgrasp calibrate", description=__doc__,
+                                 formatter_class=HelpFormatter)
+    ap.add_argument("--ip", required=True, help="the UR10e controller's address")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--eye-to-hand", action="store_true", help="camera fixed, board on the gripper (default)")
     mode.add_argument("--eye-in-hand", action="store_true", help="camera on the flange, board on the table")
-    ap.add_argument("--out", required=True, help="calibration JSON to write")
+    ap.add_argument("--calibration", metavar="FILE", required=True, help="calibration JSON to write")
     ap.add_argument("--serial", default=None, help="RealSense serial number")
     ap.add_argument("--views", type=int, default=15)
     ap.add_argument("--centre", type=float, nargs=3, default=(0.7, 0.0, 0.35), metavar=("X", "Y", "Z"))
@@ -79,15 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     eye_in_hand = args.eye_in_hand
     confirm = None if args.yes else (lambda i: input(f"move to view {i + 1}? [Enter = yes, q = stop] ").strip() != "q")
     try:
-        with UR10eRTDE(args.robot_ip) as robot, RealSenseCamera(RealSenseConfig(serial=args.serial)) as camera:
+        with UR10eRTDE(args.ip) as robot, RealSenseCamera(RealSenseConfig(serial=args.serial)) as camera:
             flanges, views = collect(robot, camera, calibration_poses(args.centre, args.views), confirm=confirm)
         T, report = solve_hand_eye(flanges, views, eye_in_hand)
     except (DistillGraspError, RobotError, CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    save_calibration(args.out, T, eye_in_hand, report)
+    save_calibration(args.calibration, T, eye_in_hand, report)
     key = "T_flange_cam" if eye_in_hand else "T_base_cam"
-    print(f"{key} written to {args.out}; {report['views']} views, position residual rms "
+    print(f"{key} written to {args.calibration}; {report['views']} views, position residual rms "
           f"{report['position_residual_mm']['rms']:.1f} mm, rotation residual max "
           f"{report['rotation_residual_deg']['max']:.2f} deg")
     return 0

@@ -1,6 +1,6 @@
 """Latency of the networks: median milliseconds per frame, batch 1, after warm-up, inference mode, 2 threads.
 
-    python -m pipeline.bench [--weights-dir weights] [--runs 30] [--threads 2] --json OUT
+    distillgrasp bench [--weights-dir weights] [--runs 30] [--threads 2] --json FILE
 
 Measures student and teacher at 320x240 and 640x480, with torch and with onnxruntime (exported on the
 fly to a temporary file). The models are timed in alternating blocks of calls, so that load on a shared machine
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.cli import write_json
+from pipeline.cli import HelpFormatter, list_argument, write_json
 from pipeline.models.common import count_parameters
 from pipeline.weights import WEIGHTS_DIR, build, load
 
@@ -94,17 +94,17 @@ def ratios(results: dict, slow: str = "teacher", fast: str = "student") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="student,teacher")
-    ap.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-onnx", action="store_true")
-    ap.add_argument("--json", dest="json_out", default=None)
+    ap = argparse.ArgumentParser(prog="distillgrasp bench", description=__doc__,
+                                 formatter_class=HelpFormatter)
+    list_argument(ap, "--models", default="student,teacher", help="weights names in --weights-dir")
+    ap.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="folder holding NAME.safetensors")
+    ap.add_argument("--runs", type=int, default=30, help="timed calls per model and size")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads")
+    ap.add_argument("--no-onnx", action="store_true", help="time torch only")
+    ap.add_argument("--json", dest="json_out", metavar="FILE", default=None, help="write the figures to this file")
     args = ap.parse_args(argv)
     models, sources = {}, {}
-    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+    for name in args.models:
         path = Path(args.weights_dir) / f"{name}.safetensors"
         if path.is_file():
             models[name], _ = load(path)

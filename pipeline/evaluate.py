@@ -1,7 +1,7 @@
 """Evaluate depth completers with the ClearGrasp protocol.
 
-    python -m pipeline.evaluate --data DIR [--format cleargrasp|clearpose] --models student,teacher,fill,raw
-                                [--size 320x240] [--weights-dir weights] [--limit N] [--pieces] --json OUT
+    distillgrasp evaluate --data DIR [--format cleargrasp|clearpose] --models student,teacher,fill,raw
+                          [--size 320x240] [--weights-dir weights] [--limit N] [--pieces] --json FILE
 
 Frames are resized to ``--size`` (nearest neighbour for depth and mask), completed, and scored over
 transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
@@ -19,23 +19,26 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cli import parse_size, write_json
+from pipeline.cli import HelpFormatter, list_argument, parse_size, write_json
 from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
+from pipeline.pictures import depth_panels, save_png
 from pipeline.metrics import METRIC_KEYS, MOVED_M, average, depth_metrics, glass_pieces
 from pipeline.types import RGBDFrame
 
 
 def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthCompleter], progress: bool = True,
-                    pieces: bool = False) -> dict:
+                    pieces: bool = False, images: Path | None = None) -> dict:
     """Scores of every completer on every frame (frames already at the evaluation size); with ``pieces``,
-    also of every glass piece (``piece_scores``)."""
+    also of every glass piece (``piece_scores``); with ``images``, a picture per frame and completer there
+    (RGB, raw, prediction, truth, and the error)."""
     per = {name: {"transparent": [], "all": [], "ms": [], "moved": []} for name in completers}
     scored_pieces = []
     for frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress):
@@ -49,6 +52,10 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
             per[name]["transparent"].append(depth_metrics(pred, frame.depth_gt, frame.mask))
             per[name]["all"].append(depth_metrics(pred, frame.depth_gt))
             per[name]["moved"].append(moved_share(pred, frame))
+            if images is not None:
+                stem = Path(frame.name).name if frame.name else f"frame-{len(per[name]['ms']) - 1:04d}"
+                save_png(depth_panels(frame.rgb, frame.depth, pred, frame.depth_gt, title=f"{stem}, {name}",
+                                      completed_name=name), images / f"{stem}-{name}.png")
         if pieces:
             scored_pieces += piece_scores(frame, preds)
     results = {}
@@ -137,29 +144,31 @@ def markdown_table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", nargs="+", required=True, help="dataset folders (searched recursively)")
-    ap.add_argument("--format", choices=FORMATS, default=None)
-    ap.add_argument("--models", default="student,teacher,fill,raw",
-                    help=f"comma-separated, from {', '.join(COMPLETERS)}")
+    ap = argparse.ArgumentParser(prog="distillgrasp evaluate", description=__doc__,
+                                 formatter_class=HelpFormatter)
+    list_argument(ap, "--data", required=True, help="dataset folders (searched recursively)")
+    ap.add_argument("--format", choices=FORMATS, default=None, help="data layout (default: recognised per folder)")
+    list_argument(ap, "--models", default="student,teacher,fill,raw", choices=COMPLETERS, help="what to evaluate")
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--weights-dir", default=None,
                     help="folder holding student/teacher .safetensors (and any NAME-d435/NAME-l515 variants, "
                          "used for frames of those cameras)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
     ap.add_argument("--pieces", action="store_true", help="also score every glass piece on its own")
-    ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--json", dest="json_out", metavar="FILE", default=None, help="write the figures to this file")
+    ap.add_argument("--save-images", metavar="DIR", default=None,
+                    help="write raw / prediction / truth / error panels per frame and model to this folder")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     try:
         size = parse_size(args.size)
-        names = [m.strip() for m in args.models.split(",") if m.strip()]
+        names = args.models
         completers = {}
         for name in names:
             completers[name] = make_completer(name, args.weights_dir if name in ("student", "teacher") else None)
         frames = load_frames(args.data, args.format, size, args.limit)
-        result = evaluate_frames(frames, completers, progress=not args.quiet, pieces=args.pieces)
+        result = evaluate_frames(frames, completers, progress=not args.quiet, pieces=args.pieces,
+                                 images=Path(args.save_images) if args.save_images else None)
     except (DistillGraspError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Export a network to ONNX and run it with onnxruntime.
 
-    python -m pipeline.export --model student [--weights FILE] --onnx OUT.onnx [--size 320x240]
+    distillgrasp export --model student [--weights FILE] --onnx OUT.onnx [--size 320x240]
 
 The exported graph takes ``rgb`` (1x3xHxW float in [0, 1]) and ``depth`` (1x1xHxW metres, 0 = none) and
 returns ``completed`` (1x1xHxW metres) at the fixed ``--size`` it was exported for. The export is checked
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from pipeline.cli import HelpFormatter
 from pipeline.completion import OnnxCompleter  # noqa: F401  (the completer for an exported file)
 from pipeline.errors import DistillGraspError
 from pipeline.onnx_runtime import ONNX_TOLERANCE_M, check_export, export_onnx, onnx_session  # noqa: F401
@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.cli import parse_size
     from pipeline.weights import WEIGHTS_DIR, load
 
-    ap = argparse.ArgumentParser(prog="python -m pipeline.export", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="distillgrasp export", description=__doc__,
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--model", choices=("student", "teacher"), required=True)
     ap.add_argument("--weights", default=None, help="default: weights/MODEL.safetensors")
     ap.add_argument("--onnx", required=True, help="output .onnx file")

@@ -1,7 +1,7 @@
 """Ship a trained network: copy a run's best weights into ``weights/`` with a complete card.
 
-    python -m pipeline.ship --run runs/teacher --name teacher --test data/test [--half] [--out-dir weights]
-                            [--sensor d435|l515]
+    distillgrasp ship --run runs/teacher --name teacher --test data/test [--half] [--out weights]
+                      [--sensor d435|l515]
 
 The card records the architecture, the training command (from the run), the data with the generator
 commands that made it (from each folder's ``generation.json``), the commit, the parameter count and the
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-
+from pipeline.cli import HelpFormatter, list_argument
 from pipeline.completion import NetworkCompleter
 from pipeline.errors import DistillGraspError
 from pipeline.evaluate import evaluate_frames, load_frames
@@ -75,18 +75,18 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.ship", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="distillgrasp ship", description=__doc__,
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--run", required=True, help="training run folder holding best.safetensors")
     ap.add_argument("--name", required=True, choices=("student", "teacher"))
-    ap.add_argument("--test", nargs="+", required=True, help="test split folders")
+    list_argument(ap, "--test", required=True, help="test split folders")
     ap.add_argument("--half", action="store_true", help="store float16 tensors")
-    ap.add_argument("--out-dir", default=str(WEIGHTS_DIR), help="where to write NAME.safetensors (default weights/)")
+    ap.add_argument("--out", metavar="DIR", default=str(WEIGHTS_DIR), help="folder to write NAME.safetensors to")
     ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default=None,
                     help="ship as NAME-SENSOR.safetensors, the variant for that camera family's frames")
     args = ap.parse_args(argv)
     try:
-        result = ship(Path(args.run), args.name, args.test, args.half, out_dir=Path(args.out_dir),
+        result = ship(Path(args.run), args.name, args.test, args.half, out_dir=Path(args.out),
                       sensor=args.sensor)
     except DistillGraspError as exc:
         print(f"error: {exc}", file=sys.stderr)

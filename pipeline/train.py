@@ -1,8 +1,8 @@
 """Train the teacher, or distil the student from it.
 
-    python -m pipeline.train teacher --data DIR [DIR ...] --val DIR --out runs/teacher --steps N
-    python -m pipeline.train student --teacher weights/teacher.safetensors --data DIR ... --out runs/student
-    python -m pipeline.train student --no-distill ...            (the same student, supervised only)
+    distillgrasp train teacher --data DIR [DIR ...] --val DIR --out runs/teacher --steps N
+    distillgrasp train student --teacher weights/teacher.safetensors --data DIR ... --out runs/student
+    distillgrasp train student --no-distill ...            (the same student, supervised only)
 
 Frames are loaded once at ``--size`` into memory; each step takes random ``--crop`` windows with flips and
 colour jitter. Distillation is offline: the teacher completes every whole frame once (``--teacher-flip``: the
@@ -34,7 +34,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.cli import parse_size
+from pipeline.cli import HelpFormatter, parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DistillGraspError
@@ -427,8 +427,8 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="distillgrasp train", description=__doc__,
+                                 formatter_class=HelpFormatter)
     ap.add_argument("arch", choices=("teacher", "student"))
     ap.add_argument("--data", nargs="+", required=True, help="training folders, any supported layout")
     ap.add_argument("--val", nargs="+", default=None, help="validation folders")

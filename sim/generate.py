@@ -1,8 +1,8 @@
 """Generate a training or test set of simulated glass scenes in the ClearGrasp real-data layout.
 
-    python -m sim.generate --out DIR --frames N --seed S [--sensor d435|l515] [--size WxH] [--workers K]
-                           [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
-                           [--style tabletop|lab] [--room]
+    distillgrasp generate --out DIR --frames N --seed S [--sensor d435|l515] [--size WxH] [--workers K]
+                          [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
+                          [--style tabletop|lab] [--room]
 
 ``--renderer fast`` composites two TinyRenderer passes (about 0.1 s a frame); ``--renderer mitsuba`` path
 traces the glass (see ``sim.photoreal``). ``--views V`` photographs every settled scene from V camera poses
@@ -33,7 +33,7 @@ import numpy as np
 import pybullet as p
 from tqdm import tqdm
 
-from pipeline.cli import git_commit, parse_size, write_json
+from pipeline.cli import HelpFormatter, git_commit, parse_size, write_json
 from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
@@ -243,8 +243,8 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.generate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="distillgrasp generate", description=__doc__,
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--out", required=True, help="output folder (created; resumed if it exists)")
     ap.add_argument("--frames", type=int, required=True, help="number of frames")
     ap.add_argument("--seed", type=int, required=True, help="dataset seed")

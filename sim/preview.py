@@ -1,8 +1,8 @@
 """One picture of a simulated scene for a person to look at: RGB, raw depth, ground truth, mask side by side.
 
-    python -m sim.preview --seed S --out FILE.png [--sensor d435|l515] [--size WxH] [--index I]
-                          [--renderer fast|mitsuba] [--spp N] [--stereo] [--style S] [--room] [--max-tilt DEG]
-                          [--compare DIR]
+    distillgrasp preview --seed S --image FILE.png [--sensor d435|l515] [--size WxH] [--index I]
+                         [--renderer fast|mitsuba] [--spp N] [--stereo] [--style S] [--room] [--max-tilt DEG]
+                         [--compare DIR]
 
 ``--compare DIR`` adds a row with the first frame of a real capture folder (any layout the readers know, e.g.
 ``../shared/data/cleargrasp``) drawn the same way, so simulated and real glass can be judged side by side.
@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.types import SENSOR_FAMILIES, RGBDFrame
-from pipeline.cli import parse_size
+from pipeline.cli import HelpFormatter, parse_size
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DataFormatError
+from pipeline.types import SENSOR_FAMILIES, RGBDFrame
 from sim.generate import DEFAULT_MAX_TILT, RENDERERS, STYLES, GenerateConfig, simulate_frame
 
 
@@ -57,8 +57,8 @@ def preview_image(frame: RGBDFrame) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.preview", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="distillgrasp preview", description=__doc__,
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--seed", type=int, default=0, help="dataset seed")
     ap.add_argument("--index", type=int, default=0, help="frame index within the seed")
     ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--style", choices=STYLES, default="tabletop", help="scene style (see sim.generate)")
     ap.add_argument("--room", action="store_true", default=None, help="mitsuba: the bright room (see sim.generate)")
     ap.add_argument("--compare", help="folder of real frames: add a row with its first frame")
-    ap.add_argument("--out", required=True, help="PNG file to write")
+    ap.add_argument("--image", metavar="FILE.png", required=True, help="PNG file to write")
     args = ap.parse_args(argv)
     try:
         w, h = parse_size(args.size)
@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         row = preview_image(real)
         pad = np.zeros((row.shape[0], max(img.shape[1] - row.shape[1], 0), 3), np.uint8)
         img = np.concatenate([img, np.concatenate([row, pad], 1)[:, : img.shape[1]]], 0)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(args.out, img[..., ::-1])
-    print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]})")
+    Path(args.image).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(args.image, img[..., ::-1])
+    print(f"wrote {args.image} ({img.shape[1]}x{img.shape[0]})")
     return 0
 
 

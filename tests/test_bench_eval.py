@@ -11,9 +11,16 @@ from pipeline.weights import save
 
 def test_evaluate_writes_schema(generated_d435, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert evaluate.main(["--data", str(generated_d435), "--models", "fill,raw,gt", "--limit", "3",
-                          "--size", "160x120", "--json", str(out), "--quiet"]) == 0
+    assert evaluate.main(["--data", str(generated_d435), "--models", "fill", "raw,gt", "--limit", "3",
+                          "--size", "160x120", "--json", str(out), "--quiet",
+                          "--save-images", str(tmp_path / "images")]) == 0
     result = json.loads(out.read_text())
+    import cv2
+
+    pictures = sorted((tmp_path / "images").glob("*.png"))
+    assert len(pictures) == 9 and {p.stem.rsplit("-", 1)[1] for p in pictures} == {"fill", "raw", "gt"}
+    picture = cv2.imread(str(pictures[0]))
+    assert picture.shape[1] > 4 * 160 and picture.shape[0] > 2 * 120  # RGB, raw, prediction, truth; error below
     assert result["frames"] == 3
     for model in ("fill", "raw", "gt"):
         for region in ("transparent", "all"):
@@ -52,7 +59,9 @@ def test_evaluate_scores_each_glass_piece():
 def test_evaluate_rejects_bad_input(tmp_path, capsys):
     assert evaluate.main(["--data", str(tmp_path), "--models", "raw"]) == 2
     assert "no frames found" in capsys.readouterr().err
-    assert evaluate.main(["--data", str(tmp_path), "--models", "magic"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["--data", str(tmp_path), "--models", "magic"])
+    assert exit_.value.code == 2 and "--models: unknown magic" in capsys.readouterr().err
 
 
 def test_bench_writes_schema(tmp_path, monkeypatch):

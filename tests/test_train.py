@@ -41,7 +41,7 @@ def test_train_teacher_then_distil_student_and_resume(generated_d435, tmp_path):
     from pipeline.ship import main as ship
 
     w = tmp_path / "w"
-    assert ship(["--run", str(s_out), "--name", "student", "--test", str(generated_d435), "--out-dir", str(w),
+    assert ship(["--run", str(s_out), "--name", "student", "--test", str(generated_d435), "--out", str(w),
                  "--sensor", "l515"]) == 0
     card = json.loads((w / "student-l515.json").read_text())
     assert card["sensor"] == "l515" and card["test"]["frames"] == 16 and not (w / "student.safetensors").exists()

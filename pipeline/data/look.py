@@ -1,8 +1,8 @@
 """How glass looks against what lies around it: brightness and texture of each glass piece's outline and
 inside, relative to a ring of the surface just outside it.
 
-    python -m pipeline.data.look DIR [--format cleargrasp|clearpose] [--size WxH] [--every K] [--glint]
-                                 [--json OUT]
+    distillgrasp look DIR [--format cleargrasp|clearpose] [--size WxH] [--every K] [--glint]
+                      [--json FILE]
 
 Frames are resized to ``--size`` (default 320x240). For every glass piece (a connected part of the mask of at
 least 150 pixels), with the luminance L (mean of R, G, B) and the ring 2-6 pixels outside all glass:
@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from pipeline.cli import parse_size, write_json
+from pipeline.cli import HelpFormatter, parse_size, write_json
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
@@ -87,8 +87,8 @@ def folder_look(path: str, fmt: str | None = None, size: tuple[int, int] = (320,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.data.look", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="distillgrasp look", description=__doc__,
+                                 formatter_class=HelpFormatter)
     ap.add_argument("folder", help="dataset folder (searched recursively)")
     ap.add_argument("--format", choices=FORMATS, default=None, help="layout (default: detect)")
     ap.add_argument("--size", default="320x240", help="frame size WxH the figures are taken at (default 320x240)")

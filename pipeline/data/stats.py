@@ -1,6 +1,6 @@
 """How a depth sensor fails on glass: statistics over transparent pixels with valid ground truth.
 
-    python -m pipeline.data.stats DIR [--format cleargrasp|clearpose] --json OUT
+    distillgrasp stats DIR [--format cleargrasp|clearpose] --json FILE
 
 Per frame, over transparent pixels whose ground truth is valid:
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cli import write_json
+from pipeline.cli import HelpFormatter, write_json
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
 
@@ -87,8 +87,8 @@ def _line(label: str, s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.data.stats", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="distillgrasp stats", description=__doc__,
+                                 formatter_class=HelpFormatter)
     ap.add_argument("folder", help="dataset folder (searched recursively)")
     ap.add_argument("--format", choices=FORMATS, default=None, help="layout (default: detect)")
     ap.add_argument("--json", dest="json_out", default=None, help="write the statistics to this JSON file")
