@@ -1,4 +1,5 @@
-# Set-up, demo and tests. `make setup` is idempotent: it only reinstalls when requirements.txt changes.
+# Set-up, demo and tests. `make setup` is idempotent: it only reinstalls when requirements.txt or pyproject.toml
+# change. It installs the pinned requirements, then the package itself (editable: the `distillgrasp` command).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 libllvm19
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -20,6 +21,7 @@ $(STAMP): requirements.txt
 	fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 demo: setup

@@ -4,6 +4,8 @@ commit, parameter count, evaluation figures)."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -17,7 +19,20 @@ from pipeline.models.student import Student
 from pipeline.models.teacher import Teacher
 
 ARCHITECTURES: dict[str, type[DepthNet]] = {"teacher": Teacher, "student": Student}
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def weights_dir() -> Path:
+    """Where the shipped weights are: ``$DISTILLGRASP_WEIGHTS`` if set, else the checkout's ``weights/``, else
+    where an installed package put them (``PREFIX/share/distillgrasp/weights``)."""
+    if os.environ.get("DISTILLGRASP_WEIGHTS"):
+        return Path(os.environ["DISTILLGRASP_WEIGHTS"])
+    checkout = Path(__file__).resolve().parents[1] / "weights"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "distillgrasp" / "weights"
+
+
+WEIGHTS_DIR = weights_dir()
 
 
 class WeightsError(DistillGraspError):

@@ -1,0 +1,5 @@
+import sys
+
+from distillgrasp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""``distillgrasp``: one command, a subcommand per task. Each subcommand is a module's ``main`` and also runs as
+``python -m MODULE``; ``distillgrasp --help`` imports none of them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from distillgrasp import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {  # subcommand -> (module with main(argv), what it does)
+    "run": ("distillgrasp.run", "capture, repair depth, pick: in simulation, on a real cell, or on a recording"),
+    "trials": ("distillgrasp.trials", "grasp-success trials of depth sources on the same simulated scenes"),
+    "generate": ("sim.generate", "make a data set of simulated RGB-D frames with ground truth"),
+    "preview": ("sim.preview", "draw one simulated frame (and a real one to compare)"),
+    "train": ("pipeline.train", "train the teacher, or the student (distilled or supervised)"),
+    "evaluate": ("pipeline.evaluate", "score depth completers on frames with ground truth"),
+    "bench": ("pipeline.bench", "time the networks"),
+    "export": ("pipeline.export", "export a network to ONNX"),
+    "ship": ("pipeline.ship", "copy a training run's best weights into weights/ with their card"),
+    "calibrate": ("hardware.calibrate", "hand-eye calibration of the camera against the UR10e"),
+    "stats": ("pipeline.data.stats", "how a depth camera fails on glass, over a folder of frames"),
+    "look": ("pipeline.data.look", "how glass looks against its surroundings, over a folder of frames"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<10} {what}" for name, (_, what) in COMMANDS.items())
+    ap = argparse.ArgumentParser(
+        prog="distillgrasp", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Repair the depth RGB-D cameras return on glass, and grasp it.",
+        epilog=f"commands:\n{lines}\n\n`distillgrasp COMMAND --help` describes each one.")
+    ap.add_argument("--version", action="version", version=f"distillgrasp {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log diagnostics (debug level)")
+    ap.add_argument("command", metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    ap.add_argument("args", nargs=argparse.REMAINDER, help="the command's own options")
+    return ap
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Diagnostics to stderr, one line each: warnings by default, everything with ``--verbose``."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.captureWarnings(True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.command not in COMMANDS:
+        ap.error(f"unknown command {args.command!r}; choose from {', '.join(COMMANDS)}")
+    setup_logging(args.verbose)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return module.main(args.args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
