@@ -41,6 +41,7 @@ from grasping.cell import Cell
 from grasping.detect import GraspDetector
 from grasping.pictures import perception_picture, save_attempt_picture, show_3d
 from grasping.report import TrialLog, summarise
+from grasping.robot import StopActiveError
 from grasping.trials import Attempt, attempt, completer_for, perceive
 from pipeline.cli import HelpFormatter
 from pipeline.completion import COMPLETERS
@@ -141,7 +142,12 @@ def _calibration(args: argparse.Namespace):
 
 
 def run_robot(args: argparse.Namespace, devices=None) -> int:
-    """The real cell. ``devices`` = (camera, robot, gripper) replaces the hardware (tests)."""
+    """The real cell. ``devices`` = (camera, robot, gripper) replaces the hardware (tests).
+
+    Order: check the configuration (calibration, weights), connect read-only, ask, then take control of the arm
+    and activate the gripper. Every fault ends the same way: the arm stopped (a held object stays held), every
+    device disconnected on its own, the attempt logged as aborted, the summary written, one line, non-zero exit.
+    """
     from hardware.cell import DryRunGripper, RealCell
     from hardware.ur10e import URConfig
 
@@ -155,8 +161,12 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
     completer = completer_for(args.depth, args.weights_dir, args.backend)
     out = Path(args.out)
     trial_log = TrialLog(out / "attempts.jsonl")
+    first = len(trial_log.records())  # a rerun with the same --out goes on from there
     records: list[dict] = []
-    opened = []
+    opened: list = []
+    robot = None
+    code = 0
+    index = None  # the attempt under way, if any
     try:
         if devices is None:
             from hardware.realsense import RealSenseCamera, RealSenseConfig
@@ -169,7 +179,7 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
             gripper = DryRunGripper() if args.dry_run else RobotiqGripper(args.ip)
         else:
             camera, robot, gripper = devices
-        for device in (camera, robot, gripper):
+        for device in (camera, robot, gripper):  # read-only: nothing moves
             device.connect()
             opened.append(device)
         if not args.dry_run and not args.yes:
@@ -177,29 +187,45 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
             if answer.strip().lower() != "y":
                 print("nothing moved")
                 return 1
+        robot.enable()
         gripper.activate()
         cell: Cell = RealCell(camera, robot, gripper, key, T_calib, dry_run=args.dry_run, pick=args.cell.pick)
-        for i in range(args.trials):
+        for index in range(first, first + args.trials):
             result = attempt(cell, completer, GraspDetector())
-            record = {**result.record(), "scene_seed": i, "depth": args.depth, "robot": args.ip,
+            record = {**result.record(), "scene_seed": index, "depth": args.depth, "robot": args.ip,
                       "dry_run": args.dry_run}
             trial_log.append(record)
             records.append(record)
-            save_attempt_picture(result, out / "images" / f"attempt-{i}.png", title=f"attempt {i + 1}, {args.depth}")
-            _report(result, f"attempt {i + 1}")
-            _view(args, result, f"attempt {i + 1}")
+            save_attempt_picture(result, out / "images" / f"attempt-{index}.png", title=f"attempt {index + 1}")
+            _report(result, f"attempt {index + 1}")
+            _view(args, result, f"attempt {index + 1}")
+            if result.stop_active:
+                raise StopActiveError(f"{result.reason}; the session ends: clear the stop, then run again")
+        index = None
     except KeyboardInterrupt:
-        print("interrupted: arm stopped", file=sys.stderr)
-        return 130
+        code, message = 130, "interrupted; rerun the same command to resume"
     except DistillGraspError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        code, message = 2, f"error: {exc}"
+    except Exception as exc:  # noqa: BLE001  a lost connection, a library's error: the same clean end
+        code, message = 1, f"error: unexpected {type(exc).__name__}: {exc}"
     finally:
-        for device in reversed(opened):  # the arm itself is stopped by the driver on any error
-            device.disconnect()
-        if records:
-            _finish(records, out, args.depth)
-    return 0
+        if robot is not None and code:
+            robot.stop()  # never raises; the gripper keeps what it holds
+        for device in reversed(opened):
+            try:
+                device.disconnect()
+            except Exception as exc:  # noqa: BLE001  one device's failure must not keep the others connected
+                log.warning("could not disconnect %s: %s", type(device).__name__, exc)
+    if code:
+        if index is not None and not any(r["scene_seed"] == index for r in records):
+            aborted = {"grasp": None, "success": False, "reason": f"aborted: {message.removeprefix('error: ')}",
+                       "scene_seed": index, "depth": args.depth, "robot": args.ip, "dry_run": args.dry_run}
+            trial_log.append(aborted)
+            records.append(aborted)
+        print(message, file=sys.stderr)
+    if records:
+        _finish(records, out, args.depth)
+    return code
 
 
 def parser() -> argparse.ArgumentParser:

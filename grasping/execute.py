@@ -11,9 +11,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from grasping.detect import Grasp
 from grasping.kinematics import IKError
-from grasping.robot import Gripper, LimitError, Robot, RobotError, top_down_pose
+from grasping.robot import Gripper, LimitError, Robot, RobotError, StopActiveError, top_down_pose
+from grasping.safety import SafetyError
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class PickResult:
     reason: str  # "ok" or why it failed
     gripper_holding: bool | None = None  # the gripper's own report
     timings: dict[str, float] = field(default_factory=dict)
+    stop_active: bool = False  # a protective or emergency stop ended the pick: the session must end too
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,9 +62,18 @@ class PickExecutor:
         timings: dict[str, float] = {}
         holding = None
         try:
+            if not np.isfinite([x, y, z, grasp.yaw, grasp.width]).all():
+                raise SafetyError(f"grasp holds NaN or infinite values: centre {list(grasp.center)}, yaw "
+                                  f"{grasp.yaw}, width {grasp.width}")
             above = top_down_pose(x, y, z + cfg.approach_height, grasp.yaw)
             at = top_down_pose(x, y, z, grasp.yaw)
             lifted = top_down_pose(x, y, z + cfg.lift_height, grasp.yaw)
+            transit = top_down_pose(x, y, max(cfg.transit_z, z + cfg.approach_height), grasp.yaw)
+            place = top_down_pose(*cfg.place_xy, cfg.place_z, grasp.yaw)
+            # every target passes the arm's checks before the first one is sent
+            for target, speed in ((transit, cfg.approach_speed), (above, cfg.approach_speed),
+                                  (at, cfg.descend_speed), (lifted, cfg.descend_speed), (place, cfg.approach_speed)):
+                self.robot.check_linear(target, speed)
             self.gripper.open(grasp.width)
             # Travel high, then come straight down: a slanted path to the pre-grasp would sweep the open
             # fingers through the neighbours of the target.
@@ -68,8 +81,7 @@ class PickExecutor:
             if here[2, 3] < cfg.transit_z:
                 self.robot.move_linear(top_down_pose(here[0, 3], here[1, 3], cfg.transit_z, grasp.yaw),
                                        cfg.descend_speed)
-            self.robot.move_linear(top_down_pose(x, y, max(cfg.transit_z, z + cfg.approach_height), grasp.yaw),
-                                   cfg.approach_speed)
+            self.robot.move_linear(transit, cfg.approach_speed)
             self.robot.move_linear(above, cfg.approach_speed)
             self.robot.move_linear(at, cfg.descend_speed)
             timings["approach_s"] = time.perf_counter() - t0
@@ -88,7 +100,7 @@ class PickExecutor:
             else:
                 ok, why = (holding, "ok" if holding else "empty gripper")
             if ok:
-                self.robot.move_linear(top_down_pose(*cfg.place_xy, cfg.place_z, grasp.yaw), cfg.approach_speed)
+                self.robot.move_linear(place, cfg.approach_speed)
             self.gripper.open()
             self.robot.move_linear(top_down_pose(*cfg.place_xy, cfg.place_z, 0.0), cfg.approach_speed)
             timings["total_s"] = time.perf_counter() - t0
@@ -99,9 +111,15 @@ class PickExecutor:
         except LimitError as exc:
             self._safe_stop()
             return PickResult(False, f"limit: {exc}", holding, timings)
+        except StopActiveError as exc:
+            self._safe_stop()
+            return PickResult(False, f"aborted: {exc}", holding, timings, stop_active=True)
         except RobotError as exc:
             self._safe_stop()
             return PickResult(False, f"aborted: {exc}", holding, timings)
+        except BaseException:  # anything else (a lost connection, Ctrl-C): stop the arm, then let it travel on
+            self._safe_stop()
+            raise
 
     def _safe_stop(self) -> None:
         try:

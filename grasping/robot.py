@@ -24,6 +24,10 @@ class RobotError(DistillGraspError):
     """The robot stopped, faulted or lost its connection."""
 
 
+class StopActiveError(RobotError):
+    """A protective or emergency stop is active: the session ends; a new run asks the operator again."""
+
+
 @dataclass(frozen=True)
 class WorkspaceBox:
     """Axis-aligned box (base frame, metres) that every TCP target must lie in."""
@@ -32,8 +36,8 @@ class WorkspaceBox:
     hi: tuple[float, float, float] = (1.15, 0.5, 0.7)
 
     def check(self, T: np.ndarray) -> None:
-        p = np.asarray(T)[:3, 3]
-        if np.any(p < self.lo) or np.any(p > self.hi):
+        p = np.asarray(T, dtype=np.float64)[:3, 3]
+        if not np.isfinite(p).all() or np.any(p < self.lo) or np.any(p > self.hi):
             raise LimitError(f"target {np.round(p, 3).tolist()} m is outside the workspace box "
                              f"{list(self.lo)} - {list(self.hi)}")
 
@@ -69,8 +73,15 @@ class Robot(abc.ABC):
     def connect(self) -> None:
         """Open the connection to the controller."""
 
+    def enable(self) -> None:
+        """Take control of the arm so that it can move (after the operator has confirmed)."""
+
+    def check_linear(self, pose: np.ndarray, speed: float) -> None:
+        """Raise ``LimitError`` if ``move_linear(pose, speed)`` would be refused; moves nothing. (Both arms
+        here answer with their safety gate; an arm without one accepts.)"""
+
     def disconnect(self) -> None:
-        """Stop and close the connection; safe to call twice."""
+        """Stop and close the connection; safe to call twice, never raises."""
 
     @abc.abstractmethod
     def move_linear(self, pose: np.ndarray, speed: float) -> np.ndarray:

@@ -76,6 +76,7 @@ class Attempt:
     sensor: str = ""
     renderer: str = ""
     cell_info: dict = field(default_factory=dict)
+    stop_active: bool = False  # a protective or emergency stop ended it: no further attempt may follow
 
     def record(self) -> dict:
         """The attempt's line in ``attempts.jsonl`` (JSON types only)."""
@@ -96,7 +97,7 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> A
         best, verify=cell.verify, check_approach=cell.check_approach)
     reason = seen.reason if seen.reason and best is None else result.reason
     return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings,
-                   cell.sensor or frame.sensor, cell.renderer, cell.describe())
+                   cell.sensor or frame.sensor, cell.renderer, cell.describe(), result.stop_active)
 
 
 @dataclass(frozen=True)

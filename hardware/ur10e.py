@@ -12,17 +12,22 @@ two interfaces through ``control_factory`` and ``receive_factory``.
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from grasping.robot import LimitError, Robot, RobotError, WorkspaceBox, pose_from_ur, pose_to_ur
+from grasping.robot import Robot, RobotError, StopActiveError, WorkspaceBox, pose_from_ur, pose_to_ur
+from grasping.safety import MotionLimits, SafetyError, SafetyGate
+from hardware.timeouts import call_with_timeout
 from pipeline.config import DEFAULT_GRIPPER
 
 RTDE_PORT = 30004
 ROBOT_MODE_RUNNING = 7
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,13 @@ class URConfig:
     workspace: WorkspaceBox = field(default_factory=WorkspaceBox)
     tcp_offset: float = DEFAULT_GRIPPER.tcp_offset  # flange to TCP along tool z, metres
     payload_kg: float = 1.0  # gripper
-    connect_timeout_s: float = 3.0
+    connect_timeout_s: float = 3.0  # the TCP connection to the RTDE port
+    handshake_timeout_s: float = 15.0  # the RTDE interfaces' own start-up
+
+    @property
+    def limits(self) -> MotionLimits:
+        return MotionLimits(self.workspace, self.max_linear_speed, self.linear_acceleration, self.max_joint_speed,
+                            self.joint_acceleration)
 
 
 def _default_control(host: str):
@@ -50,10 +61,15 @@ def _default_receive(host: str):
 
 
 class UR10eRTDE(Robot):
+    """``connect()`` opens the receive interface only (read-only: poses, joints, safety state); ``enable()``
+    takes control (the control interface) once the operator has confirmed. A dry run enables the control
+    interface too, for the controller's safety check of every target, and sends no motion."""
+
     def __init__(self, host: str, config: URConfig = URConfig(), dry_run: bool = False,
                  control_factory: Callable | None = None, receive_factory: Callable | None = None,
                  log: Callable[[str], None] | None = None):
         self.host, self.config, self.dry_run = host, config, dry_run
+        self.gate = SafetyGate(config.limits)
         self._control_factory = control_factory or _default_control
         self._receive_factory = receive_factory or _default_receive
         self.control = None
@@ -62,19 +78,35 @@ class UR10eRTDE(Robot):
         self.planned: list[tuple[str, list[float], float]] = []  # what a dry run would have sent
 
     # -------------------------------------------------------------------------------- connection
+    def _handshake(self, factory: Callable, what: str):
+        def fail(message: str) -> RobotError:
+            return RobotError(f"the UR10e at {self.host} did not complete the {what} handshake ({message}); is "
+                              "it in remote control, and is nothing else holding its RTDE interface?")
+
+        try:
+            return call_with_timeout(lambda: factory(self.host), self.config.handshake_timeout_s, fail)
+        except RuntimeError as exc:
+            raise RobotError(f"cannot connect to the UR10e at {self.host}: {exc}") from None
+
     def connect(self) -> None:
+        """Read-only: the receive interface."""
         if self._receive_factory is _default_receive:  # a real controller: fail fast when unreachable
             self._probe()
-        try:
-            self.receive = self._receive_factory(self.host)
-            if not self.dry_run:
-                self.control = self._control_factory(self.host)
-                self.control.setTcp([0.0, 0.0, self.config.tcp_offset, 0.0, 0.0, 0.0])
-                self.control.setPayload(self.config.payload_kg, [0.0, 0.0, 0.05])
-        except RuntimeError as exc:
-            self.disconnect()
-            raise RobotError(f"cannot connect to the UR10e at {self.host}: {exc}") from None
+        self.receive = self._handshake(self._receive_factory, "receive interface")
         self._check_state("after connecting")
+
+    def enable(self) -> None:
+        """Take control of the arm: the control interface, TCP and payload set."""
+        self._require()
+        if self.control is not None:
+            return
+        self.control = self._handshake(self._control_factory, "control interface")
+        try:
+            self.control.setTcp([0.0, 0.0, self.config.tcp_offset, 0.0, 0.0, 0.0])
+            self.control.setPayload(self.config.payload_kg, [0.0, 0.0, 0.05])
+        except RuntimeError as exc:
+            raise RobotError(f"the UR10e at {self.host} refused the TCP or payload settings: {exc}") from None
+        self._check_state("after taking control")
 
     def _probe(self) -> None:
         """Fail within seconds when nothing answers on the RTDE port (ur_rtde may wait much longer)."""
@@ -87,18 +119,24 @@ class UR10eRTDE(Robot):
                              "is powered on and in remote control") from None
 
     def disconnect(self) -> None:
+        """Stop the script and close both interfaces, each step on its own: never raises (a failure is logged,
+        and the other steps still run)."""
+        steps = []
         if self.control is not None:
-            try:
-                self.control.stopScript()
-            finally:
-                self.control.disconnect()
-                self.control = None
+            steps += [("stop the control script", self.control.stopScript),
+                      ("close the control interface", self.control.disconnect)]
         if self.receive is not None:
-            self.receive.disconnect()
-            self.receive = None
+            steps.append(("close the receive interface", self.receive.disconnect))
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001  a failing step must not skip the others
+                logger.warning("UR10e at %s: could not %s: %s", self.host, what, exc)
+        self.control = self.receive = None
 
     def __enter__(self) -> "UR10eRTDE":
         self.connect()
+        self.enable()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -116,9 +154,9 @@ class UR10eRTDE(Robot):
     def _check_state(self, when: str) -> None:
         self._require()
         if self.receive.isEmergencyStopped():
-            raise RobotError(f"emergency stop is active ({when})")
+            raise StopActiveError(f"emergency stop is active ({when})")
         if self.receive.isProtectiveStopped():
-            raise RobotError(f"protective stop is active ({when}); clear it on the teach pendant")
+            raise StopActiveError(f"protective stop is active ({when}); clear it on the teach pendant")
         mode = self.receive.getRobotMode()
         if mode != ROBOT_MODE_RUNNING:
             raise RobotError(f"robot mode is {mode}, not running ({ROBOT_MODE_RUNNING}) ({when})")
@@ -132,28 +170,33 @@ class UR10eRTDE(Robot):
         return np.asarray(self.receive.getActualQ(), dtype=np.float64)
 
     # -------------------------------------------------------------------------------- motion
+    def _controller_accepts(self, target: list[float]) -> None:
+        if self.control is None:
+            raise RobotError("UR10e motion before enable(): the operator has not confirmed")
+        if not self.control.isPoseWithinSafetyLimits(target):
+            raise SafetyError(f"the controller rejects {np.round(target, 3).tolist()} as outside its safety limits")
+
+    def check_linear(self, pose: np.ndarray, speed: float) -> None:
+        self.gate.check_linear(pose, speed, self.config.linear_acceleration)
+        self._controller_accepts(pose_to_ur(pose))
+
     def move_linear(self, pose: np.ndarray, speed: float) -> np.ndarray:
         cfg = self.config
-        cfg.workspace.check(pose)
-        if not 0 < speed <= cfg.max_linear_speed:
-            raise LimitError(f"linear speed {speed} m/s is outside (0, {cfg.max_linear_speed}] m/s")
-        target = pose_to_ur(pose)
+        T = self.gate.check_linear(pose, speed, cfg.linear_acceleration)
+        target = pose_to_ur(T)
+        self._controller_accepts(target)
         if self.dry_run:
             self.planned.append(("moveL", target, speed))
             self.log(f"would moveL to {np.round(target, 4).tolist()} at {speed} m/s")
-            return np.asarray(pose)
-        if not self.control.isPoseWithinSafetyLimits(target):
-            raise LimitError(f"the controller rejects {np.round(target, 3).tolist()} as outside its safety limits")
+            return T
         self._run("moveL", lambda: self.control.moveL(target, speed, cfg.linear_acceleration))
         return self.tcp_pose()
 
     def move_joints(self, q, speed: float) -> np.ndarray:
         cfg = self.config
-        q = [float(x) for x in q]
-        if len(q) != 6 or any(abs(x) > 2 * np.pi for x in q):
-            raise LimitError(f"joint target {np.round(q, 3).tolist()} is outside the +-360 deg joint limits")
-        if not 0 < speed <= cfg.max_joint_speed:
-            raise LimitError(f"joint speed {speed} rad/s is outside (0, {cfg.max_joint_speed}] rad/s")
+        q = self.gate.check_joints(q, speed, cfg.joint_acceleration).tolist()
+        if self.control is None:
+            raise RobotError("UR10e motion before enable(): the operator has not confirmed")
         if self.dry_run:
             self.planned.append(("moveJ", q, speed))
             self.log(f"would moveJ to {np.round(q, 4).tolist()} at {speed} rad/s")
@@ -173,8 +216,9 @@ class UR10eRTDE(Robot):
             raise
 
     def stop(self) -> None:
+        """Decelerate the arm to a stop (the gripper keeps what it holds). Never raises."""
         if self.control is not None:
             try:
                 self.control.stopL(10.0)
-            except RuntimeError:
-                pass
+            except Exception as exc:  # noqa: BLE001  stopping must not mask the fault that asked for it
+                logger.warning("UR10e at %s: stopL failed: %s", self.host, exc)

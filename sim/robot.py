@@ -17,6 +17,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from grasping.kinematics import UR10E, URParameters, fk, ik
 from grasping.robot import Gripper, LimitError, Robot, WorkspaceBox
+from grasping.safety import MotionLimits, SafetyGate
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 HOME_Q = np.array([2.8471, -1.7587, 1.857, -1.6691, -1.5708, -1.8653])  # TCP at (0.6, 0, 0.45) pointing down
@@ -44,6 +45,9 @@ class SimUR10e(Robot):
     def __init__(self, client: int, config: SimRobotConfig = SimRobotConfig(), params: URParameters = UR10E,
                  workspace: WorkspaceBox = WorkspaceBox(), gripper: GripperConfig = DEFAULT_GRIPPER):
         self.client, self.config, self.params, self.workspace = client, config, params, workspace
+        self.gate = SafetyGate(MotionLimits(workspace, max_linear_speed=config.max_linear_speed,
+                                            max_joint_speed=float(np.max(params.max_joint_speed))
+                                            * config.max_joint_speed_scale), params)
         self.gripper_config = gripper
         self.step_watchers: list = []  # called after every physics step (e.g. contact bookkeeping)
         self.body = self._build()
@@ -159,24 +163,20 @@ class SimUR10e(Robot):
         self._step(settle_steps)
 
     def move_joints(self, q, speed: float = 1.0) -> np.ndarray:
-        q = np.asarray(q, dtype=np.float64)
-        lo, hi = self.params.joint_limits
-        if q.shape != (6,) or np.any(q < lo) or np.any(q > hi):
-            raise LimitError(f"joint target {np.round(q, 3).tolist()} is outside the joint limits")
+        q = self.gate.check_joints(q, speed)
         vmax = np.asarray(self.params.max_joint_speed) * self.config.max_joint_speed_scale
-        if speed <= 0 or speed > vmax.max():
-            raise LimitError(f"joint speed {speed} rad/s is outside (0, {vmax.max():.2f}]")
         q0 = self.joints()
         duration = max(np.max(np.abs(q - q0) / np.minimum(vmax, speed)), 1.0 / self.config.steps_per_second)
         n = int(np.ceil(duration * self.config.steps_per_second))
         self._drive([q0 + (q - q0) * (k + 1) / n for k in range(n)])
         return self.joints()
 
+    def check_linear(self, pose: np.ndarray, speed: float) -> None:
+        self.gate.check_linear(pose, speed)
+
     def move_linear(self, pose: np.ndarray, speed: float = 0.25) -> np.ndarray:
         """Straight-line TCP move (position interpolated, orientation slerped), IK at every step."""
-        self.workspace.check(pose)
-        if speed <= 0 or speed > self.config.max_linear_speed:
-            raise LimitError(f"linear speed {speed} m/s is outside (0, {self.config.max_linear_speed}]")
+        pose = self.gate.check_linear(pose, speed)
         start = self.tcp_pose()
         dist = np.linalg.norm(pose[:3, 3] - start[:3, 3])
         rots = Rotation.from_matrix(np.stack([start[:3, :3], pose[:3, :3]]))

@@ -209,6 +209,9 @@ def test_executor_travels_above_the_scene_before_descending():
         def tcp_pose(self):
             return self.T
 
+        def check_linear(self, T, speed):
+            pass
+
         def move_linear(self, T, speed):
             self.path.append(T[:3, 3].copy())
             self.T = T

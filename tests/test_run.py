@@ -151,9 +151,12 @@ def test_robot_mode_crash_mid_trials_keeps_logged_attempts(tmp_path, capsys):
     devices, server, _ = _fake_cell(tmp_path, object_width=0.05, fail_on_read=2)
     with server:
         assert run.run_robot(_args(tmp_path, 3), devices=devices) == 2
-    lines = (tmp_path / "o" / "attempts.jsonl").read_text().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["success"]
-    assert "no frame from the RealSense" in capsys.readouterr().err
+    first, second = [json.loads(line) for line in (tmp_path / "o" / "attempts.jsonl").read_text().splitlines()]
+    assert first["success"] and not second["success"] and second["reason"].startswith("aborted: ")
+    assert "no frame from the RealSense" in second["reason"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no frame from the RealSense" in err[0]
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["gt"]["trials"] == 2
 
 
 def _record_sim_frames(path, n=4):

@@ -72,6 +72,9 @@ def test_dry_run_sends_nothing():
     lines = []
     robot = _robot(state, dry_run=True, log=lines.append)
     robot.connect()
+    with pytest.raises(RobotError, match="before enable"):  # nothing moves before the operator confirms
+        robot.move_linear(top_down_pose(0.7, 0.0, 0.2, 0.0), 0.2)
+    robot.enable()
     robot.move_linear(top_down_pose(0.7, 0.0, 0.2, 0.0), 0.2)
     assert state.sent == [] and len(robot.planned) == 1 and "would moveL" in lines[0]
 
