@@ -40,9 +40,9 @@ from pathlib import Path
 from grasping.cell import Cell
 from grasping.detect import GraspDetector
 from grasping.pictures import perception_picture, save_attempt_picture, show_3d
-from grasping.report import TrialLog, summarise
+from grasping.report import TrialLog, strict_json, summarise
 from grasping.robot import StopActiveError
-from grasping.trials import Attempt, attempt, completer_for, perceive
+from grasping.trials import Attempt, attempt, check_resume, check_sensor, completer_for, perceive
 from pipeline.cli import HelpFormatter
 from pipeline.completion import COMPLETERS
 from pipeline.errors import DistillGraspError
@@ -62,7 +62,7 @@ def _report(attempt_: Attempt, label: str) -> None:
 
 def _finish(records: list[dict], out: Path, source: str) -> None:
     summary = summarise(records)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False) + "\n")
     if source in summary:
         s = summary[source]
         print(f"{source}: {s['successes']}/{s['trials']} picks succeeded "
@@ -79,20 +79,26 @@ def run_sim(args: argparse.Namespace) -> int:
 
     completer = completer_for(args.depth, args.weights_dir, args.backend)
     out = Path(args.out)
-    trial_log = TrialLog(out / "attempts.jsonl")
     make_cell = sim_cell_factory(args.sensor, args.renderer, gui=args.gui)
-    records = []
-    for seed in range(args.seed, args.seed + args.trials):
-        with make_cell(seed) as cell:
-            result = attempt(cell, completer, GraspDetector())
-        record = {**result.record(), "scene_seed": seed, "depth": args.depth}
-        trial_log.append(record)
-        records.append(record)
-        save_attempt_picture(result, out / "images" / f"scene-{seed}.png", title=f"scene {seed}, {args.depth}")
-        objects = record.get("objects", [])
-        _report(result, f"scene {seed}: {len(objects)} objects ({', '.join(objects)})")
-        _view(args, result, f"scene {seed}")
-    _finish(records, out, args.depth)
+    with TrialLog(out / "attempts.jsonl") as trial_log:
+        check_resume(trial_log.records(), out, [args.depth], {"sensor": args.sensor, "renderer": args.renderer},
+                     args.backend, args.weights_dir, args.allow_fallback)
+        done = trial_log.done()
+        records = [r for r in trial_log.records() if r["depth"] == args.depth
+                   and args.seed <= r["scene_seed"] < args.seed + args.trials]
+        for seed in range(args.seed, args.seed + args.trials):
+            if (seed, args.depth) in done:
+                continue
+            with make_cell(seed) as cell:
+                result = attempt(cell, completer, GraspDetector())
+            record = {**result.record(), "scene_seed": seed, "depth": args.depth}
+            trial_log.append(record)
+            records.append(record)
+            save_attempt_picture(result, out / "images" / f"scene-{seed}.png", title=f"scene {seed}, {args.depth}")
+            objects = record.get("objects", [])
+            _report(result, f"scene {seed}: {len(objects)} objects ({', '.join(objects)})")
+            _view(args, result, f"scene {seed}")
+        _finish(records, out, args.depth)
     return 0
 
 
@@ -160,7 +166,12 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
     key, T_calib = _calibration(args)
     completer = completer_for(args.depth, args.weights_dir, args.backend)
     out = Path(args.out)
-    trial_log = TrialLog(out / "attempts.jsonl")
+    trial_log = TrialLog(out / "attempts.jsonl").lock()  # one run per folder
+    try:
+        check_resume(trial_log.records(), out, [args.depth], {}, args.backend, args.weights_dir, True)
+    except BaseException:
+        trial_log.unlock()
+        raise
     first = len(trial_log.records())  # a rerun with the same --out goes on from there
     records: list[dict] = []
     opened: list = []
@@ -182,6 +193,7 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
         for device in (camera, robot, gripper):  # read-only: nothing moves
             device.connect()
             opened.append(device)
+        check_sensor(args.depth, completer, camera.sensor or "d435", args.allow_fallback)
         if not args.dry_run and not args.yes:
             answer = input(f"The UR10e at {args.ip} and its gripper are about to move. Workspace clear? [y/N] ")
             if answer.strip().lower() != "y":
@@ -225,6 +237,7 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
         print(message, file=sys.stderr)
     if records:
         _finish(records, out, args.depth)
+    trial_log.unlock()
     return code
 
 
@@ -242,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     real.add_argument("--calibration", metavar="FILE", default=None, help="hand-eye calibration JSON")
     real.add_argument("--dry-run", action="store_true", help="plan and print moves without moving")
     real.add_argument("--yes", action="store_true", help="no confirmation before moving")
+    ap.add_argument("--allow-fallback", action="store_true",
+                    help="complete a camera's frames with weights trained for another camera when its own are missing")
     ap.add_argument("--depth", default="student", choices=COMPLETERS, help="depth source")
     ap.add_argument("--weights-dir", metavar="DIR", default=None,
                     help="folder with student/teacher .safetensors to use instead of the shipped weights")

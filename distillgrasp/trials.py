@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the simulated camera: d435 (stereo, holes on glass) or l515 (lidar, reads behind glass)")
     ap.add_argument("--renderer", default="fast", choices=RENDERERS,
                     help="how the camera image is made: fast (rasterised) or mitsuba (path traced, ~1 s more)")
+    ap.add_argument("--allow-fallback", action="store_true",
+                    help="complete a camera's frames with weights trained for another camera when its own are missing")
     ap.add_argument("--save-images", action="store_true",
                     help="write a picture per attempt to OUT/images/ (RGB with the grasp, raw and repaired depth)")
     args = ap.parse_args(argv)
@@ -66,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_trials(make_cell, args.depth, args.trials, args.seed, Path(args.out), args.workers,
                              backend=args.backend, weights_dir=args.weights_dir,
                              provenance={"sensor": args.sensor, "renderer": args.renderer},
-                             save_images=args.save_images)
-    except ValueError as exc:
+                             save_images=args.save_images, allow_fallback=args.allow_fallback)
+    except (ValueError, DistillGraspError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(markdown_table(summary))

@@ -7,11 +7,17 @@ logged. ``summarise`` turns the lines into success rates with 95% Wilson interva
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import binomtest
+
+from pipeline.errors import DistillGraspError
+
+logger = logging.getLogger(__name__)
 
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
@@ -24,35 +30,121 @@ def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
     return (lo, hi)
 
 
+class TrialLogError(DistillGraspError):
+    """A trial log that cannot be read, or a folder another run is writing to."""
+
+
+def strict_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None, so that it dumps as strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return strict_json(obj.item())
+    return obj
+
+
 class TrialLog:
-    """Append-only JSON-lines file of attempts."""
+    """Append-only JSON-lines file of attempts, one flushed line each.
+
+    A last line cut short by a killed run is removed (with a warning) before the next append, so it can neither
+    swallow the next record nor count; any other unreadable line stops with its line number. ``lock()`` holds
+    the folder for one run at a time."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = None
+        self._repaired = False
+
+    def _lines(self) -> tuple[list[str], bool]:
+        """The file's lines, and whether its last line is torn (no newline and not a JSON record)."""
+        if not self.path.is_file():
+            return [], False
+        text = self.path.read_text()
+        lines = text.split("\n")
+        last = lines.pop()  # "" when the file ends with a newline
+        torn = False
+        if last.strip():
+            try:
+                json.loads(last)
+                lines.append(last)
+            except json.JSONDecodeError:
+                torn = True
+        return lines, torn
 
     def records(self) -> list[dict]:
-        if not self.path.is_file():
-            return []
-        out = []
-        for line in self.path.read_text().splitlines():
-            line = line.strip()
-            if not line:
+        lines, _ = self._lines()
+        out, bad = [], []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a line cut by a crash mid-write: that attempt is redone
+                bad.append(number)
+                continue
+            if not isinstance(record, dict):
+                bad.append(number)
+                continue
+            out.append(record)
+        if bad:
+            raise TrialLogError(f"{self.path}: line(s) {', '.join(map(str, bad))} are not attempt records; "
+                                "repair or remove them, or use another --out")
         return out
 
     def done(self) -> set[tuple[int, str]]:
-        return {(r["scene_seed"], r["depth"]) for r in self.records()}
+        return {(r["scene_seed"], r["depth"]) for r in self.records() if "scene_seed" in r and "depth" in r}
+
+    def repair(self) -> None:
+        """Cut a torn last line (a run killed mid-write); that attempt is made again."""
+        lines, torn = self._lines()
+        text = self.path.read_text() if self.path.is_file() else ""
+        if torn:
+            kept = "".join(line + "\n" for line in lines)
+            logger.warning("%s: removed a torn last line (%d bytes) left by a run that was stopped mid-write",
+                           self.path, len(text) - len(kept))
+            self.path.write_text(kept)
+        elif text and not text.endswith("\n"):
+            with open(self.path, "a") as fh:
+                fh.write("\n")
 
     def append(self, record: dict) -> None:
+        if not self._repaired:
+            self.repair()
+            self._repaired = True
         with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(json.dumps(strict_json(record), allow_nan=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+    def lock(self) -> TrialLog:
+        """Hold the log's folder for this run (released by ``unlock`` or at exit); a second run is refused."""
+        import fcntl
+
+        fh = open(self.path.parent / ".lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise TrialLogError(f"{self.path.parent} is in use by another run; wait for it to end or use "
+                                "another --out") from None
+        self._lock = fh
+        return self
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> TrialLog:
+        return self.lock()
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
 
 
 def summarise(records: list[dict]) -> dict:

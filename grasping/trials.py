@@ -26,7 +26,7 @@ from grasping.cell import Cell
 from grasping.cloud import CloudConfig, PerceptionError, SceneCloud, frame_points, segment
 from grasping.detect import Grasp, GraspDetector
 from grasping.execute import PickExecutor
-from grasping.report import TrialLog, plot_success, summarise
+from grasping.report import TrialLog, plot_success, strict_json, summarise
 from pipeline.completion import DepthCompleter, make_completer
 from pipeline.errors import DistillGraspError
 from pipeline.types import RGBDFrame
@@ -77,6 +77,7 @@ class Attempt:
     renderer: str = ""
     cell_info: dict = field(default_factory=dict)
     stop_active: bool = False  # a protective or emergency stop ended it: no further attempt may follow
+    completer: dict = field(default_factory=dict)  # the weights (content hash) and backend that completed it
 
     def record(self) -> dict:
         """The attempt's line in ``attempts.jsonl`` (JSON types only)."""
@@ -84,7 +85,7 @@ class Attempt:
                 "reason": self.reason, "gripper_holding": self.gripper_holding,
                 "perception_ms": self.perception.ms, "timings": self.timings,
                 "candidates": len(self.perception.grasps), "sensor": self.sensor, "renderer": self.renderer,
-                **self.cell_info}
+                **self.completer, **self.cell_info}
 
 
 def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> Attempt:
@@ -96,8 +97,22 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> A
     result = PickExecutor(cell.robot, cell.gripper, cell.pick, wait=cell.wait).pick(
         best, verify=cell.verify, check_approach=cell.check_approach)
     reason = seen.reason if seen.reason and best is None else result.reason
-    return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings,
-                   cell.sensor or frame.sensor, cell.renderer, cell.describe(), result.stop_active)
+    sensor = cell.sensor or frame.sensor
+    return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings, sensor,
+                   cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor))
+
+
+class FallbackError(DistillGraspError):
+    """The weights that would complete a camera's frames were trained for another camera."""
+
+
+def check_sensor(source: str, completer: DepthCompleter, sensor: str, allow_fallback: bool = False) -> None:
+    """Refuse a network whose weights for ``sensor``'s frames were trained for another camera family (e.g. lidar
+    frames and no ``-l515`` weights), unless ``allow_fallback``."""
+    made = completer.provenance(sensor).get("trained_for")
+    if made is not None and made != sensor and not allow_fallback:
+        raise FallbackError(f"{source}: no weights for {sensor} frames (only {made} ones, e.g. NAME-{sensor}"
+                            ".safetensors is missing); add --allow-fallback to use them anyway")
 
 
 @dataclass(frozen=True)
@@ -142,44 +157,63 @@ def _run_job(job: _Job) -> dict:
 
 def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int, seed: int, out: Path,
                workers: int = 1, progress: bool = True, backend: str = "auto", weights_dir: str | None = None,
-               provenance: dict[str, str] | None = None, save_images: bool = False) -> dict:
+               provenance: dict[str, str] | None = None, save_images: bool = False,
+               allow_fallback: bool = False) -> dict:
     """``trials`` scenes (seeds ``seed * 100000 + t``) for every source; returns the summary. ``provenance``
-    (e.g. ``{"sensor": "d435", "renderer": "fast"}``) must match what ``out`` already holds: one folder, one
-    camera and renderer."""
+    (e.g. ``{"sensor": "d435", "renderer": "fast"}``) and each network's weights must match what ``out``
+    already holds: one folder, one camera, one renderer, one set of weights per source. The folder is locked
+    while the trials run."""
     out = Path(out)
     log = TrialLog(out / "attempts.jsonl")
+    with log:
+        check_resume(log.records(), out, sources, provenance or {}, backend, weights_dir, allow_fallback)
+        images = out / "images" if save_images else None
+        if images is not None:
+            images.mkdir(parents=True, exist_ok=True)
+        done = log.done()
+        wanted = [(seed * 100_000 + t, s) for t in range(trials) for s in sources]
+        jobs = [_Job(make_cell, scene, source, 1 if workers > 1 else 2, backend, weights_dir, images)
+                for scene, source in wanted if (scene, source) not in done]
+        bar = tqdm(total=len(wanted), initial=len(wanted) - len(jobs), desc="trials", unit="attempt",
+                   disable=not progress)
+        if workers <= 1:
+            for job in jobs:
+                log.append(_run_job(job))
+                bar.update(1)
+        else:
+            with mp.get_context("spawn").Pool(workers) as pool:
+                for record in pool.imap_unordered(_run_job, jobs):
+                    log.append(record)
+                    bar.update(1)
+        bar.close()
+        asked = set(wanted)
+        records = sorted((r for r in log.records() if (r.get("scene_seed"), r.get("depth")) in asked),
+                         key=lambda r: sources.index(r["depth"]))  # the summary lists sources as asked
+        summary = summarise(records)
+        (out / "summary.json").write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False) + "\n")
+        plot_success(summary, out / "success.png")
+    return summary
+
+
+def check_resume(records: list[dict], out: Path, sources: list[str], provenance: dict[str, str], backend: str,
+                  weights_dir: str | None, allow_fallback: bool) -> None:
     defaults = {"sensor": "d435", "renderer": "fast"}  # what logs from before the keys were recorded hold
-    for key, value in (provenance or {}).items():
-        other = {r.get(key, defaults.get(key, "")) for r in log.records()} - {value}
+    for key, value in provenance.items():
+        other = {r.get(key, defaults.get(key, "")) for r in records} - {value}
         if other:
             raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} "
                              f"{'camera' if key == 'sensor' else key}; use another --out for {value}")
-    images = out / "images" if save_images else None
-    if images is not None:
-        images.mkdir(parents=True, exist_ok=True)
-    done = log.done()
-    wanted = [(seed * 100_000 + t, s) for t in range(trials) for s in sources]
-    jobs = [_Job(make_cell, scene, source, 1 if workers > 1 else 2, backend, weights_dir, images)
-            for scene, source in wanted if (scene, source) not in done]
-    bar = tqdm(total=len(wanted), initial=len(wanted) - len(jobs), desc="trials", unit="attempt",
-               disable=not progress)
-    if workers <= 1:
-        for job in jobs:
-            log.append(_run_job(job))
-            bar.update(1)
-    else:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for record in pool.imap_unordered(_run_job, jobs):
-                log.append(record)
-                bar.update(1)
-    bar.close()
-    asked = set(wanted)
-    records = sorted((r for r in log.records() if (r["scene_seed"], r["depth"]) in asked),
-                     key=lambda r: sources.index(r["depth"]))  # the summary lists sources as asked
-    summary = summarise(records)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_success(summary, out / "success.png")
-    return summary
+    sensor = provenance.get("sensor", "d435")
+    for source in sources:
+        completer = completer_for(source, weights_dir, backend)
+        check_sensor(source, completer, sensor, allow_fallback)
+        made = completer.provenance(sensor).get("weights")
+        if made is None:
+            continue
+        other = {str(r.get("weights", "unrecorded weights")) for r in records if r.get("depth") == source} - {made}
+        if other:
+            raise ValueError(f"{out} holds {source} attempts made with other weights ({', '.join(sorted(other))}; "
+                             f"these are {made}); use another --out")
 
 
 if __name__ == "__main__":  # `python -m grasping.trials` is the trials command, which lives in the wiring layer

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import hashlib
 import io
 import warnings
 from pathlib import Path
@@ -47,6 +48,11 @@ class DepthCompleter(abc.ABC):
 
     @abc.abstractmethod
     def _complete(self, frame: RGBDFrame) -> np.ndarray: ...
+
+    def provenance(self, sensor: str) -> dict:
+        """What completes frames of ``sensor`` (a camera family), for the trial log: for a network, the content
+        hash of its weights, the camera family they were trained for and the backend; {} for the others."""
+        return {}
 
 
 class RawCompleter(DepthCompleter):
@@ -118,13 +124,19 @@ class NetworkCompleter(DepthCompleter):
 
         model, card = load(weights)
         self._setup(model, card, threads, backend)
+        self.sha256 = hashlib.sha256(Path(weights).with_suffix(".safetensors").read_bytes()).hexdigest()
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, card: dict, threads: int | None = None,
                    backend: str = "torch") -> "NetworkCompleter":
         self = cls.__new__(cls)
         self._setup(model.eval(), card, threads, backend)
+        self.sha256 = None
         return self
+
+    def provenance(self, sensor: str) -> dict:
+        return {"weights": f"sha256:{self.sha256[:16]}" if self.sha256 else "in memory",
+                "trained_for": self.card.get("sensor", "d435"), "backend": self.backend}
 
     def _setup(self, model, card: dict, threads: int | None, backend: str) -> None:
         if backend not in self.BACKENDS:
@@ -193,6 +205,9 @@ class SensorRoutedCompleter(DepthCompleter):
         if unknown:
             raise ValueError(f"unknown sensor families {unknown}; choose from {', '.join(SENSOR_FAMILIES)}")
         self.default, self.by_sensor, self.name = default, dict(by_sensor), default.name
+
+    def provenance(self, sensor: str) -> dict:
+        return self.for_sensor(sensor).provenance(sensor)
 
     def for_sensor(self, sensor: str) -> DepthCompleter:
         return self.by_sensor.get(sensor, self.default)

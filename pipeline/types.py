@@ -178,7 +178,10 @@ class RGBDFrame:
 
 
 class Camera(abc.ABC):
-    """An RGB-D camera. Use as a context manager or call ``connect()`` / ``disconnect()``."""
+    """An RGB-D camera. Use as a context manager or call ``connect()`` / ``disconnect()``. ``sensor`` is its
+    family (``SENSOR_FAMILIES``), known once connected ("" when unknown)."""
+
+    sensor: str = ""
 
     @abc.abstractmethod
     def connect(self) -> None: ...

@@ -73,6 +73,8 @@ def test_robot_mode_dry_run_over_fakes_moves_nothing(tmp_path, capsys):
     save_calibration(tmp_path / "cal.json", frame.T_base_cam, eye_in_hand=False, report={})
 
     class Camera:
+        sensor = "d435"
+
         def connect(self): pass
         def disconnect(self): pass
         def read(self):
@@ -110,6 +112,8 @@ def _fake_cell(tmp_path, object_width, fail_on_read=None):
     reads = []
 
     class Camera:
+        sensor = "d435"
+
         def connect(self): pass
         def disconnect(self): pass
         def read(self):
