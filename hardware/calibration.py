@@ -89,20 +89,46 @@ def save_calibration(path: str | Path, T: np.ndarray, eye_in_hand: bool, report:
     Path(path).write_text(json.dumps({key: np.asarray(T).tolist(), "report": report}, indent=2) + "\n")
 
 
+CALIBRATION_KEYS = ("T_base_cam", "T_flange_cam")
+MAX_CAMERA_DISTANCE_M = {"T_base_cam": 3.0, "T_flange_cam": 0.5}  # beyond this the file cannot be right
+
+
 def load_calibration(path: str | Path) -> tuple[str, np.ndarray]:
-    """(key, 4x4) from a calibration file: key is ``T_base_cam`` or ``T_flange_cam``."""
+    """(key, 4x4) from a calibration file: key is ``T_base_cam`` (a fixed camera) or ``T_flange_cam`` (a camera
+    on the wrist). Refused, naming the file and the field: a missing or ambiguous key, values that are not a
+    finite 4x4 rigid transform (orthonormal rotation with determinant +1, last row 0 0 0 1), and a camera
+    farther from the base (or the flange) than a cell allows."""
     path = Path(path)
     if not path.is_file():
-        raise CalibrationError(f"calibration file not found: {path} (make one with python -m hardware.calibrate)")
+        raise CalibrationError(f"calibration file not found: {path} (make one with `distillgrasp calibrate`)")
     try:
         data = json.loads(path.read_text())
-        key = "T_base_cam" if "T_base_cam" in data else "T_flange_cam"
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"{path}: not a calibration file (not JSON: {exc})") from None
+    keys = [k for k in CALIBRATION_KEYS if isinstance(data, dict) and k in data]
+    if len(keys) != 1:
+        found = "both" if len(keys) == 2 else "neither"
+        raise CalibrationError(f"{path}: a calibration holds one of {' or '.join(CALIBRATION_KEYS)}; it holds {found}")
+    key = keys[0]
+    try:
         T = np.asarray(data[key], dtype=np.float64)
-    except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-        raise CalibrationError(f"{path}: not a calibration file ({exc})") from None
-    if T.shape != (4, 4) or not np.allclose(T[3], [0, 0, 0, 1]) or not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3),
-                                                                                  atol=1e-4):
-        raise CalibrationError(f"{path}: {key} is not a rigid 4x4 transform")
+    except (ValueError, TypeError):
+        raise CalibrationError(f"{path}: {key} is not a 4x4 matrix of numbers") from None
+    if T.shape != (4, 4):
+        raise CalibrationError(f"{path}: {key} has shape {T.shape}, not 4x4")
+    if not np.isfinite(T).all():
+        raise CalibrationError(f"{path}: {key} holds NaN or infinite values")
+    if not np.allclose(T[3], [0, 0, 0, 1]):
+        raise CalibrationError(f"{path}: {key}'s last row is {T[3].tolist()}, not [0, 0, 0, 1]")
+    R = T[:3, :3]
+    if not np.allclose(R @ R.T, np.eye(3), atol=1e-4):
+        raise CalibrationError(f"{path}: {key}'s rotation is not orthonormal")
+    if np.linalg.det(R) < 0:
+        raise CalibrationError(f"{path}: {key}'s rotation is a mirror (determinant {np.linalg.det(R):.3f})")
+    distance = float(np.linalg.norm(T[:3, 3]))
+    if distance > MAX_CAMERA_DISTANCE_M[key]:
+        raise CalibrationError(f"{path}: {key} puts the camera {distance:.2f} m away, more than "
+                               f"{MAX_CAMERA_DISTANCE_M[key]} m; is it in millimetres, or inverted?")
     return key, T
 
 

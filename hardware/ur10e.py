@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -21,10 +22,11 @@ import numpy as np
 
 from grasping.robot import Robot, RobotError, StopActiveError, WorkspaceBox, pose_from_ur, pose_to_ur
 from grasping.safety import MotionLimits, SafetyError, SafetyGate
-from hardware.timeouts import call_with_timeout
 from pipeline.config import DEFAULT_GRIPPER
 
 RTDE_PORT = 30004
+RTDE_REQUEST_PROTOCOL_VERSION = 86  # RTDE packet type 'V'
+RTDE_PROTOCOL = 2
 ROBOT_MODE_RUNNING = 7
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class URConfig:
     tcp_offset: float = DEFAULT_GRIPPER.tcp_offset  # flange to TCP along tool z, metres
     payload_kg: float = 1.0  # gripper
     connect_timeout_s: float = 3.0  # the TCP connection to the RTDE port
-    handshake_timeout_s: float = 15.0  # the RTDE interfaces' own start-up
+    handshake_timeout_s: float = 10.0  # the controller's answer to the RTDE protocol request
 
     @property
     def limits(self) -> MotionLimits:
@@ -79,14 +81,10 @@ class UR10eRTDE(Robot):
 
     # -------------------------------------------------------------------------------- connection
     def _handshake(self, factory: Callable, what: str):
-        def fail(message: str) -> RobotError:
-            return RobotError(f"the UR10e at {self.host} did not complete the {what} handshake ({message}); is "
-                              "it in remote control, and is nothing else holding its RTDE interface?")
-
         try:
-            return call_with_timeout(lambda: factory(self.host), self.config.handshake_timeout_s, fail)
+            return factory(self.host)
         except RuntimeError as exc:
-            raise RobotError(f"cannot connect to the UR10e at {self.host}: {exc}") from None
+            raise RobotError(f"cannot connect to the UR10e at {self.host} ({what}): {exc}") from None
 
     def connect(self) -> None:
         """Read-only: the receive interface."""
@@ -100,6 +98,8 @@ class UR10eRTDE(Robot):
         self._require()
         if self.control is not None:
             return
+        if self._control_factory is _default_control:
+            self._probe()
         self.control = self._handshake(self._control_factory, "control interface")
         try:
             self.control.setTcp([0.0, 0.0, self.config.tcp_offset, 0.0, 0.0, 0.0])
@@ -109,14 +109,25 @@ class UR10eRTDE(Robot):
         self._check_state("after taking control")
 
     def _probe(self) -> None:
-        """Fail within seconds when nothing answers on the RTDE port (ur_rtde may wait much longer)."""
+        """Fail within seconds when the controller does not answer RTDE: nothing listens on its port, or a host
+        takes the connection and never replies (ur_rtde's own handshake would then wait for ever, holding the
+        interpreter). Asks for the RTDE protocol version, as ur_rtde does first, and waits for the reply."""
+        cfg = self.config
         try:
-            with socket.create_connection((self.host, RTDE_PORT), timeout=self.config.connect_timeout_s):
-                pass
+            with socket.create_connection((self.host, RTDE_PORT), timeout=cfg.connect_timeout_s) as sock:
+                sock.settimeout(cfg.handshake_timeout_s)
+                sock.sendall(struct.pack(">HBH", 5, RTDE_REQUEST_PROTOCOL_VERSION, RTDE_PROTOCOL))
+                reply = sock.recv(4)
+        except socket.timeout:
+            raise RobotError(f"the UR10e at {self.host}:{RTDE_PORT} took the connection but did not answer the RTDE "
+                             f"handshake within {cfg.handshake_timeout_s:g} s; is it a UR controller, in remote "
+                             "control?") from None
         except OSError as exc:
-            raise RobotError(f"cannot reach the UR10e at {self.host}:{RTDE_PORT} within "
-                             f"{self.config.connect_timeout_s} s ({exc}); check the address and that the robot "
-                             "is powered on and in remote control") from None
+            raise RobotError(f"cannot reach the UR10e at {self.host}:{RTDE_PORT} within {cfg.connect_timeout_s} s "
+                             f"({exc}); check the address and that the robot is powered on and in remote "
+                             "control") from None
+        if len(reply) < 3 or reply[2] != RTDE_REQUEST_PROTOCOL_VERSION:
+            raise RobotError(f"the host at {self.host}:{RTDE_PORT} does not speak RTDE (replied {reply!r})")
 
     def disconnect(self) -> None:
         """Stop the script and close both interfaces, each step on its own: never raises (a failure is logged,
