@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in COMMANDS:
         ap.error(f"unknown command {args.command!r}; choose from {', '.join(COMMANDS)}")
     setup_logging(args.verbose)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return module.main(args.args)
+    try:
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return module.main(args.args)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

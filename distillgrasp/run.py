@@ -40,10 +40,10 @@ from pathlib import Path
 from grasping.cell import Cell
 from grasping.detect import GraspDetector
 from grasping.pictures import perception_picture, save_attempt_picture, show_3d
-from grasping.report import TrialLog, strict_json, summarise
+from grasping.report import TrialLog, summarise
 from grasping.robot import StopActiveError
 from grasping.trials import Attempt, attempt, check_resume, check_sensor, completer_for, perceive
-from pipeline.cli import HelpFormatter
+from pipeline.cli import HelpFormatter, write_json
 from pipeline.completion import COMPLETERS
 from pipeline.errors import DistillGraspError
 from pipeline.pictures import save_png
@@ -62,7 +62,7 @@ def _report(attempt_: Attempt, label: str) -> None:
 
 def _finish(records: list[dict], out: Path, source: str) -> None:
     summary = summarise(records)
-    (out / "summary.json").write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False) + "\n")
+    write_json(out / "summary.json", summary)
     if source in summary:
         s = summary[source]
         print(f"{source}: {s['successes']}/{s['trials']} picks succeeded "

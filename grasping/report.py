@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import binomtest
 
+from pipeline.cli import finite_json
 from pipeline.errors import DistillGraspError
 
 logger = logging.getLogger(__name__)
@@ -32,19 +32,6 @@ def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
 
 class TrialLogError(DistillGraspError):
     """A trial log that cannot be read, or a folder another run is writing to."""
-
-
-def strict_json(obj):
-    """``obj`` with every NaN or infinite float replaced by None, so that it dumps as strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return strict_json(obj.item())
-    return obj
 
 
 class TrialLog:
@@ -117,7 +104,7 @@ class TrialLog:
             self.repair()
             self._repaired = True
         with open(self.path, "a") as fh:
-            fh.write(json.dumps(strict_json(record), allow_nan=False) + "\n")
+            fh.write(json.dumps(finite_json(record), allow_nan=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 

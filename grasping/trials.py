@@ -13,7 +13,6 @@ what cell to build, is ``distillgrasp trials`` (``distillgrasp/trials.py``).
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,8 @@ from grasping.cell import Cell
 from grasping.cloud import CloudConfig, PerceptionError, SceneCloud, frame_points, segment
 from grasping.detect import Grasp, GraspDetector
 from grasping.execute import PickExecutor
-from grasping.report import TrialLog, plot_success, strict_json, summarise
+from grasping.report import TrialLog, plot_success, summarise
+from pipeline.cli import write_json
 from pipeline.completion import DepthCompleter, make_completer
 from pipeline.errors import DistillGraspError
 from pipeline.types import RGBDFrame
@@ -190,7 +190,7 @@ def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int
         records = sorted((r for r in log.records() if (r.get("scene_seed"), r.get("depth")) in asked),
                          key=lambda r: sources.index(r["depth"]))  # the summary lists sources as asked
         summary = summarise(records)
-        (out / "summary.json").write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False) + "\n")
+        write_json(out / "summary.json", summary)
         plot_success(summary, out / "success.png")
     return summary
 

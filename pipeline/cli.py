@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -49,11 +50,26 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def finite_json(obj):
+    """``obj`` with NaN and infinite floats as None (null), numpy scalars as Python ones: strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "item") and hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0:
+        return finite_json(obj.item())
+    return obj
+
+
 def write_json(path: str | Path, obj) -> None:
-    """Write ``obj`` as indented JSON, creating the parent folder."""
+    """Write ``obj`` as indented strict JSON (NaN as null), creating the parent folder."""
     path = Path(path)
+    if path.exists() and path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name for the JSON")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
+    path.write_text(json.dumps(finite_json(obj), indent=2, allow_nan=False) + "\n")
 
 
 def git_commit() -> str | None:

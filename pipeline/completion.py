@@ -44,6 +44,10 @@ class DepthCompleter(abc.ABC):
             raise FrameError(f"{self.name}: {which} has no valid depth at all; nothing to complete "
                              "(is the camera covered or out of range?)")
         depth = self._complete(frame).astype(np.float32)
+        if not np.isfinite(depth).all():
+            which = f" on {frame.name}" if frame.name else ""
+            raise FrameError(f"{self.name} returned NaN or infinite depth{which} "
+                             f"({int((~np.isfinite(depth)).sum())} pixels); its weights may be damaged")
         return dataclasses.replace(frame, depth=depth)
 
     @abc.abstractmethod

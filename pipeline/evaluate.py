@@ -17,6 +17,7 @@ the RMSE, printed as a second table and written under ``"pieces"``: where on a f
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -28,10 +29,12 @@ from pipeline.cli import HelpFormatter, list_argument, parse_size, write_json
 from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
-from pipeline.errors import DistillGraspError
+from pipeline.errors import DataFormatError, DistillGraspError, FrameError
 from pipeline.pictures import depth_panels, save_png
 from pipeline.metrics import METRIC_KEYS, MOVED_M, average, depth_metrics, glass_pieces
 from pipeline.types import RGBDFrame
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthCompleter], progress: bool = True,
@@ -40,31 +43,40 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
     also of every glass piece (``piece_scores``); with ``images``, a picture per frame and completer there
     (RGB, raw, prediction, truth, and the error)."""
     per = {name: {"transparent": [], "all": [], "ms": [], "moved": []} for name in completers}
-    scored_pieces = []
-    for frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress):
+    scored_pieces, skipped = [], []
+    for index, frame in enumerate(tqdm(frames, desc="evaluate", unit="frame", disable=not progress)):
         if frame.depth_gt is None:
             raise DistillGraspError(f"{frame.name}: no ground truth to evaluate against")
-        preds = {}
-        for name, completer in completers.items():
-            t0 = time.perf_counter()
-            pred = preds[name] = completer.complete(frame).depth
-            per[name]["ms"].append((time.perf_counter() - t0) * 1000)
+        try:  # every completer on this frame, or none: the models are compared on the same frames
+            preds, ms = {}, {}
+            for name, completer in completers.items():
+                t0 = time.perf_counter()
+                preds[name] = completer.complete(frame).depth
+                ms[name] = (time.perf_counter() - t0) * 1000
+        except FrameError as exc:
+            logger.warning("skipped %s: %s", frame.name or f"frame {index}", exc)
+            skipped.append({"frame": frame.name or str(index), "reason": str(exc)})
+            continue
+        for name, pred in preds.items():
+            per[name]["ms"].append(ms[name])
             per[name]["transparent"].append(depth_metrics(pred, frame.depth_gt, frame.mask))
             per[name]["all"].append(depth_metrics(pred, frame.depth_gt))
             per[name]["moved"].append(moved_share(pred, frame))
             if images is not None:
-                stem = Path(frame.name).name if frame.name else f"frame-{len(per[name]['ms']) - 1:04d}"
+                stem = Path(frame.name).name if frame.name else f"frame-{index:04d}"
                 save_png(depth_panels(frame.rgb, frame.depth, pred, frame.depth_gt, title=f"{stem}, {name}",
                                       completed_name=name), images / f"{stem}-{name}.png")
         if pieces:
             scored_pieces += piece_scores(frame, preds)
+    if frames and len(skipped) == len(frames):
+        raise DistillGraspError(f"every one of the {len(frames)} frames was skipped; the first: {skipped[0]['reason']}")
     results = {}
     for name, p in per.items():
         results[name] = {"transparent": average(p["transparent"]), "all": average(p["all"]),
                          "frames_with_glass": sum(m is not None for m in p["transparent"]),
                          "moved_correct_raw": _mean(p["moved"]),
                          "median_ms": float(np.median(p["ms"])) if p["ms"] else None}
-    out = {"frames": len(frames), "results": results}
+    out = {"frames": len(frames) - len(skipped), "skipped": skipped, "results": results}
     if pieces:
         out["pieces"] = scored_pieces
     return out
@@ -118,14 +130,23 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def load_frames(data: list[str], fmt: str | None, size: tuple[int, int], limit: int | None = None) -> list[RGBDFrame]:
-    frames = []
+def load_frames(data: list[str], fmt: str | None, size: tuple[int, int], limit: int | None = None,
+                skipped: list | None = None) -> list[RGBDFrame]:
+    """Every frame of the folders, resized. A frame that cannot be read is skipped with a warning and noted in
+    ``skipped`` (a list of {"frame", "reason"}); a data set of nothing but such frames is an error."""
+    frames, skipped = [], skipped if skipped is not None else []
     for path in data:
         for folder in discover(path, fmt):
             for i in range(len(folder)):
                 if limit is not None and len(frames) >= limit:
                     return frames
-                frames.append(resize_frame(folder.load(i), *size))
+                try:
+                    frames.append(resize_frame(folder.load(i), *size))
+                except DataFormatError as exc:
+                    logger.warning("skipped a frame: %s", exc)
+                    skipped.append({"frame": f"{folder.root}#{i}", "reason": str(exc)})
+    if not frames and skipped:
+        raise DataFormatError(f"none of the {len(skipped)} frames could be read; the first: {skipped[0]['reason']}")
     return frames
 
 
@@ -166,13 +187,17 @@ def main(argv: list[str] | None = None) -> int:
         completers = {}
         for name in names:
             completers[name] = make_completer(name, args.weights_dir if name in ("student", "teacher") else None)
-        frames = load_frames(args.data, args.format, size, args.limit)
+        unreadable: list[dict] = []
+        frames = load_frames(args.data, args.format, size, args.limit, skipped=unreadable)
         result = evaluate_frames(frames, completers, progress=not args.quiet, pieces=args.pieces,
                                  images=Path(args.save_images) if args.save_images else None)
     except (DistillGraspError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result.update({"size": args.size, "data": args.data})
+    result["skipped"] = unreadable + result["skipped"]
+    if result["skipped"]:
+        print(f"{len(result['skipped'])} frame(s) skipped (see the warnings above)", file=sys.stderr)
     print(markdown_table(result))
     if args.pieces:
         print()

@@ -20,7 +20,7 @@ from pipeline.onnx_runtime import ONNX_TOLERANCE_M, check_export, export_onnx, o
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline.cli import parse_size
-    from pipeline.weights import WEIGHTS_DIR, load
+    from pipeline.weights import WEIGHTS_DIR, WeightsError, load
 
     ap = argparse.ArgumentParser(prog="distillgrasp export", description=__doc__,
                                  formatter_class=HelpFormatter)
@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="320x240", help="size used for tracing and the check")
     args = ap.parse_args(argv)
     try:
-        model, _ = load(args.weights or WEIGHTS_DIR / f"{args.model}.safetensors")
+        weights = args.weights or WEIGHTS_DIR / f"{args.model}.safetensors"
+        model, card = load(weights)
+        if card.get("arch") != args.model:
+            raise WeightsError(f"{weights} is a {card.get('arch')} network, not the --model {args.model}")
         size = parse_size(args.size)
         path = export_onnx(model, args.onnx, size)
         err = check_export(model, path, size)

@@ -22,7 +22,7 @@ from pipeline.completion import NetworkCompleter
 from pipeline.errors import DistillGraspError
 from pipeline.evaluate import evaluate_frames, load_frames
 from pipeline.types import SENSOR_FAMILIES
-from pipeline.weights import WEIGHTS_DIR, load, save
+from pipeline.weights import WEIGHTS_DIR, WeightsError, load, save
 
 
 def generator_command(folder: str | Path) -> str | None:
@@ -51,6 +51,9 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
     if sensor is not None and sensor not in SENSOR_FAMILIES:
         raise ValueError(f"unknown sensor family {sensor!r}; choose one of {', '.join(SENSOR_FAMILIES)}")
     model, card = load(run / "best.safetensors")
+    if card.get("arch") != name:
+        raise WeightsError(f"{run / 'best.safetensors'} is a {card.get('arch')} network; shipping it as {name!r} "
+                           "would put it where the other network is expected")
     if half:
         model = model.half().float()  # what the stored float16 tensors will load as
     completer = NetworkCompleter.from_model(model, card)

@@ -3,6 +3,7 @@ commit, parameter count, evaluation figures)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -42,7 +43,23 @@ class WeightsError(DistillGraspError):
 def build(arch: str, config: dict | None = None) -> DepthNet:
     if arch not in ARCHITECTURES:
         raise WeightsError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if not isinstance(config or {}, dict):
+        raise WeightsError(f"{arch} config must be a mapping of options, got {config!r}")
+    known = set(inspect.signature(ARCHITECTURES[arch]).parameters)
+    unknown = sorted(set(config or {}) - known)
+    if unknown:
+        raise WeightsError(f"{arch} has no option(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
     return ARCHITECTURES[arch](**(config or {}))
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` then rename over ``path``: a reader never sees half a file, a failure leaves the old one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save(model: DepthNet, path: str | Path, card: dict) -> Path:
@@ -51,9 +68,12 @@ def save(model: DepthNet, path: str | Path, card: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     arch = next(k for k, v in ARCHITECTURES.items() if isinstance(model, v))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"arch": arch})
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"refusing to save {path}: NaN or infinite values in {', '.join(bad[:5])}")
     full = {"arch": arch, "config": model.config, "params": count_parameters(model), "commit": git_commit(), **card}
-    path.with_suffix(".json").write_text(json.dumps(full, indent=2) + "\n")
+    _write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"arch": arch}))
+    _write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(full, indent=2) + "\n"))
     return path
 
 
@@ -71,13 +91,19 @@ def load(path: str | Path) -> tuple[DepthNet, dict]:
     try:
         card = json.loads(card_path.read_text())
         arch, config = card["arch"], card.get("config", {})
-    except (json.JSONDecodeError, KeyError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise WeightsError(f"{card_path}: not a weights card ({exc})") from None
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: corrupt or truncated weights file ({exc})") from None
-    model = build(arch, config)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"{path}: NaN or infinite values in {', '.join(bad[:5])}")
+    try:
+        model = build(arch, config)
+    except WeightsError as exc:
+        raise WeightsError(f"{card_path}: {exc}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -61,12 +61,23 @@ def write_exr_depth(path: str | Path, depth: np.ndarray) -> None:
     OpenEXR.File(header, {"RGB": rgb}).write(str(path))
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """HxWx3 uint8 RGB from a PNG or JPEG (alpha dropped, 16-bit scaled to 8-bit)."""
-    path = _require(path)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+def _decode(path: Path) -> np.ndarray:
+    """The image at ``path``; a file cut short (a JPEG without its end marker, a PNG without its IEND chunk,
+    which OpenCV would decode in part without complaint) or not an image at all is refused."""
+    data = path.read_bytes()
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise DataFormatError(f"truncated JPEG {path} ({len(data)} bytes, no end-of-image marker)")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-12:]:
+        raise DataFormatError(f"truncated PNG {path} ({len(data)} bytes, no IEND chunk)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataFormatError(f"cannot decode image {path} (truncated or not an image)")
+    return img
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """HxWx3 uint8 RGB from a PNG or JPEG (alpha dropped, 16-bit scaled to 8-bit)."""
+    img = _decode(_require(path))
     if img.dtype == np.uint16:
         img = (img / 257.0).round().astype(np.uint8)
     if img.ndim == 2:
@@ -79,9 +90,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 def read_gray(path: str | Path, dtype: type | None = None) -> np.ndarray:
     """Single-channel image as stored (uint8 or uint16). A colour image is reduced to its first channel."""
     path = _require(path)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataFormatError(f"cannot decode image {path} (truncated or not an image)")
+    img = _decode(path)
     if img.ndim == 3:
         img = img[..., 0]
     if dtype is not None and img.dtype != dtype:
