@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--trials and --workers must be at least 1")
     if args.seed < 0:
         ap.error(f"--seed must be 0 or more, got {args.seed}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        ap.error(f"--out {args.out} is a file; give a folder")
     for source in args.depth:  # fail before any work when weights are missing
         try:
             completer_for(source, args.weights_dir, args.backend)

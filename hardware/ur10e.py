@@ -32,12 +32,15 @@ ROBOT_MODE_RUNNING = 7
 logger = logging.getLogger(__name__)
 
 
+_CAPS = MotionLimits()  # the speed and acceleration caps live in grasping.safety
+
+
 @dataclass(frozen=True)
 class URConfig:
-    max_linear_speed: float = 0.25  # m/s
-    linear_acceleration: float = 1.2  # m/s^2
-    max_joint_speed: float = 1.05  # rad/s
-    joint_acceleration: float = 1.4  # rad/s^2
+    max_linear_speed: float = _CAPS.max_linear_speed  # m/s
+    linear_acceleration: float = _CAPS.max_linear_acceleration  # m/s^2
+    max_joint_speed: float = _CAPS.max_joint_speed  # rad/s
+    joint_acceleration: float = _CAPS.max_joint_acceleration  # rad/s^2
     workspace: WorkspaceBox = field(default_factory=WorkspaceBox)
     tcp_offset: float = DEFAULT_GRIPPER.tcp_offset  # flange to TCP along tool z, metres
     payload_kg: float = 1.0  # gripper
@@ -208,6 +211,8 @@ class UR10eRTDE(Robot):
         q = self.gate.check_joints(q, speed, cfg.joint_acceleration).tolist()
         if self.control is None:
             raise RobotError("UR10e motion before enable(): the operator has not confirmed")
+        if not self.control.isJointsWithinSafetyLimits(q):
+            raise SafetyError(f"the controller rejects joints {np.round(q, 3).tolist()} as outside its safety limits")
         if self.dry_run:
             self.planned.append(("moveJ", q, speed))
             self.log(f"would moveJ to {np.round(q, 4).tolist()} at {speed} rad/s")

@@ -41,6 +41,8 @@ def generator_command(folder: str | Path) -> str | None:
         cmd += f" --max-tilt {m['max_tilt']:g}"
     if m.get("style", "tabletop") != "tabletop":
         cmd += f" --style {m['style']}"
+    if m.get("room"):
+        cmd += " --room"
     return cmd
 
 

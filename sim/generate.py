@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
         if args.seed < 0:
             raise ValueError(f"--seed must be non-negative, got {args.seed}")
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out} is a file; give a folder")
         cfg = GenerateConfig(seed=args.seed, sensor=args.sensor, width=width, height=height,
                              rgb_format=args.rgb_format, renderer=args.renderer, spp=args.spp,
                              stereo=args.stereo, views=args.views, max_tilt=args.max_tilt,

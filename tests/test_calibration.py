@@ -56,7 +56,7 @@ def test_calibration_file_round_trip_and_errors(tmp_path):
     with pytest.raises(CalibrationError, match="not found"):
         load_calibration(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text('{"T_base_cam": [[1, 0], [0, 1]]}')
-    with pytest.raises(CalibrationError, match="not a rigid"):
+    with pytest.raises(CalibrationError, match="not 4x4"):
         load_calibration(tmp_path / "bad.json")
     with pytest.raises(CalibrationError, match="at least 3"):
         solve_hand_eye([T], [T], eye_in_hand=True)

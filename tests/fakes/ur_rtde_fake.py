@@ -32,6 +32,9 @@ class FakeControl:
     def isPoseWithinSafetyLimits(self, pose):
         return not self.s.unsafe
 
+    def isJointsWithinSafetyLimits(self, q):
+        return not self.s.unsafe
+
     def _motion(self, kind, target, speed, acc):
         self.s.sent.append((kind, list(target), speed, acc))
         if self.s.protective_stop_on_move is not None and len(self.s.sent) >= self.s.protective_stop_on_move:
