@@ -118,6 +118,32 @@ def _joint_bilateral(depth: np.ndarray, gray: np.ndarray, radius: int, sigma_col
     return np.where(wsum > 0, acc / np.maximum(wsum, 1e-9), depth)
 
 
+# The focal length (pixels) of the frames every shipped network was trained on: the simulated D435 colour camera
+# (615 px at 640x480) at the training size 320x240. A card's ``train_fx`` overrides it.
+TRAINING_FOCAL_PX = 307.5
+WORKING_SCALE_TOLERANCE = 0.05
+KEEP_RAW_M = 0.01  # a valid raw reading the network moved by no more than this is returned exactly
+
+
+def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray:
+    """Complete ``frame`` with ``run`` (numpy depth out for a frame in) at ``size`` (W, H), and return depth at
+    the frame's own resolution: the network's prediction upsampled (linearly, so that it stays continuous where
+    it filled a hole), and every valid raw reading the network left within ``KEEP_RAW_M`` returned exactly. What
+    counts as left alone is decided at the working scale, where the network saw it."""
+    from pipeline.data.dataset import resize_frame
+
+    h, w = frame.shape
+    small = resize_frame(dataclasses.replace(frame, mask=None, depth_gt=None), *size)
+    pred_small = run(small).astype(np.float32)
+    changed_small = ~((small.depth > 0) & (np.abs(pred_small - small.depth) <= KEEP_RAW_M))
+    pred = cv2.resize(pred_small, (w, h), interpolation=cv2.INTER_LINEAR)
+    # a pixel is the network's where any working-scale pixel it overlaps was changed
+    changed = cv2.resize(cv2.dilate(changed_small.astype(np.uint8), np.ones((3, 3), np.uint8)), (w, h),
+                         interpolation=cv2.INTER_NEAREST) > 0
+    raw_ok = (frame.depth > 0) & np.isfinite(frame.depth)
+    return np.where(raw_ok & ~changed, frame.depth, pred).astype(np.float32)
+
+
 class NetworkCompleter(DepthCompleter):
     """A trained network (student or teacher) from a safetensors file with its card."""
 
@@ -149,7 +175,26 @@ class NetworkCompleter(DepthCompleter):
         self.name = card.get("arch", "network")
         self._sessions: dict[tuple[int, int], object] = {}  # onnxruntime session per (H, W); None = use torch
 
+    @property
+    def train_fx(self) -> float:
+        """The focal length in pixels of the frames the network was trained on (its card's ``train_fx``)."""
+        return float(self.card.get("train_fx", TRAINING_FOCAL_PX))
+
+    def working_size(self, intrinsics) -> tuple[int, int]:
+        """(W, H) at which a frame of ``intrinsics`` shows objects as many pixels across as the training frames
+        did: scaled by train_fx / fx, aspect kept. Frames already within 5% of that scale are left as they are."""
+        scale = self.train_fx / np.sqrt(intrinsics.fx * intrinsics.fy)
+        if abs(scale - 1.0) <= WORKING_SCALE_TOLERANCE:
+            return intrinsics.width, intrinsics.height
+        return max(32, round(intrinsics.width * scale)), max(32, round(intrinsics.height * scale))
+
     def _complete(self, frame):
+        w, h = self.working_size(frame.intrinsics)
+        if (h, w) == frame.shape:
+            return self._run(frame)
+        return at_working_scale(frame, self._run, (w, h))
+
+    def _run(self, frame):
         rgb = (frame.rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         depth = frame.depth.astype(np.float32)[None, None]
         session = self._session(frame.shape) if self.backend != "torch" else None

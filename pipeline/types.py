@@ -115,14 +115,24 @@ def check_depth(depth: np.ndarray, name: str, shape: tuple[int, int] | None = No
         )
     if shape is not None and depth.shape != tuple(shape):
         raise FrameError(f"{name}: expected shape {tuple(shape)}, got {depth.shape}")
-    finite = depth[np.isfinite(depth)]
-    if finite.size and finite.max() > MAX_PLAUSIBLE_DEPTH_M:
+    readings = depth[np.isfinite(depth) & (depth > 0)]
+    if readings.size and np.median(readings) > MAX_PLAUSIBLE_DEPTH_M:  # the bulk, not a few far codes
         raise FrameError(
-            f"{name}: depth up to {finite.max():.1f} does not look like metres "
+            f"{name}: depth of median {np.median(readings):.1f} does not look like metres "
             f"(> {MAX_PLAUSIBLE_DEPTH_M} m); millimetres must be divided by 1000"
         )
+    finite = depth[np.isfinite(depth)]
     if finite.size and finite.min() < 0:
         raise FrameError(f"{name}: negative depth {finite.min():.3f} m")
+
+
+def no_readings(depth: np.ndarray) -> tuple[np.ndarray, int]:
+    """``depth`` as float32 with every reading that is not one made 0: NaN, infinite, and readings beyond
+    ``MAX_PLAUSIBLE_DEPTH_M`` (a RealSense's far code, 65.535 m, among them); and how many such readings there
+    were (zeros already there not counted)."""
+    depth = depth.astype(np.float32, copy=False)
+    bad = ~np.isfinite(depth) | (depth > MAX_PLAUSIBLE_DEPTH_M)
+    return np.where(bad, np.float32(0), depth), int(bad.sum())
 
 
 @dataclass
@@ -136,6 +146,8 @@ class RGBDFrame:
     mask:       optional HxW bool, True on transparent-object pixels.
     depth_gt:   optional HxW float32 ground-truth depth in metres (simulation and datasets), 0 = unknown.
     sensor:     the depth camera's family (one of ``SENSOR_FAMILIES``), "" when unknown.
+    dropped:    how many depth readings were not readings (NaN, infinite, beyond range such as a far code) and
+                were made 0; set on construction.
     """
 
     rgb: np.ndarray
@@ -147,6 +159,7 @@ class RGBDFrame:
     depth_gt: np.ndarray | None = None
     name: str = ""
     sensor: str = ""
+    dropped: int = 0
 
     def __post_init__(self) -> None:
         h, w = self.intrinsics.height, self.intrinsics.width
@@ -158,10 +171,11 @@ class RGBDFrame:
             got = (getattr(self.rgb, "shape", None), getattr(self.rgb, "dtype", None))
             raise FrameError(f"{where}rgb must be {h}x{w}x3 uint8 to match the intrinsics, got shape/dtype {got}")
         check_depth(self.depth, where + "depth", (h, w))
-        self.depth = np.nan_to_num(self.depth.astype(np.float32, copy=False), nan=0.0, posinf=0.0)
+        self.depth, dropped = no_readings(self.depth)
+        self.dropped += dropped
         if self.depth_gt is not None:
             check_depth(self.depth_gt, where + "depth_gt", (h, w))
-            self.depth_gt = np.nan_to_num(self.depth_gt.astype(np.float32, copy=False), nan=0.0, posinf=0.0)
+            self.depth_gt, _ = no_readings(self.depth_gt)
         if self.mask is not None:
             if self.mask.shape != (h, w):
                 raise FrameError(f"{where}mask must be {h}x{w}, got {self.mask.shape}")

@@ -184,13 +184,13 @@ def test_onnx_export_matches_torch(tmp_path):
 
     rgb, depth = _inputs(1, 64, 80)
     frame = RGBDFrame((rgb[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), depth[0, 0].numpy(),
-                      CameraIntrinsics(80, 64, 70.0, 70.0, 39.5, 31.5))
+                      CameraIntrinsics(80, 64, 307.5, 307.5, 39.5, 31.5))
     completer = OnnxCompleter(path)
     out = completer.complete(frame).depth
     with torch.inference_mode():
         ref = model(torch.from_numpy(frame.rgb).permute(2, 0, 1)[None].float() / 255, depth)[0, 0].numpy()
     assert np.abs(out - ref).max() < 1e-4
-    small = RGBDFrame(frame.rgb[:48], frame.depth[:48], CameraIntrinsics(80, 48, 70.0, 70.0, 39.5, 23.5))
+    small = RGBDFrame(frame.rgb[:48], frame.depth[:48], CameraIntrinsics(80, 48, 307.5, 307.5, 39.5, 23.5))
     with pytest.raises(DistillGraspError, match="exported for 80x64"):
         completer.complete(small)
 

@@ -118,9 +118,11 @@ def write_jpg(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
 
 
 def _check_metres(depth: np.ndarray, path: Path) -> None:
-    if depth.size and depth.max() > MAX_PLAUSIBLE_DEPTH_M:
+    """The bulk of the readings must be metres; a few far codes or outliers are no-readings, not an error."""
+    readings = depth[np.isfinite(depth) & (depth > 0)]
+    if readings.size and np.median(readings) > MAX_PLAUSIBLE_DEPTH_M:
         raise DataFormatError(
-            f"{path}: depth up to {depth.max():.1f} does not look like metres; "
+            f"{path}: depth of median {np.median(readings):.1f} does not look like metres; "
             "this reader expects EXR depth in metres"
         )
 

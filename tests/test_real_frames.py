@@ -1,0 +1,81 @@
+"""Real frames as they come: any resolution and aspect (the completer works at its training scale), far codes
+and NaN as no-readings, every D400 model in the stereo family."""
+
+import numpy as np
+import pytest
+
+from pipeline.completion import KEEP_RAW_M, NetworkCompleter, make_completer
+from pipeline.data.dataset import resize_frame
+from pipeline.data.readers import discover
+from pipeline.types import CameraIntrinsics, RGBDFrame, sensor_family
+
+
+@pytest.fixture(scope="module")
+def real_frame(shared_data):
+    folder = discover(shared_data / "cleargrasp" / "real-val", None)[0]
+    return folder.load(0)  # 1280x720, D435
+
+
+@pytest.fixture(scope="module")
+def student():
+    return make_completer("student", backend="torch")
+
+
+def test_the_network_works_at_its_training_scale(student, real_frame):
+    net = student.for_sensor("d435") if hasattr(student, "for_sensor") else student
+    assert isinstance(net, NetworkCompleter)
+    K = real_frame.intrinsics
+    w, h = net.working_size(K)
+    assert abs(np.sqrt(K.fx * K.fy) * w / K.width - net.train_fx) < 0.01 * net.train_fx  # focal length matched
+    assert abs(w / h - K.width / K.height) < 0.01  # aspect kept
+    small = K.scaled(320, 240)
+    assert net.working_size(CameraIntrinsics(320, 240, net.train_fx, net.train_fx, 159.5, 119.5)) == (320, 240)
+    assert net.working_size(small) != (320, 240)  # a squashed 1280x720 frame is not at the training scale
+
+
+def test_one_frame_from_two_input_sizes_agrees(student, real_frame):
+    """The same view at 640x360 and 1280x720: completed depth agrees within 1 cm (median over glass)."""
+    big = resize_frame(real_frame, 1280, 720)
+    half = resize_frame(real_frame, 640, 360)
+    d_big = student.complete(big).depth
+    d_half = student.complete(half).depth
+    glass = resize_frame(real_frame, 640, 360).mask
+    d_big_at_half = d_big[::2, ::2]
+    valid = glass & (d_half > 0) & (d_big_at_half > 0)
+    assert valid.sum() > 100
+    assert np.median(np.abs(d_big_at_half[valid] - d_half[valid])) < 0.01
+
+
+def test_valid_raw_depth_outside_glass_survives_untouched(student, real_frame):
+    completed = student.complete(real_frame)
+    raw = real_frame.depth
+    assert completed.depth.shape == raw.shape
+    kept = (raw > 0) & ~real_frame.mask & (completed.depth == raw)
+    moved = (raw > 0) & ~real_frame.mask & (np.abs(completed.depth - raw) > KEEP_RAW_M)
+    assert kept.sum() > 0.5 * ((raw > 0) & ~real_frame.mask).sum()  # most of it returned exactly
+    assert (completed.depth[real_frame.depth == 0] > 0).mean() > 0.99  # the holes are filled
+    assert moved.sum() < kept.sum()
+
+
+def test_far_codes_nan_and_zeros_are_no_readings(student):
+    K = CameraIntrinsics(320, 240, 307.5, 307.5, 159.5, 119.5)
+    depth = np.full((240, 320), 0.8, np.float32)
+    depth[:5, :5] = 65.535  # a D415's far code
+    depth[10:12, 10:12] = np.nan
+    depth[50:60, 50:60] = 0.0
+    depth[20, 20] = np.inf
+    frame = RGBDFrame(np.full((240, 320, 3), 100, np.uint8), depth, K, sensor="d435")
+    assert frame.dropped == 25 + 4 + 1 and frame.depth.max() <= 0.8 + 1e-6
+    completed = student.complete(frame)
+    assert np.isfinite(completed.depth).all() and completed.depth.max() < 2.0
+    from pipeline.errors import FrameError
+
+    with pytest.raises(FrameError, match="millimetres"):  # the bulk in millimetres is still an error
+        RGBDFrame(frame.rgb, np.full((240, 320), 800.0, np.float32), K)
+
+
+@pytest.mark.parametrize("name", ["Intel RealSense D415", "Intel RealSense D435", "Intel RealSense D435I",
+                                  "Intel RealSense D455", "Intel RealSense D405", "D435IF"])
+def test_every_d400_model_is_in_the_stereo_family(name):
+    assert sensor_family(name) == "d435"
+    assert sensor_family("Intel RealSense L515") == "l515"
