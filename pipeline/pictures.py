@@ -35,24 +35,36 @@ def colourise(values: np.ndarray, lo: float, hi: float, colormap: int = cv2.COLO
     return img
 
 
+def _text_scale(height: int) -> float:
+    """Lettering grows with the picture: 1 for frames up to 240 rows high."""
+    return max(1.0, height / 240)
+
+
 def colour_bar(height: int, lo: float, hi: float, unit: str = "m", colormap: int = cv2.COLORMAP_TURBO) -> np.ndarray:
     """A vertical colour bar, ``hi`` at the top, with five labelled ticks."""
-    bar = np.full((height, BAR_W, 3), 255, np.uint8)
-    ramp = np.linspace(1, 0, height)[:, None].repeat(14, axis=1)
-    bar[:, 4:18] = cv2.applyColorMap((ramp * 255).astype(np.uint8), colormap)[..., ::-1]
+    k = _text_scale(height)
+    bar = np.full((height, int(BAR_W * k), 3), 255, np.uint8)
+    x0, x1 = int(4 * k), int(18 * k)
+    ramp = np.linspace(1, 0, height)[:, None].repeat(x1 - x0, axis=1)
+    bar[:, x0:x1] = cv2.applyColorMap((ramp * 255).astype(np.uint8), colormap)[..., ::-1]
+    thick = max(1, round(k))
     for i in range(5):
         y = int(round(i * (height - 1) / 4))
         value = hi - i * (hi - lo) / 4
-        cv2.line(bar, (18, y), (22, y), (0, 0, 0), 1)
-        cv2.putText(bar, f"{value:.2f}{unit}", (24, min(max(y + 4, 10), height - 2)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.32, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.line(bar, (x1, y), (int(22 * k), y), (0, 0, 0), thick)
+        cv2.putText(bar, f"{value:.2f}{unit}", (int(24 * k), min(max(y + int(4 * k), int(10 * k)), height - 2)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.32 * k, (0, 0, 0), thick, cv2.LINE_AA)
     return bar
 
 
-def captioned(img: np.ndarray, caption: str) -> np.ndarray:
-    """``img`` with ``caption`` written in a white band above it."""
-    band = np.full((CAPTION_H, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(band, caption, (4, CAPTION_H - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+def captioned(img: np.ndarray, caption: str, height: int | None = None) -> np.ndarray:
+    """``img`` with ``caption`` written in a white band above it (lettering sized for a panel ``height`` rows
+    high, default ``img``'s)."""
+    k = _text_scale(height or img.shape[0])
+    band_h = int(CAPTION_H * k)
+    band = np.full((band_h, img.shape[1], 3), 255, np.uint8)
+    cv2.putText(band, caption, (int(4 * k), band_h - int(7 * k)), cv2.FONT_HERSHEY_SIMPLEX, 0.42 * k, (0, 0, 0),
+                max(1, round(k)), cv2.LINE_AA)
     return np.vstack([band, img])
 
 
@@ -61,10 +73,11 @@ def row(panels: list[tuple[str, np.ndarray]], bar: np.ndarray | None = None, tit
     h = max(img.shape[0] for _, img in panels)
     parts = [captioned(_pad(img, h), caption) for caption, img in panels]
     if bar is not None:
-        parts.append(captioned(_pad(bar, h), ""))
-    out = np.hstack([np.hstack([p, np.full((p.shape[0], 4, 3), 255, np.uint8)]) for p in parts])
+        parts.append(captioned(_pad(bar, h), "", h))
+    gap = int(4 * _text_scale(h))
+    out = np.hstack([np.hstack([p, np.full((p.shape[0], gap, 3), 255, np.uint8)]) for p in parts])
     if title:
-        out = captioned(out, title)
+        out = captioned(out, title, h)
     return out
 
 

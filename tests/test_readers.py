@@ -66,10 +66,18 @@ def real_copy(shared_data, tmp_path):
 
 
 def test_missing_file_is_named(real_copy):
-    (real_copy / "000000123-opaque-depth-img.exr").unlink()
+    (real_copy / "000000123-transparent-depth-img.exr").unlink()
     folder = ClearGraspRealFolder(real_copy)
-    with pytest.raises(DataFormatError, match="missing file: .*000000123-opaque-depth-img.exr"):
+    with pytest.raises(DataFormatError, match="missing file: .*000000123-transparent-depth-img.exr"):
         folder.load(1)
+
+
+def test_ground_truth_and_mask_are_optional(real_copy):
+    """A folder of one's own captures has no ground truth: the frame comes without it."""
+    (real_copy / "000000080-opaque-depth-img.exr").unlink()
+    (real_copy / "000000080-mask.png").unlink()
+    frame = ClearGraspRealFolder(real_copy).load(0)
+    assert frame.depth_gt is None and frame.mask is None and (frame.depth > 0).any()
 
 
 def test_truncated_file_is_named(real_copy):

@@ -1,7 +1,8 @@
 """Readers for the dataset layouts the project trains and evaluates on.
 
 Every reader yields ``RGBDFrame`` objects with ``depth`` = the raw sensor depth, ``depth_gt`` = ground truth,
-``mask`` = transparent pixels, all in metres with 0 = no depth.
+``mask`` = transparent pixels, all in metres with 0 = no depth; ``depth_gt`` and ``mask`` are None for captures
+that come without them (a folder of your own).
 
 Layouts
 -------
@@ -27,6 +28,14 @@ Layouts
     NNNNNN-label.png (instance ids, 0 = background; every labelled object is taken as transparent)
 
   Intrinsics default to ClearPose's L515 colour camera; a ``camera_intrinsics.yaml`` in the folder overrides.
+
+``transcg`` (one folder per captured view, two cameras)::
+
+    rgb1.png, depth1.png (raw, uint16 mm), depth1-gt.png (uint16 mm), depth1-gt-mask.png (0/255 transparent)
+    rgb2.png, ...                              the same for the second camera
+    camera_intrinsics/camera1-intrinsics.npy   3x3 camera matrix, in the folder or one of the three above it
+
+  Camera 1 is a RealSense D435 (the stereo family), camera 2 an L515.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from pipeline.data.io import check_same_size, read_exr_depth, read_gray, read_pn
 from pipeline.errors import DataFormatError
 from pipeline.types import CameraIntrinsics, RGBDFrame, sensor_family
 
-FORMATS = ("cleargrasp", "clearpose")
+FORMATS = ("cleargrasp", "clearpose", "transcg")
 
 # ClearPose's RealSense L515 colour intrinsics at 640x480.
 CLEARPOSE_INTRINSICS = CameraIntrinsics(640, 480, 601.33, 601.33, 334.67, 248.0)
@@ -89,6 +98,11 @@ def write_intrinsics_yaml(path: str | Path, K: CameraIntrinsics, camera_name: st
         f"fx: {K.fx:.6f}\nfy: {K.fy:.6f}\ncx: {K.cx:.6f}\ncy: {K.cy:.6f}\n"
     )
     Path(path).write_text(text)
+
+
+def _optional(path: str, read) -> dict:
+    """{path: read(path)} when the file exists, else {}: ground truth and masks are optional (own captures)."""
+    return {path: read(path)} if Path(path).is_file() else {}
 
 
 def _fit_intrinsics(K: CameraIntrinsics, width: int, height: int) -> CameraIntrinsics:
@@ -148,13 +162,14 @@ class ClearGraspRealFolder(FrameFolder):
         files = {
             str(self._rgb_path(name)): read_rgb(self._rgb_path(name)),
             f"{p}-transparent-depth-img.exr": read_exr_depth(f"{p}-transparent-depth-img.exr"),
-            f"{p}-opaque-depth-img.exr": read_exr_depth(f"{p}-opaque-depth-img.exr"),
-            f"{p}-mask.png": read_gray(f"{p}-mask.png"),
+            **_optional(f"{p}-opaque-depth-img.exr", read_exr_depth),
+            **_optional(f"{p}-mask.png", read_gray),
         }
-        rgb, raw, gt, mask = files.values()
         check_same_size(files, next(iter(files)))
+        rgb, raw = list(files.values())[:2]
+        gt, mask = files.get(f"{p}-opaque-depth-img.exr"), files.get(f"{p}-mask.png")
         h, w = raw.shape
-        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=mask > 0,
+        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=None if mask is None else mask > 0,
                          intrinsics=_fit_intrinsics(self._K, w, h), name=str(p), sensor=self._sensor)
 
 
@@ -211,19 +226,65 @@ class ClearPoseFolder(FrameFolder):
         files = {
             f"{p}-color.png": read_rgb(f"{p}-color.png"),
             f"{p}-depth.png": read_png_depth_mm(f"{p}-depth.png"),
-            f"{p}-depth_true.png": read_png_depth_mm(f"{p}-depth_true.png"),
-            f"{p}-label.png": read_gray(f"{p}-label.png"),
+            **_optional(f"{p}-depth_true.png", read_png_depth_mm),
+            **_optional(f"{p}-label.png", read_gray),
         }
         check_same_size(files, f"{p}-color.png")
-        rgb, raw, gt, label = files.values()
+        rgb, raw = list(files.values())[:2]
+        gt, label = files.get(f"{p}-depth_true.png"), files.get(f"{p}-label.png")
         h, w = raw.shape
-        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=label > 0,
+        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=None if label is None else label > 0,
                          intrinsics=_fit_intrinsics(self._K, w, h), name=str(p), sensor="l515")
+
+
+class TransCGFolder(FrameFolder):
+    layout = "transcg"
+    CAMERAS = {"1": "d435", "2": "l515"}
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return any((root / f"rgb{c}.png").is_file() for c in cls.CAMERAS)
+
+    def _list(self) -> list[str]:
+        return [c for c in self.CAMERAS if (self.root / f"rgb{c}.png").is_file()]
+
+    def _intrinsics(self, camera: str, width: int, height: int) -> CameraIntrinsics:
+        name = f"camera{camera}-intrinsics.npy"
+        for folder in (self.root, *list(self.root.parents)[:3]):
+            path = folder / "camera_intrinsics" / name
+            if path.is_file():
+                try:
+                    K = np.load(path)
+                except (OSError, ValueError) as exc:
+                    raise DataFormatError(f"{path}: not a 3x3 camera matrix ({exc})") from None
+                if np.shape(K) != (3, 3):
+                    raise DataFormatError(f"{path}: expected a 3x3 camera matrix, got shape {np.shape(K)}")
+                return CameraIntrinsics(width, height, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]),
+                                        float(K[1, 2]))
+        raise DataFormatError(f"{self.root}: no camera_intrinsics/{name} in it or the three folders above it")
+
+    def load(self, index: int) -> RGBDFrame:
+        c = self.names[index]
+        p = self.root
+        files = {
+            str(p / f"rgb{c}.png"): read_rgb(p / f"rgb{c}.png"),
+            str(p / f"depth{c}.png"): read_png_depth_mm(p / f"depth{c}.png"),
+            **_optional(str(p / f"depth{c}-gt.png"), read_png_depth_mm),
+            **_optional(str(p / f"depth{c}-gt-mask.png"), read_gray),
+        }
+        check_same_size(files, str(p / f"rgb{c}.png"))
+        rgb, raw = list(files.values())[:2]
+        gt, mask = files.get(str(p / f"depth{c}-gt.png")), files.get(str(p / f"depth{c}-gt-mask.png"))
+        h, w = raw.shape
+        return RGBDFrame(rgb=rgb, depth=raw, depth_gt=gt, mask=None if mask is None else mask > 0,
+                         intrinsics=self._intrinsics(c, w, h),
+                         name=f"{p}/camera{c}", sensor=self.CAMERAS[c])
 
 
 LAYOUTS: dict[str, tuple[type[FrameFolder], ...]] = {
     "cleargrasp": (ClearGraspRealFolder, ClearGraspSyntheticFolder),
     "clearpose": (ClearPoseFolder,),
+    "transcg": (TransCGFolder,),
 }
 
 
