@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 from distillgrasp import __version__
+from pipeline.cli import PACKAGES, setup_logging  # stdlib only: --help stays light
 
 COMMANDS: dict[str, tuple[str, str]] = {  # subcommand -> (module with main(argv), what it does)
     "run": ("distillgrasp.run", "capture, repair depth, pick: in simulation, on a real cell, or on a recording"),
@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {  # subcommand -> (module with main(argv
 }
 
 
+EXTRAS = {"pybullet": "sim", "mitsuba": "photoreal", "drjit": "photoreal", "pyoidn": "photoreal",
+          "pyrealsense2": "hardware", "rtde_control": "hardware", "rtde_receive": "hardware"}
+
+
 def parser() -> argparse.ArgumentParser:
     lines = "\n".join(f"  {name:<10} {what}" for name, (_, what) in COMMANDS.items())
     ap = argparse.ArgumentParser(
@@ -33,16 +37,10 @@ def parser() -> argparse.ArgumentParser:
         description="Repair the depth RGB-D cameras return on glass, and grasp it.",
         epilog=f"commands:\n{lines}\n\n`distillgrasp COMMAND --help` describes each one.")
     ap.add_argument("--version", action="version", version=f"distillgrasp {__version__}")
-    ap.add_argument("-v", "--verbose", action="store_true", help="log diagnostics (debug level)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="also log debug lines")
     ap.add_argument("command", metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
     ap.add_argument("args", nargs=argparse.REMAINDER, help="the command's own options")
     return ap
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Diagnostics to stderr, one line each: warnings by default, everything with ``--verbose``."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.captureWarnings(True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = importlib.import_module(COMMANDS[args.command][0])
         return module.main(args.args)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if not top or top in PACKAGES:
+            raise
+        extra = EXTRAS.get(top)
+        fix = f"pip install 'distillgrasp[{extra}]'" if extra else "install distillgrasp with its dependencies"
+        print(f"error: distillgrasp {args.command} needs the Python package {top!r}, which is not installed "
+              f"({fix})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -1,10 +1,10 @@
 """Hand-eye calibration of the RealSense against the UR10e with a ChArUco board.
 
     distillgrasp calibrate --ip IP [--eye-to-hand | --eye-in-hand] --calibration FILE
-                           [--serial S] [--views 15] [--centre X Y Z] [--yes]
+                           [--serial S] [--views N] [--centre X Y Z] [--yes]
 
 Eye-to-hand (default): the camera is fixed over the table and the board is mounted on the gripper; the
-result is ``T_base_cam``, which ``run.py --calibration FILE`` loads. Eye-in-hand: the camera is on the flange,
+result is ``T_base_cam``, which ``distillgrasp run --calibration FILE`` loads. Eye-in-hand: the camera is on the flange,
 the board lies on the table; the result is ``T_flange_cam``. The robot visits ``--views`` poses around
 ``--centre`` (tool pointing down, tilted up to 20 deg); at each one the board is detected and its pose paired
 with the flange pose. The report gives how consistent the views are (residuals in mm and degrees).
@@ -13,6 +13,7 @@ with the flange pose. The report gives how consistent the views are (residuals i
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import cv2
@@ -21,9 +22,11 @@ from scipy.spatial.transform import Rotation
 
 from grasping.robot import RobotError, top_down_pose
 from hardware.calibration import BoardConfig, CalibrationError, board_pose, save_calibration, solve_hand_eye
-from pipeline.cli import HelpFormatter
+from pipeline.cli import HelpFormatter, setup_logging
 from pipeline.config import DEFAULT_GRIPPER
 from pipeline.errors import DistillGraspError
+
+logger = logging.getLogger(__name__)
 
 
 def calibration_poses(centre, n: int, seed: int = 0, tilt_deg: float = 20.0, spread: float = 0.08) -> list[np.ndarray]:
@@ -64,14 +67,16 @@ def collect(robot, camera, poses, board: BoardConfig = BoardConfig(), confirm=No
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp calibrate", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("--ip", required=True, help="the UR10e controller's address")
+    ap.add_argument("--ip", metavar="IP", required=True, help="the UR10e controller's address")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--eye-to-hand", action="store_true", help="camera fixed, board on the gripper (default)")
     mode.add_argument("--eye-in-hand", action="store_true", help="camera on the flange, board on the table")
     ap.add_argument("--calibration", metavar="FILE", required=True, help="calibration JSON to write")
-    ap.add_argument("--serial", default=None, help="RealSense serial number")
-    ap.add_argument("--views", type=int, default=15)
-    ap.add_argument("--centre", type=float, nargs=3, default=(0.7, 0.0, 0.35), metavar=("X", "Y", "Z"))
+    ap.add_argument("--serial", metavar="S", default=None,
+                    help="RealSense serial number (default: the first camera found)")
+    ap.add_argument("--views", metavar="N", type=int, default=15, help="poses to visit")
+    ap.add_argument("--centre", type=float, nargs=3, default=(0.7, 0.0, 0.35), metavar=("X", "Y", "Z"),
+                    help="centre of the poses in the robot's base frame, metres")
     ap.add_argument("--yes", action="store_true", help="do not ask before each move")
     args = ap.parse_args(argv)
     from hardware.realsense import RealSenseCamera, RealSenseConfig
@@ -81,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     confirm = None if args.yes else (lambda i: input(f"move to view {i + 1}? [Enter = yes, q = stop] ").strip() != "q")
     try:
         with UR10eRTDE(args.ip) as robot, RealSenseCamera(RealSenseConfig(serial=args.serial)) as camera:
-            flanges, views = collect(robot, camera, calibration_poses(args.centre, args.views), confirm=confirm)
+            flanges, views = collect(robot, camera, calibration_poses(args.centre, args.views), confirm=confirm,
+                                     log=logger.info)
         T, report = solve_hand_eye(flanges, views, eye_in_hand)
     except (DistillGraspError, RobotError, CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -95,4 +101,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

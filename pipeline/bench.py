@@ -1,10 +1,12 @@
 """Latency of the networks: median milliseconds per frame, batch 1, after warm-up, inference mode, 2 threads.
 
-    distillgrasp bench [--weights-dir weights] [--runs 30] [--threads 2] --json FILE
+    distillgrasp bench [--models student,teacher] [--weights-dir DIR] [--runs N] [--threads N] [--no-onnx]
+                       [--json FILE]
 
 Measures student and teacher at 320x240 and 640x480, with torch and with onnxruntime (exported on the
 fly to a temporary file). The models are timed in alternating blocks of calls, so that load on a shared machine
-weighs on each alike; "teacher_over_student" holds the ratios. JSON: {MODEL: {"params": n, "320x240": {"torch_ms": .., "onnx_ms": ..}, ...}}.
+weighs on each alike; "teacher_over_student" holds the ratios.
+JSON: {MODEL: {"params": n, "320x240": {"torch_ms": .., "onnx_ms": ..}, ...}}.
 Untrained architectures are measured when no weights exist (latency does not depend on the values).
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.cli import HelpFormatter, list_argument, write_json
+from pipeline.cli import HelpFormatter, list_argument, setup_logging, write_json
 from pipeline.models.common import count_parameters
 from pipeline.weights import WEIGHTS_DIR, build, load
 
@@ -96,10 +98,10 @@ def ratios(results: dict, slow: str = "teacher", fast: str = "student") -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp bench", description=__doc__,
                                  formatter_class=HelpFormatter)
-    list_argument(ap, "--models", default="student,teacher", help="weights names in --weights-dir")
-    ap.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="folder holding NAME.safetensors")
-    ap.add_argument("--runs", type=int, default=30, help="timed calls per model and size")
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads")
+    list_argument(ap, "--models", metavar="NAME", default="student,teacher", help="weights names in --weights-dir")
+    ap.add_argument("--weights-dir", metavar="DIR", default=str(WEIGHTS_DIR), help="folder holding NAME.safetensors")
+    ap.add_argument("--runs", metavar="N", type=int, default=30, help="timed calls per model and size")
+    ap.add_argument("--threads", metavar="N", type=int, default=2, help="CPU threads")
     ap.add_argument("--no-onnx", action="store_true", help="time torch only")
     ap.add_argument("--json", dest="json_out", metavar="FILE", default=None, help="write the figures to this file")
     args = ap.parse_args(argv)
@@ -130,4 +132,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

@@ -3,14 +3,76 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import logging
 import math
 import subprocess
+import sys
 from pathlib import Path
+
+PACKAGES = ("distillgrasp", "pipeline", "grasping", "sim", "hardware")  # the loggers setup_logging sets up
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Every command's help: the module docstring as written, and each option's default."""
+    """Every command's help: the module docstring as written, and each option's default, options without a help
+    text included (lists as ``a,b``; nothing for required options, switches and options without a default)."""
+
+    @staticmethod
+    def _default_text(action: argparse.Action) -> str | None:
+        default = action.default
+        if (action.required or default is None or default is False or default is argparse.SUPPRESS
+                or not action.option_strings or "%(default)" in (action.help or "")):
+            return None
+        if isinstance(default, (list, tuple)):
+            default = (" " if isinstance(action.nargs, int) else ",").join(str(v) for v in default)
+        return f"(default: {str(default).replace('%', '%%')})"
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not (action.help or "").strip() and self._default_text(action):
+            action = copy.copy(action)
+            action.help = self._default_text(action)
+            action.default_only = True
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        extra = self._default_text(action)
+        if not extra or getattr(action, "default_only", False):
+            return action.help
+        return f"{action.help} {extra}"
+
+
+class _LogFormatter(logging.Formatter):
+    """Progress notes as plain lines, anything else prefixed with its level (``warning: ...``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).rstrip()
+        return text if record.levelno == logging.INFO else f"{record.levelname.lower()}: {text}"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a redirected stream)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Diagnostics to stderr, one line each: this project's progress notes and everyone's warnings by default,
+    the project's debug lines too with ``verbose``. Python warnings go the same way. Safe to call twice."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_LogFormatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in PACKAGES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.captureWarnings(True)
 
 
 def split_list(values: list[str] | str) -> list[str]:

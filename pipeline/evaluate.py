@@ -1,7 +1,8 @@
 """Evaluate depth completers with the ClearGrasp protocol.
 
-    distillgrasp evaluate --data DIR [--format cleargrasp|clearpose] --models student,teacher,fill,raw
-                          [--size 320x240] [--weights-dir weights] [--limit N] [--pieces] --json FILE
+    distillgrasp evaluate --data DIR [DIR ...] [--format cleargrasp|clearpose] [--models student,teacher,fill,raw]
+                          [--size WxH] [--weights-dir DIR] [--limit N] [--pieces] [--json FILE]
+                          [--save-images DIR] [--quiet]
 
 Frames are resized to ``--size`` (nearest neighbour for depth and mask), completed, and scored over
 transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cli import HelpFormatter, list_argument, parse_size, write_json
+from pipeline.cli import HelpFormatter, list_argument, parse_size, setup_logging, write_json
 from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
@@ -46,7 +47,9 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
     scored_pieces, skipped = [], []
     for index, frame in enumerate(tqdm(frames, desc="evaluate", unit="frame", disable=not progress)):
         if frame.depth_gt is None:
-            raise DistillGraspError(f"{frame.name}: no ground truth to evaluate against")
+            logger.warning("skipped %s: no ground truth to evaluate against", frame.name or f"frame {index}")
+            skipped.append({"frame": frame.name or str(index), "reason": "no ground truth"})
+            continue
         try:  # every completer on this frame, or none: the models are compared on the same frames
             preds, ms = {}, {}
             for name, completer in completers.items():
@@ -167,19 +170,20 @@ def markdown_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp evaluate", description=__doc__,
                                  formatter_class=HelpFormatter)
-    list_argument(ap, "--data", required=True, help="dataset folders (searched recursively)")
+    list_argument(ap, "--data", metavar="DIR", required=True, help="dataset folders (searched recursively)")
     ap.add_argument("--format", choices=FORMATS, default=None, help="data layout (default: recognised per folder)")
-    list_argument(ap, "--models", default="student,teacher,fill,raw", choices=COMPLETERS, help="what to evaluate")
-    ap.add_argument("--size", default="320x240")
-    ap.add_argument("--weights-dir", default=None,
+    list_argument(ap, "--models", metavar="NAME", default="student,teacher,fill,raw", choices=COMPLETERS,
+                  help=f"what to evaluate, from {','.join(COMPLETERS)}")
+    ap.add_argument("--size", metavar="WxH", default="320x240", help="frame size the completers see")
+    ap.add_argument("--weights-dir", metavar="DIR", default=None,
                     help="folder holding student/teacher .safetensors (and any NAME-d435/NAME-l515 variants, "
-                         "used for frames of those cameras)")
-    ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
+                         "used for frames of those cameras); default: the shipped weights")
+    ap.add_argument("--limit", metavar="N", type=int, default=None, help="evaluate only the first N frames")
     ap.add_argument("--pieces", action="store_true", help="also score every glass piece on its own")
     ap.add_argument("--json", dest="json_out", metavar="FILE", default=None, help="write the figures to this file")
     ap.add_argument("--save-images", metavar="DIR", default=None,
                     help="write raw / prediction / truth / error panels per frame and model to this folder")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:
         size = parse_size(args.size)
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update({"size": args.size, "data": args.data})
     result["skipped"] = unreadable + result["skipped"]
     if result["skipped"]:
-        print(f"{len(result['skipped'])} frame(s) skipped (see the warnings above)", file=sys.stderr)
+        logger.warning("%d frame(s) skipped (see the warnings above)", len(result["skipped"]))
     print(markdown_table(result))
     if args.pieces:
         print()
@@ -208,4 +212,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Export a network to ONNX and run it with onnxruntime.
 
-    distillgrasp export --model student [--weights FILE] --onnx OUT.onnx [--size 320x240]
+    distillgrasp export --model student|teacher --onnx FILE.onnx [--weights FILE] [--size WxH]
 
 The exported graph takes ``rgb`` (1x3xHxW float in [0, 1]) and ``depth`` (1x1xHxW metres, 0 = none) and
 returns ``completed`` (1x1xHxW metres) at the fixed ``--size`` it was exported for. The export is checked
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli import HelpFormatter
+from pipeline.cli import HelpFormatter, setup_logging
 from pipeline.completion import OnnxCompleter  # noqa: F401  (the completer for an exported file)
 from pipeline.errors import DistillGraspError
 from pipeline.onnx_runtime import ONNX_TOLERANCE_M, check_export, export_onnx, onnx_session  # noqa: F401
@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="distillgrasp export", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("--model", choices=("student", "teacher"), required=True)
-    ap.add_argument("--weights", default=None, help="default: weights/MODEL.safetensors")
-    ap.add_argument("--onnx", required=True, help="output .onnx file")
-    ap.add_argument("--size", default="320x240", help="size used for tracing and the check")
+    ap.add_argument("--model", choices=("student", "teacher"), required=True, help="the network's architecture")
+    ap.add_argument("--weights", metavar="FILE", default=None,
+                    help="weights to export; default: the shipped MODEL.safetensors")
+    ap.add_argument("--onnx", metavar="FILE.onnx", required=True, help="ONNX file to write")
+    ap.add_argument("--size", metavar="WxH", default="320x240", help="size used for tracing and the check")
     args = ap.parse_args(argv)
     try:
         weights = args.weights or WEIGHTS_DIR / f"{args.model}.safetensors"
@@ -48,4 +49,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Ship a trained network: copy a run's best weights into ``weights/`` with a complete card.
 
-    distillgrasp ship --run runs/teacher --name teacher --test data/test [--half] [--out weights]
+    distillgrasp ship --run DIR --name student|teacher --test DIR [DIR ...] [--half] [--out DIR]
                       [--sensor d435|l515]
 
 The card records the architecture, the training command (from the run), the data with the generator
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli import HelpFormatter, list_argument
+from pipeline.cli import HelpFormatter, list_argument, setup_logging
 from pipeline.completion import NetworkCompleter
 from pipeline.errors import DistillGraspError
 from pipeline.evaluate import evaluate_frames, load_frames
@@ -82,9 +82,9 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp ship", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("--run", required=True, help="training run folder holding best.safetensors")
-    ap.add_argument("--name", required=True, choices=("student", "teacher"))
-    list_argument(ap, "--test", required=True, help="test split folders")
+    ap.add_argument("--run", metavar="DIR", required=True, help="training run folder holding best.safetensors")
+    ap.add_argument("--name", required=True, choices=("student", "teacher"), help="the network's architecture")
+    list_argument(ap, "--test", metavar="DIR", required=True, help="test split folders")
     ap.add_argument("--half", action="store_true", help="store float16 tensors")
     ap.add_argument("--out", metavar="DIR", default=str(WEIGHTS_DIR), help="folder to write NAME.safetensors to")
     ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default=None,
@@ -101,4 +101,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

@@ -2,7 +2,7 @@
 
     distillgrasp generate --out DIR --frames N --seed S [--sensor d435|l515] [--size WxH] [--workers K]
                           [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
-                          [--style tabletop|lab] [--room]
+                          [--style tabletop|lab] [--room] [--rgb-format png|jpg] [--json FILE]
 
 ``--renderer fast`` composites two TinyRenderer passes (about 0.1 s a frame); ``--renderer mitsuba`` path
 traces the glass (see ``sim.photoreal``). ``--views V`` photographs every settled scene from V camera poses
@@ -33,7 +33,7 @@ import numpy as np
 import pybullet as p
 from tqdm import tqdm
 
-from pipeline.cli import HelpFormatter, git_commit, parse_size, write_json
+from pipeline.cli import HelpFormatter, git_commit, parse_size, setup_logging, write_json
 from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
@@ -245,28 +245,27 @@ def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp generate", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("--out", required=True, help="output folder (created; resumed if it exists)")
-    ap.add_argument("--frames", type=int, required=True, help="number of frames")
-    ap.add_argument("--seed", type=int, required=True, help="dataset seed")
-    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435", help="sensor model (default d435)")
-    ap.add_argument("--size", default="320x240", help="image size WxH (default 320x240)")
-    ap.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    ap.add_argument("--out", metavar="DIR", required=True, help="output folder (created; resumed if it exists)")
+    ap.add_argument("--frames", metavar="N", type=int, required=True, help="number of frames")
+    ap.add_argument("--seed", metavar="S", type=int, required=True, help="dataset seed")
+    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435", help="sensor model")
+    ap.add_argument("--size", metavar="WxH", default="320x240", help="image size")
+    ap.add_argument("--workers", metavar="K", type=int, default=1, help="parallel processes")
     ap.add_argument("--rgb-format", choices=("png", "jpg"), default="png", help="colour image format")
     ap.add_argument("--renderer", choices=RENDERERS, default="fast",
-                    help="fast (TinyRenderer composite) or mitsuba (path-traced glass); default fast")
-    ap.add_argument("--spp", type=int, default=8, help="mitsuba samples per pixel (default 8)")
+                    help="fast (TinyRenderer composite) or mitsuba (path-traced glass)")
+    ap.add_argument("--spp", metavar="N", type=int, default=8, help="mitsuba samples per pixel")
     ap.add_argument("--stereo", action="store_true",
                     help="mitsuba: raw depth by SGBM matching of a rendered stereo pair, not the sensor model")
-    ap.add_argument("--views", type=int, default=1, help="camera poses per settled scene (default 1)")
-    ap.add_argument("--max-tilt", type=float, default=DEFAULT_MAX_TILT,
-                    help=f"largest camera tilt from straight down, degrees (default {DEFAULT_MAX_TILT:g}; real "
-                         "captures reach 60)")
+    ap.add_argument("--views", metavar="V", type=int, default=1, help="camera poses per settled scene")
+    ap.add_argument("--max-tilt", metavar="DEG", type=float, default=DEFAULT_MAX_TILT,
+                    help="largest camera tilt from straight down, degrees (real captures reach 60)")
     ap.add_argument("--style", choices=STYLES, default="tabletop",
-                    help="tabletop (default) or lab: ClearPose-like laboratory glassware, wider and farther views, "
+                    help="tabletop or lab: ClearPose-like laboratory glassware, wider and farther views, "
                          "and with mitsuba a bright room and natural surfaces")
     ap.add_argument("--room", action="store_true", default=None,
                     help="mitsuba: the lab style's bright room for the default style's household glass")
-    ap.add_argument("--json", dest="json_out", help="write timing figures to this JSON file")
+    ap.add_argument("--json", dest="json_out", metavar="FILE", help="write timing figures to this JSON file")
     args = ap.parse_args(argv)
     try:
         width, height = parse_size(args.size)
@@ -297,4 +296,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

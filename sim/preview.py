@@ -1,8 +1,8 @@
 """One picture of a simulated scene for a person to look at: RGB, raw depth, ground truth, mask side by side.
 
-    distillgrasp preview --seed S --image FILE.png [--sensor d435|l515] [--size WxH] [--index I]
-                         [--renderer fast|mitsuba] [--spp N] [--stereo] [--style S] [--room] [--max-tilt DEG]
-                         [--compare DIR]
+    distillgrasp preview --image FILE.png [--seed S] [--index I] [--sensor d435|l515] [--size WxH]
+                         [--renderer fast|mitsuba] [--spp N] [--stereo] [--style tabletop|lab] [--room]
+                         [--max-tilt DEG] [--compare DIR]
 
 ``--compare DIR`` adds a row with the first frame of a real capture folder (any layout the readers know, e.g.
 ``../shared/data/cleargrasp``) drawn the same way, so simulated and real glass can be judged side by side.
@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.cli import HelpFormatter, parse_size
+from pipeline.cli import HelpFormatter, parse_size, setup_logging
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DataFormatError
@@ -59,18 +59,18 @@ def preview_image(frame: RGBDFrame) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp preview", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("--seed", type=int, default=0, help="dataset seed")
-    ap.add_argument("--index", type=int, default=0, help="frame index within the seed")
-    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435")
-    ap.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
+    ap.add_argument("--seed", metavar="S", type=int, default=0, help="dataset seed")
+    ap.add_argument("--index", metavar="I", type=int, default=0, help="frame index within the seed")
+    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435", help="sensor model")
+    ap.add_argument("--size", metavar="WxH", default="640x480", help="image size")
     ap.add_argument("--renderer", choices=RENDERERS, default="fast", help="fast or mitsuba (path traced)")
-    ap.add_argument("--spp", type=int, default=8, help="mitsuba samples per pixel (default 8)")
+    ap.add_argument("--spp", metavar="N", type=int, default=8, help="mitsuba samples per pixel")
     ap.add_argument("--stereo", action="store_true", help="mitsuba: raw depth from a rendered stereo pair")
-    ap.add_argument("--max-tilt", type=float, default=DEFAULT_MAX_TILT,
-                    help=f"largest camera tilt, degrees (default {DEFAULT_MAX_TILT:g})")
+    ap.add_argument("--max-tilt", metavar="DEG", type=float, default=DEFAULT_MAX_TILT,
+                    help="largest camera tilt from straight down, degrees")
     ap.add_argument("--style", choices=STYLES, default="tabletop", help="scene style (see sim.generate)")
     ap.add_argument("--room", action="store_true", default=None, help="mitsuba: the bright room (see sim.generate)")
-    ap.add_argument("--compare", help="folder of real frames: add a row with its first frame")
+    ap.add_argument("--compare", metavar="DIR", help="folder of real frames: add a row with its first frame")
     ap.add_argument("--image", metavar="FILE.png", required=True, help="PNG file to write")
     args = ap.parse_args(argv)
     try:
@@ -95,4 +95,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

@@ -2,7 +2,7 @@
 inside, relative to a ring of the surface just outside it.
 
     distillgrasp look DIR [--format cleargrasp|clearpose] [--size WxH] [--every K] [--glint]
-                      [--json FILE]
+                      [--json FILE] [--quiet]
 
 Frames are resized to ``--size`` (default 320x240). For every glass piece (a connected part of the mask of at
 least 150 pixels), with the luminance L (mean of R, G, B) and the ring 2-6 pixels outside all glass:
@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from pipeline.cli import HelpFormatter, parse_size, write_json
+from pipeline.cli import HelpFormatter, parse_size, setup_logging, write_json
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
@@ -89,12 +89,12 @@ def folder_look(path: str, fmt: str | None = None, size: tuple[int, int] = (320,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp look", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("folder", help="dataset folder (searched recursively)")
-    ap.add_argument("--format", choices=FORMATS, default=None, help="layout (default: detect)")
-    ap.add_argument("--size", default="320x240", help="frame size WxH the figures are taken at (default 320x240)")
-    ap.add_argument("--every", type=int, default=1, help="measure every K-th frame (default 1)")
+    ap.add_argument("folder", metavar="DIR", help="dataset folder (searched recursively)")
+    ap.add_argument("--format", choices=FORMATS, default=None, help="data layout (default: recognised)")
+    ap.add_argument("--size", metavar="WxH", default="320x240", help="frame size the figures are taken at")
+    ap.add_argument("--every", metavar="K", type=int, default=1, help="measure every K-th frame")
     ap.add_argument("--glint", action="store_true", help="measure the frames as lit by training's --glint")
-    ap.add_argument("--json", dest="json_out", default=None, help="write the figures to this JSON file")
+    ap.add_argument("--json", dest="json_out", metavar="FILE", default=None, help="write the figures to this JSON file")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:
@@ -116,4 +116,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

@@ -1,6 +1,6 @@
 """How a depth sensor fails on glass: statistics over transparent pixels with valid ground truth.
 
-    distillgrasp stats DIR [--format cleargrasp|clearpose] --json FILE
+    distillgrasp stats DIR [--format cleargrasp|clearpose] [--json FILE] [--quiet]
 
 Per frame, over transparent pixels whose ground truth is valid:
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cli import HelpFormatter, write_json
+from pipeline.cli import HelpFormatter, setup_logging, write_json
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DistillGraspError
 
@@ -89,9 +89,10 @@ def _line(label: str, s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp stats", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("folder", help="dataset folder (searched recursively)")
-    ap.add_argument("--format", choices=FORMATS, default=None, help="layout (default: detect)")
-    ap.add_argument("--json", dest="json_out", default=None, help="write the statistics to this JSON file")
+    ap.add_argument("folder", metavar="DIR", help="dataset folder (searched recursively)")
+    ap.add_argument("--format", choices=FORMATS, default=None, help="data layout (default: recognised)")
+    ap.add_argument("--json", dest="json_out", metavar="FILE", default=None,
+                    help="write the statistics to this JSON file")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:
@@ -111,4 +112,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())
