@@ -1,11 +1,12 @@
 """Evaluate depth completers with the ClearGrasp protocol.
 
     distillgrasp evaluate --data DIR [DIR ...] [--format cleargrasp|clearpose] [--models student,teacher,fill,raw]
-                          [--size WxH] [--weights-dir DIR] [--limit N] [--pieces] [--json FILE]
+                          [--size native|WxH] [--weights-dir DIR] [--limit N] [--pieces] [--json FILE]
                           [--save-images DIR] [--quiet]
 
-Frames are resized to ``--size`` (nearest neighbour for depth and mask), completed, and scored over
-transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
+Frames are scored as they come, at their own resolution and aspect (the networks work at their training scale
+and return depth at the frame's), or resized to ``--size`` first (nearest neighbour for depth and mask, the aspect
+as given). Completed depth is scored over transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
 markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {...}, "all": {...}}}}``. Each model
 also gets ``moved_correct_raw``: the share of correct raw readings outside glass (within 1 cm of the truth) that it
 moved by more than 1 cm, depth it should have left alone.
@@ -133,7 +134,7 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def load_frames(data: list[str], fmt: str | None, size: tuple[int, int], limit: int | None = None,
+def load_frames(data: list[str], fmt: str | None, size: tuple[int, int] | None, limit: int | None = None,
                 skipped: list | None = None) -> list[RGBDFrame]:
     """Every frame of the folders, resized. A frame that cannot be read is skipped with a warning and noted in
     ``skipped`` (a list of {"frame", "reason"}); a data set of nothing but such frames is an error."""
@@ -144,7 +145,8 @@ def load_frames(data: list[str], fmt: str | None, size: tuple[int, int], limit: 
                 if limit is not None and len(frames) >= limit:
                     return frames
                 try:
-                    frames.append(resize_frame(folder.load(i), *size))
+                    frame = folder.load(i)
+                    frames.append(resize_frame(frame, *size) if size else frame)
                 except DataFormatError as exc:
                     logger.warning("skipped a frame: %s", exc)
                     skipped.append({"frame": f"{folder.root}#{i}", "reason": str(exc)})
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=FORMATS, default=None, help="data layout (default: recognised per folder)")
     list_argument(ap, "--models", metavar="NAME", default="student,teacher,fill,raw", choices=COMPLETERS,
                   help=f"what to evaluate, from {','.join(COMPLETERS)}")
-    ap.add_argument("--size", metavar="WxH", default="320x240", help="frame size the completers see")
+    ap.add_argument("--size", metavar="WxH", default="native",
+                    help="resize the frames to this first; native: as they come, aspect kept")
     ap.add_argument("--weights-dir", metavar="DIR", default=None,
                     help="folder holding student/teacher .safetensors (and any NAME-d435/NAME-l515 variants, "
                          "used for frames of those cameras); default: the shipped weights")
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:
-        size = parse_size(args.size)
+        size = None if args.size == "native" else parse_size(args.size)
         names = args.models
         completers = {}
         for name in names:

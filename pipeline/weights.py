@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from pipeline.models.common import DepthNet, count_parameters
 from pipeline.models.student import Student
 from pipeline.models.teacher import Teacher
 
+logger = logging.getLogger(__name__)
 ARCHITECTURES: dict[str, type[DepthNet]] = {"teacher": Teacher, "student": Student}
 
 
@@ -97,6 +99,7 @@ def load(path: str | Path) -> tuple[DepthNet, dict]:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: corrupt or truncated weights file ({exc})") from None
+    state = _settle_overflowed_variances(state, path)
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise WeightsError(f"{path}: NaN or infinite values in {', '.join(bad[:5])}")
@@ -109,6 +112,25 @@ def load(path: str | Path) -> tuple[DepthNet, dict]:
     except RuntimeError as exc:
         raise WeightsError(f"{path}: weights do not fit the {arch} architecture of its card ({exc})") from None
     return model.eval(), card
+
+
+def _settle_overflowed_variances(state: dict, path: Path) -> dict:
+    """A batch norm whose running variance overflowed to +inf in float16 storage outputs its bias, whatever comes
+    in (x / sqrt(inf) = 0). The same layer with that variance 1 and its scale 0 computes exactly the same, with
+    finite numbers; anything else non-finite stays and is refused."""
+    state = dict(state)
+    for key in [k for k in state if k.endswith("running_var")]:
+        var = state[key]
+        overflowed = torch.isposinf(var)
+        scale_key = key[: -len("running_var")] + "weight"
+        if overflowed.any() and scale_key in state:
+            scale = state[scale_key].clone()
+            scale[overflowed] = 0
+            state[key] = torch.where(overflowed, torch.ones_like(var), var)
+            state[scale_key] = scale
+            logger.debug("%s: %s overflowed in storage in %d channels; taken as the same layer with finite numbers",
+                         path, key, int(overflowed.sum()))
+    return state
 
 
 def load_state(model: torch.nn.Module, path: str | Path) -> None:

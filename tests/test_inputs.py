@@ -97,3 +97,24 @@ def test_an_empty_frame_is_skipped_and_counted_not_fatal():
     result = evaluate_frames([good, empty], {"raw": make_completer("raw")}, progress=False)
     assert result["frames"] == 1 and [s["frame"] for s in result["skipped"]] == ["empty"]
     assert result["results"]["raw"]["all"]["rmse"] == 0.0
+
+
+def test_a_variance_overflowed_in_float16_storage_loads_as_the_same_layer(tmp_path):
+    """The shipped teacher is stored in float16, where one batch norm's running variance overflowed to +inf:
+    that layer outputs its bias. It loads as the same layer with finite numbers, computing exactly the same."""
+    from pipeline.weights import _settle_overflowed_variances
+
+    bn = torch.nn.BatchNorm2d(3).eval()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([2.0, 3.0, 4.0]))
+        bn.bias.copy_(torch.tensor([0.5, -1.0, 0.25]))
+        bn.running_var.copy_(torch.tensor([float("inf"), 2.0, float("inf")]))
+    x = torch.randn(2, 3, 4, 4)
+    before = bn(x)
+    settled = _settle_overflowed_variances(bn.state_dict(), tmp_path)
+    fixed = torch.nn.BatchNorm2d(3).eval()
+    fixed.load_state_dict(settled)
+    assert all(torch.isfinite(v).all() for v in settled.values() if v.is_floating_point())
+    assert torch.equal(fixed(x), before)
+    nan = {**bn.state_dict(), "running_mean": torch.tensor([float("nan"), 0, 0])}
+    assert not torch.isfinite(_settle_overflowed_variances(nan, tmp_path)["running_mean"]).all()  # still refused

@@ -36,7 +36,7 @@ def _cited_reports() -> list[tuple[str, str]]:
         # (a path written `c767398:reports/...` is a report kept in the history only: `git show` reads it)
         for path in re.findall(r"(?<![:\w])reports/[A-Za-z0-9_./*-]*", doc.read_text()):
             path = path.rstrip(".,;:)/")
-            if path != "reports" and not re.search(r"NAME|seedS|PATH", path):
+            if path != "reports" and not re.search(r"NAME|seedS|PATH|WxH", path):
                 found.append((path, doc.name))
     return found
 
