@@ -1,13 +1,18 @@
 """Latency of the networks: median milliseconds per frame, batch 1, after warm-up, inference mode, 2 threads.
 
     distillgrasp bench [--models student,teacher] [--weights-dir DIR] [--runs N] [--threads N] [--no-onnx]
-                       [--json FILE]
+                       [--completer student|teacher|none] [--inputs WxH,...] [--json FILE]
 
 Measures student and teacher at 320x240 and 640x480, with torch and with onnxruntime (exported on the
 fly to a temporary file). The models are timed in alternating blocks of calls, so that load on a shared machine
 weighs on each alike; "teacher_over_student" holds the ratios.
 JSON: {MODEL: {"params": n, "320x240": {"torch_ms": .., "onnx_ms": ..}, ...}}.
 Untrained architectures are measured when no weights exist (latency does not depend on the values).
+
+``--completer student`` (the default) also times what a camera frame costs end to end, per ``--inputs`` size
+(a D435's colour stream: 320x240, 640x480, 848x480, 1280x720): the frame brought to the network's working scale,
+completed, and its depth returned at the frame's resolution. JSON: ``"completer": {"WxH": {"ms": ..,
+"working_size": .., "over_320x240": ..}}``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.cli import HelpFormatter, list_argument, setup_logging, write_json
+from pipeline.cli import HelpFormatter, list_argument, parse_size, setup_logging, write_json
 from pipeline.models.common import count_parameters
 from pipeline.weights import WEIGHTS_DIR, build, load
 
@@ -85,6 +90,38 @@ def bench_models(models: dict[str, torch.nn.Module], threads: int, runs: int, on
     return out
 
 
+# A RealSense D435's colour stream at the sizes it offers (its focal length scales with the width).
+INPUT_SIZES = ((320, 240), (640, 480), (848, 480), (1280, 720))
+D435_FX_AT_1280 = 921.0
+
+
+def bench_completer(completer, runs: int, sizes=INPUT_SIZES) -> dict:
+    """{"WxH": {"ms": .., "working_size": "WxH", "over_320x240": ..}}: what one ``complete`` call costs per camera
+    frame size, everything included (resize to the working scale, network, upsampling, raw readings kept)."""
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    rng = np.random.default_rng(0)
+    out: dict = {}
+    fns = {}
+    for w, h in sizes:
+        fx = D435_FX_AT_1280 * w / 1280 if w / h > 1.5 else D435_FX_AT_1280 * 640 / 960 * w / 640
+        K = CameraIntrinsics(w, h, fx, fx, (w - 1) / 2, (h - 1) / 2)
+        depth = rng.uniform(0.5, 0.9, (h, w)).astype(np.float32)
+        depth[h // 3 : h // 2, w // 3 : w // 2] = 0
+        frame = RGBDFrame(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), depth, K, sensor="d435")
+        net = completer.for_sensor("d435") if hasattr(completer, "for_sensor") else completer
+        working = net.working_size(K) if hasattr(net, "working_size") else (w, h)
+        out[f"{w}x{h}"] = {"fx": round(fx, 1), "working_size": f"{working[0]}x{working[1]}"}
+        fns[f"{w}x{h}"] = lambda frame=frame: completer.complete(frame)
+    for size, ms in interleaved_median_ms(fns, runs).items():
+        out[size]["ms"] = ms
+    base = out.get("320x240", {}).get("ms")
+    for size in out:
+        if base:
+            out[size]["over_320x240"] = round(out[size]["ms"] / base, 2)
+    return out
+
+
 def ratios(results: dict, slow: str = "teacher", fast: str = "student") -> dict:
     """How many times slower ``slow`` is than ``fast``, per size and backend (where both were measured)."""
     r = {}
@@ -103,8 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", metavar="N", type=int, default=30, help="timed calls per model and size")
     ap.add_argument("--threads", metavar="N", type=int, default=2, help="CPU threads")
     ap.add_argument("--no-onnx", action="store_true", help="time torch only")
+    ap.add_argument("--completer", metavar="NAME", default="student", choices=("student", "teacher", "none"),
+                    help="also time this completer on camera frames of every --inputs size (none: skip)")
+    list_argument(ap, "--inputs", metavar="WxH", default=",".join(f"{w}x{h}" for w, h in INPUT_SIZES),
+                  help="camera frame sizes for --completer")
     ap.add_argument("--json", dest="json_out", metavar="FILE", default=None, help="write the figures to this file")
     args = ap.parse_args(argv)
+    try:
+        inputs = [parse_size(s) for s in args.inputs]
+    except ValueError as exc:
+        ap.error(str(exc))
     models, sources = {}, {}
     for name in args.models:
         path = Path(args.weights_dir) / f"{name}.safetensors"
@@ -126,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         results["teacher_over_student"] = ratios(results)
         print("teacher / student: " + "  ".join(f"{size}: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items())
                                                   for size, r in results["teacher_over_student"].items()))
+    if args.completer != "none":
+        from pipeline.completion import make_completer
+
+        torch.set_num_threads(args.threads)
+        completer = make_completer(args.completer, Path(args.weights_dir),
+                                   backend="torch" if args.no_onnx else "auto")
+        timed = bench_completer(completer, args.runs, inputs)
+        results["completer"] = {"name": args.completer, "backend": "torch" if args.no_onnx else "auto", **timed}
+        print(f"{args.completer} on camera frames (resize, network, upsampling): " + "  ".join(
+            f"{size}: {r['ms']:.1f} ms (works at {r['working_size']}"
+            + (f", {r['over_320x240']:.2f}x 320x240)" if "over_320x240" in r else ")") for size, r in timed.items()))
     if args.json_out:
         write_json(args.json_out, results)
     return 0

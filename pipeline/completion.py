@@ -130,10 +130,11 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
     the frame's own resolution: the network's prediction upsampled (linearly, so that it stays continuous where
     it filled a hole), and every valid raw reading the network left within ``KEEP_RAW_M`` returned exactly. What
     counts as left alone is decided at the working scale, where the network saw it."""
-    from pipeline.data.dataset import resize_frame
-
     h, w = frame.shape
-    small = resize_frame(dataclasses.replace(frame, mask=None, depth_gt=None), *size)
+    shrink = size[0] < w
+    small = RGBDFrame(rgb=cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
+                      depth=cv2.resize(frame.depth, size, interpolation=cv2.INTER_NEAREST),
+                      intrinsics=frame.intrinsics.scaled(*size), name=frame.name, sensor=frame.sensor)
     pred_small = run(small).astype(np.float32)
     changed_small = ~((small.depth > 0) & (np.abs(pred_small - small.depth) <= KEEP_RAW_M))
     pred = cv2.resize(pred_small, (w, h), interpolation=cv2.INTER_LINEAR)

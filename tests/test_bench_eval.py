@@ -69,9 +69,14 @@ def test_bench_writes_schema(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "SIZES", ((64, 48),))
     save(Student(widths=(8, 8, 16, 16), depth_widths=(4, 4, 8, 8)), tmp_path / "student.safetensors", {})
     out = tmp_path / "bench.json"
-    assert bench.main(["--models", "student", "--weights-dir", str(tmp_path), "--runs", "3", "--json", str(out)]) == 0
-    r = json.loads(out.read_text())["student"]
+    assert bench.main(["--models", "student", "--weights-dir", str(tmp_path), "--runs", "3", "--json", str(out),
+                       "--inputs", "320x240,640x360"]) == 0
+    result = json.loads(out.read_text())
+    r = result["student"]
     assert r["params"] > 0 and r["64x48"]["torch_ms"] > 0 and r["64x48"]["onnx_ms"] > 0
+    c = result["completer"]  # a camera frame end to end: brought to the working scale, completed, upsampled
+    assert c["name"] == "student" and c["320x240"]["over_320x240"] == 1.0 and c["640x360"]["ms"] > 0
+    assert c["640x360"]["working_size"] == "427x240"  # a D435 at 640x360 has fx 460.5; the network's is 307.5
 
 
 def test_moved_share_counts_only_correct_raw_depth_outside_glass():
