@@ -15,7 +15,6 @@ from pipeline.weights import WeightsError, load, save
 
 TINY_TEACHER = {"widths": [8, 16, 16, 32], "heads": [1, 2, 2, 4], "window": 4, "blocks": 1}
 TINY_STUDENT = {"widths": [8, 8, 16, 16], "depth_widths": [4, 4, 8, 8]}
-TINY_CONVEX = {**TINY_STUDENT, "upsample": "convex"}
 
 
 def _inputs(b=2, h=60, w=80, seed=0):
@@ -26,8 +25,8 @@ def _inputs(b=2, h=60, w=80, seed=0):
     return rgb, depth
 
 
-@pytest.mark.parametrize("cls,cfg", [(Teacher, TINY_TEACHER), (Student, TINY_STUDENT), (Student, TINY_CONVEX),
-                                     (Teacher, None), (Student, None)])
+@pytest.mark.parametrize("cls,cfg", [(Teacher, TINY_TEACHER), (Student, TINY_STUDENT), (Teacher, None),
+                                     (Student, None)])
 def test_shapes_and_determinism(cls, cfg):
     torch.manual_seed(0)
     model = cls(**(cfg or {})).eval()
@@ -48,7 +47,7 @@ def test_default_sizes():
 def test_untrained_network_returns_filled_raw_depth():
     """The output is init + residual with a zero-initialised last layer: valid raw depth survives exactly."""
     rgb, depth = _inputs()
-    for model in (Teacher(**TINY_TEACHER).eval(), Student(**TINY_STUDENT).eval(), Student(**TINY_CONVEX).eval()):
+    for model in (Teacher(**TINY_TEACHER).eval(), Student(**TINY_STUDENT).eval()):
         with torch.inference_mode():
             out = model(rgb, depth)
         valid = depth > 0
@@ -168,10 +167,6 @@ def test_onnx_export_matches_torch(tmp_path):
     from pipeline.export import check_export, export_onnx
 
     torch.manual_seed(0)
-    convex = Student(**TINY_CONVEX).eval()
-    for p in convex.parameters():  # make the residual and the upsampling weights non-trivial
-        torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
-    assert check_export(convex, export_onnx(convex, tmp_path / "c.onnx", (80, 64)), (80, 64)) < 1e-4
     model = Student(**TINY_STUDENT).eval()
     for p in model.parameters():  # make the residual non-zero
         torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
@@ -248,67 +243,6 @@ def test_split_conv_equals_the_convolution_of_the_concatenation():
         split_conv(conv, [a, b[:, :1]])
 
 
-def test_convex_upsampling_starts_bilinear_and_can_keep_edges_sharp():
-    from pipeline.models.student import bilinear_logits, convex_upsample
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 1, 7, 9)
-    start = bilinear_logits().view(1, 36, 1, 1).expand(2, 36, 7, 9)
-    assert torch.allclose(convex_upsample(x, start), F.interpolate(x, scale_factor=2, mode="bilinear"), atol=1e-6)
-    # all weight on the centre neighbour: nearest-neighbour upsampling, a step stays a step
-    step = torch.zeros(1, 1, 4, 4)
-    step[..., 2:] = 1.0
-    centre = torch.full((1, 9, 4, 4, 4), -30.0)
-    centre[:, 4] = 30.0
-    up = convex_upsample(step, centre.reshape(1, 36, 4, 4))
-    assert torch.allclose(up, F.interpolate(step, scale_factor=2, mode="nearest"), atol=1e-12)
-    # any logits: a convex combination stays within its neighbours' range
-    up = convex_upsample(x, 10 * torch.randn(2, 36, 7, 9))
-    assert up.min() >= x.min() - 1e-6 and up.max() <= x.max() + 1e-6
-
-    # a trained bilinear student grows the module and answers exactly as before
-    plain = Student(**TINY_STUDENT)
-    for p in plain.parameters():
-        torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else None
-    grown = Student(**TINY_CONVEX)
-    keys = grown.load_state_dict(plain.state_dict(), strict=False)
-    assert not keys.unexpected_keys and all(k.startswith("up_mask.") for k in keys.missing_keys)
-    rgb, depth = _inputs()
-    with torch.inference_mode():
-        torch.testing.assert_close(grown.eval()(rgb, depth), plain.eval()(rgb, depth), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="upsample"):
-        Student(upsample="bicubic")
-
-
-def test_feature_distillation_hooks_adapters_and_gradients():
-    from pipeline.losses import FeatureDistillation, channel_wise_kd
-
-    torch.manual_seed(0)
-    a = torch.randn(2, 4, 6, 8)
-    assert float(channel_wise_kd(a, a)) == pytest.approx(0.0, abs=1e-6)
-    assert float(channel_wise_kd(a, torch.randn(2, 4, 6, 8))) > 0.01
-    with pytest.raises(ValueError, match="differ"):
-        channel_wise_kd(a, a[:, :3])
-
-    student, teacher = Student(**TINY_STUDENT).train(), Teacher(**TINY_TEACHER).eval()
-    before = {k: v.clone() for k, v in student.state_dict().items() if "running" in k}
-    fd = FeatureDistillation(student, teacher)
-    # the probe frame measured the channels without touching the student's batch-norm statistics
-    assert all(torch.equal(before[k], student.state_dict()[k]) for k in before)
-    assert [(m.in_channels, m.out_channels) for m in fd.adapters] == [(16, 16), (8, 8)]
-    rgb, depth = _inputs(2, 64, 80)
-    with torch.no_grad():
-        teacher(rgb, depth)
-    student(rgb, depth)
-    loss = fd.loss()
-    assert torch.isfinite(loss) and float(loss.detach()) > 0
-    loss.backward()
-    assert student.dec[1][0].weight.grad.abs().sum() > 0 and fd.adapters[0].weight.grad is not None
-    assert all(p.grad is None for p in teacher.parameters())
-    with pytest.raises(ValueError, match="no module"):
-        FeatureDistillation(student, teacher, pairs=[("dec.9", "crf.0")])
-
-
 def _grown(**extra):
     """A tiny student with random weights, and the same student grown by the modules ``extra`` switches on
     (loaded from the first; returns both and the keys the first did not have)."""
@@ -320,23 +254,6 @@ def _grown(**extra):
     keys = grown.load_state_dict(plain.state_dict(), strict=False)
     assert not keys.unexpected_keys
     return plain, grown, keys.missing_keys
-
-
-def test_context_branch_starts_as_the_plain_student_and_sees_the_whole_frame():
-    plain, wide, missing = _grown(context=True)
-    assert missing and all(k.startswith("context.") for k in missing)
-    assert wide.config["context"] is True and Student(**wide.config).config == wide.config
-    rgb, depth = _inputs(h=120, w=160)  # wider than the plain student's reach (about 130 pixels)
-    plain.eval(), wide.eval()
-    with torch.inference_mode():
-        torch.testing.assert_close(wide(rgb, depth), plain(rgb, depth))  # the branch starts at zero
-        torch.nn.init.normal_(wide.context[-1].weight, std=0.05)
-        # a change in one corner of the image reaches the opposite corner only through the branch
-        moved = rgb.clone()
-        moved[..., :8, :8] = 1.0 - moved[..., :8, :8]
-        far = (slice(None), slice(None), slice(-8, None), slice(-8, None))
-        assert torch.equal(plain(rgb, depth)[far], plain(moved, depth)[far])
-        assert not torch.equal(wide(rgb, depth)[far], wide(moved, depth)[far])
 
 
 def test_trust_gate_keeps_unflagged_readings_and_learns_from_the_truth():

@@ -62,7 +62,7 @@ def glass_look(rgb: np.ndarray, mask: np.ndarray) -> list[dict]:
 def _glint_rgb(rgb: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
     import torch
 
-    from pipeline.train import glint_glass
+    from pipeline.train.augment import glint_glass
 
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
     m = torch.from_numpy(mask.astype(np.float32))[None, None]

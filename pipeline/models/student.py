@@ -6,11 +6,7 @@ validity), turns that into a gate, and keeps the reliable part of each: depth fe
 the image (valid depth off the glass), RGB structure where they do not (glass, holes). The gated features are
 fused with convolutions and passed to a U-Net decoder that predicts the depth correction.
 
-The correction is predicted at half resolution. ``upsample="bilinear"`` interpolates it to full resolution;
-``upsample="convex"`` lets every full-resolution pixel take a learned convex combination of its 3x3
-half-resolution neighbours (as RAFT upsamples optical flow), with weights predicted from the head features
-and the full-resolution inputs, so a pixel on a silhouette can take the correction of one side instead of a
-blend of both (a blend puts points in mid-air between a glass and the table).
+The correction is predicted at half resolution and interpolated bilinearly to full resolution.
 
 ``gate=True`` adds a trust gate: a second output of the head, the probability that the camera's reading at a
 pixel is wrong. The correction is applied in proportion to it (fully where the camera gave no reading), so
@@ -18,16 +14,9 @@ valid depth the network does not flag stays exactly as measured; the gate learns
 readings are wrong (``pipeline.losses.gate_loss``). A classifier pushed far from its decision boundary on the
 table moves less on unfamiliar images than a regressor asked for exactly zero correction there. The logits
 of the last forward pass are kept in ``last_gate_logits`` for that loss.
-
-``context=True`` adds a residual branch of dilated convolutions (2, 4 and 8 cells apart) on the stride-16
-features, so the deepest features see the whole frame: how high a glass stands is judged from its whole
-outline and its surroundings, not from the rim a pixel sits next to. It starts at zero, so it can be added
-to a trained student.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
@@ -73,49 +62,14 @@ class CFCM(nn.Module):
         return self.fuse(torch.cat([g * d, (1 - g) * r], 1)) + d
 
 
-def bilinear_logits() -> torch.Tensor:
-    """Convex-upsampling logits (36 = 9 neighbours x 4 sub-pixels) that reproduce 2x bilinear upsampling
-    (``align_corners=False``) exactly: each sub-pixel weighs its neighbours 9/16, 3/16, 3/16, 1/16."""
-    w1 = {0: {-1: 0.25, 0: 0.75, 1: 0.0}, 1: {-1: 0.0, 0: 0.75, 1: 0.25}}  # sub-pixel offset -> neighbour weight
-    logits = torch.full((9, 4), -30.0)
-    for n, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
-        for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-            w = w1[a][dy] * w1[b][dx]
-            if w > 0:
-                logits[n, k] = math.log(w)
-    return logits.reshape(36)
-
-
-def convex_upsample(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Bx1xhxw map and Bx36xhxw logits (neighbour-major: 9 neighbours x 4 sub-pixels) -> Bx1x2hx2w."""
-    b, _, h, w = x.shape
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    # softmax over the 9 neighbours, spelled out: onnxruntime's Softmax over a non-last axis transposes and
-    # costs more than the rest of the student's head; logits are clamped so exp cannot overflow
-    e = torch.exp(logits.clamp(-40.0, 40.0)).reshape(b, 9, 4, h, w)
-    neighbours = [p[..., dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)]
-    num, den = e[:, 0] * neighbours[0], e[:, 0]
-    for n in range(1, 9):
-        num, den = num + e[:, n] * neighbours[n], den + e[:, n]
-    sub = num / den
-    return F.pixel_shuffle(sub, 2)  # sub-pixel k = 2a + b lands at (2i + a, 2j + b)
-
-
 class Student(DepthNet):
     multiple = 16
 
-    def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48), upsample: str = "bilinear",
-                 gate: bool = False, context: bool = False):
+    def __init__(self, widths=(16, 32, 64, 96), depth_widths=(8, 16, 32, 48), gate: bool = False):
         super().__init__()
-        if upsample not in ("bilinear", "convex"):
-            raise ValueError(f"Student: upsample must be 'bilinear' or 'convex', not {upsample!r}")
         self.config = {"widths": list(widths), "depth_widths": list(depth_widths)}
-        if upsample != "bilinear":
-            self.config["upsample"] = upsample
         if gate:
             self.config["gate"] = True
-        if context:
-            self.config["context"] = True
         self.rgb_enc = nn.ModuleList()
         self.depth_enc = nn.ModuleList()
         self.depth_proj = nn.ModuleList()
@@ -126,15 +80,6 @@ class Student(DepthNet):
             self.depth_proj.append(nn.Conv2d(cd, c, 1))
             pr, pd = c, cd
         self.cfcm = nn.ModuleList([CFCM(c) for c in widths])
-        self.context = None
-        if context:
-            # dilated convolutions at stride 16 (2, 4, 8 cells apart): the deepest features see the whole
-            # frame, how large a glass is and what stands around it; a residual branch that starts at zero
-            c = widths[-1]
-            self.context = nn.Sequential(*(conv_bn(c, c, 3, dilation=r) for r in (2, 4)),
-                                         nn.Conv2d(c, c, 3, padding=8, dilation=8))
-            nn.init.zeros_(self.context[-1].weight)
-            nn.init.zeros_(self.context[-1].bias)
         self.dec = nn.ModuleList([conv_bn(widths[i + 1] + widths[i], widths[i], 3) for i in range(len(widths) - 1)])
         self.head = nn.Sequential(conv_bn(widths[0] + 5, 16, 3), nn.Conv2d(16, 1, 3, padding=1))
         zero_last(self.head)
@@ -145,16 +90,6 @@ class Student(DepthNet):
             self.gate = nn.Conv2d(16, 1, 3, padding=1)
             nn.init.zeros_(self.gate.weight)
             nn.init.constant_(self.gate.bias, 4.0)
-        self.up_mask = None
-        if upsample == "convex":
-            # weights from the head's hidden features and the full-resolution inputs (a 2x2 stride-2
-            # convolution sees each half-resolution pixel's four sub-pixels); they start as bilinear
-            # upsampling, so the module can be added to a trained student
-            self.up_mask = nn.ModuleDict({"hidden": nn.Conv2d(16, 16, 1), "rgb": nn.Conv2d(3, 16, 2, 2, bias=False),
-                                          "depth": nn.Conv2d(2, 16, 2, 2, bias=False), "out": nn.Conv2d(16, 36, 1)})
-            nn.init.zeros_(self.up_mask["out"].weight)
-            with torch.no_grad():
-                self.up_mask["out"].bias.copy_(bilinear_logits())
 
     def core(self, x_rgb: torch.Tensor, x_depth: torch.Tensor) -> torch.Tensor:
         r, d = x_rgb, x_depth
@@ -165,21 +100,13 @@ class Student(DepthNet):
             valid = F.avg_pool2d(valid, 2)
             fused.append(cfcm(r, proj(d), valid))
         x = fused[-1]
-        if self.context is not None:
-            x = x + self.context(x)
         for i in range(len(fused) - 2, -1, -1):
             x = F.interpolate(x, size=fused[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.dec[i](torch.cat([x, fused[i]], 1))
         # The correction is predicted at half resolution (with the half-resolution inputs) and upsampled.
         small = [F.avg_pool2d(x_rgb, 2), F.avg_pool2d(x_depth, 2)]
         hidden = self.head[0][1:](split_conv(self.head[0][0], [x, torch.cat(small, 1)]))
-        residual = self.head[1](hidden)
-        if self.up_mask is None:
-            residual = F.interpolate(residual, size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)
-        else:
-            u = self.up_mask
-            a = F.relu(u["hidden"](hidden) + u["rgb"](x_rgb) + u["depth"](x_depth))
-            residual = convex_upsample(residual, u["out"](a))
+        residual = F.interpolate(self.head[1](hidden), size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)
         if self.gate is None:
             return residual
         logits = F.interpolate(self.gate(hidden), size=x_rgb.shape[-2:], mode="bilinear", align_corners=False)

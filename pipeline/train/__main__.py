@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.train import main
+
+sys.exit(main())
