@@ -15,13 +15,14 @@ capture).
 ``--robot ur10e`` runs the same loop on a real cell: a RealSense looking at the table (pose from the hand-eye
 ``--calibration`` file), a UR10e over ur_rtde and a Robotiq 2F-85 on the URCap. ``--config cell.yaml`` holds
 what describes the cell (address, camera serial, calibration, workspace box, gripper force, place position;
-see ``distillgrasp/config.py``); flags override it. ``--dry-run`` connects only the camera and the robot's
-receive interface, plans, and prints the moves it would make. Nothing moves, the gripper included, before the
-operator confirms (``--yes`` confirms in advance).
+see ``distillgrasp/config.py``); flags override it. ``--dry-run`` connects the camera and the arm (its control
+interface only for the controller's check of every target), leaves the gripper alone, plans, and prints the
+moves it would make; it sends no motion. Nothing moves, the gripper included, before the operator confirms
+(``--yes`` confirms in advance).
 
-``--playback FILE`` runs a RealSense recording (``.db3``, or ``.bag`` from older librealsense) through the whole perception with no robot: it writes
-the grasps it would make, per frame. Without ``--calibration`` the table in view stands in for the robot's
-base frame.
+``--playback FILE`` runs a RealSense recording (``.db3``, or ``.bag`` from older librealsense) through the whole
+perception with no robot: it writes the grasps it would make, per frame. Without ``--calibration`` the table in
+view stands in for the robot's base frame.
 
 Every attempt is appended to ``OUT/attempts.jsonl`` and drawn in ``OUT/images/`` (RGB with the chosen grasp,
 raw and repaired depth with a colour bar); ``OUT/summary.json`` holds the success rate. ``--view`` opens a 3D
@@ -127,7 +128,8 @@ def run_playback(args: argparse.Namespace) -> int:
             seen = perceive(frame, completer, GraspDetector())
             best = seen.grasps[0] if seen.grasps else None
             title = f"{Path(args.playback).name} frame {i}, {args.depth}"
-            save_png(perception_picture(frame, seen.completed, seen.grasps, best, title), out / "images" / f"frame-{i}.png")
+            save_png(perception_picture(frame, seen.completed, seen.grasps, best, title),
+                     out / "images" / f"frame-{i}.png")
             lines.append({"frame": i, "depth": args.depth, "sensor": frame.sensor, "perception_ms": seen.ms,
                           "reason": seen.reason, "grasps": [asdict(g) for g in seen.grasps[:10]],
                           "calibrated": calibration is not None})
@@ -246,7 +248,8 @@ def parser() -> argparse.ArgumentParser:
     mode = ap.add_argument_group("mode (one of)")
     mode.add_argument("--sim", action="store_true", help="run in the PyBullet simulator")
     mode.add_argument("--robot", choices=("ur10e",), help="run on a real robot")
-    mode.add_argument("--playback", metavar="FILE", help="run perception on a RealSense recording (.db3 or .bag), no robot")
+    mode.add_argument("--playback", metavar="FILE",
+                      help="run perception on a RealSense recording (.db3 or .bag), no robot")
     real = ap.add_argument_group("real cell")
     real.add_argument("--config", metavar="cell.yaml", help="cell config file; flags override it")
     real.add_argument("--ip", help="robot controller address")

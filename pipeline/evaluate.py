@@ -4,12 +4,12 @@
                           [--size native|WxH] [--weights-dir DIR] [--limit N] [--pieces] [--json FILE]
                           [--save-images DIR] [--quiet]
 
-Frames are scored as they come, at their own resolution and aspect (the networks work at their training scale
-and return depth at the frame's), or resized to ``--size`` first (nearest neighbour for depth and mask, the aspect
-as given). Completed depth is scored over transparent pixels with valid ground truth and over all valid pixels, per image then averaged. Prints a
-markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {...}, "all": {...}}}}``. Each model
-also gets ``moved_correct_raw``: the share of correct raw readings outside glass (within 1 cm of the truth) that it
-moved by more than 1 cm, depth it should have left alone.
+Frames are scored as they come, at their own resolution and aspect (the networks work at their training scale and
+return depth at the frame's), or resized to ``--size`` first (nearest neighbour for depth and mask, the aspect as
+given). Completed depth is scored over transparent pixels with valid ground truth and over all valid pixels, per
+image then averaged. Prints a markdown table and writes ``{"frames": n, "results": {MODEL: {"transparent": {...},
+"all": {...}}}}``. Each model also gets ``moved_correct_raw``: the share of correct raw readings outside glass
+(within 1 cm of the truth) that it moved by more than 1 cm, depth it should have left alone.
 
 ``--pieces`` also scores every glass piece (a connected part of the mask with at least 30 pixels of valid
 ground truth) on its own: its median truth, and per model the median signed error (positive = too deep) and
@@ -32,8 +32,8 @@ from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DataFormatError, DistillGraspError, FrameError
-from pipeline.pictures import depth_panels, save_png
 from pipeline.metrics import METRIC_KEYS, MOVED_M, average, depth_metrics, glass_pieces
+from pipeline.pictures import depth_panels, save_png
 from pipeline.types import RGBDFrame
 
 logger = logging.getLogger(__name__)

@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", metavar="DIR", nargs="+", required=True, help="training folders, any supported layout")
     ap.add_argument("--val", metavar="DIR", nargs="+", default=d["val"], help="validation folders")
     ap.add_argument("--out", metavar="DIR", required=True, help="run folder (checkpoints, log, best weights)")
-    ap.add_argument("--teacher", metavar="FILE", default=d["teacher"], help="teacher weights for distillation (student only)")
+    ap.add_argument("--teacher", metavar="FILE", default=d["teacher"],
+                    help="teacher weights for distillation (student only)")
     ap.add_argument("--no-distill", action="store_true", help="train the student on ground truth only")
     ap.add_argument("--steps", metavar="N", type=int, default=d["steps"])
     ap.add_argument("--batch", metavar="N", type=int, default=d["batch"])
@@ -252,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--size", metavar="WxH", default=d["size"], help="frames are resized to this first")
     ap.add_argument("--crop", metavar="WxH", default=d["crop"], help="random training crop (empty for whole frames)")
     ap.add_argument("--limit", metavar="N", type=int, default=d["limit"], help="use only the first N training frames")
-    ap.add_argument("--val-limit", metavar="N", type=int, default=d["val_limit"], help="use only the first N validation frames")
+    ap.add_argument("--val-limit", metavar="N", type=int, default=d["val_limit"],
+                    help="use only the first N validation frames")
     ap.add_argument("--val-every", metavar="N", type=int, default=d["val_every"])
     ap.add_argument("--seed", metavar="S", type=int, default=d["seed"])
     ap.add_argument("--threads", metavar="K", type=int, default=d["threads"])
@@ -271,15 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--w-gate", metavar="W", type=float, default=d["w_gate"],
                     help=f"weight of the trust gate's cross-entropy (students with a gate only; default "
                          f"{DEFAULT_GATE_WEIGHT})")
-    ap.add_argument("--init", metavar="FILE", default=d["init"], help="start from these weights (fine-tuning; same architecture, "
-                                                      "--model-config may add modules)")
+    ap.add_argument("--init", metavar="FILE", default=d["init"],
+                    help="start from these weights (fine-tuning; same architecture, --model-config may add "
+                         "modules)")
     ap.add_argument("--bf16", action="store_true",
                     help="bfloat16 autocast for the forward passes (about 1.5x faster on CPUs with AVX512-BF16)")
     ap.add_argument("--teacher-flip", action="store_true",
                     help="distil towards the mean of the teacher's depth for the frame and for its mirror image")
     ap.add_argument("--jpeg", metavar="P", type=float, default=d["jpeg"],
                     help="share of training frames re-encoded as JPEG (quality 40-95), as real captures are")
-    ap.add_argument("--blur", metavar="P", type=float, default=d["blur"], help="share of training crops slightly blurred")
+    ap.add_argument("--blur", metavar="P", type=float, default=d["blur"],
+                    help="share of training crops slightly blurred")
     ap.add_argument("--glint", metavar="P", type=float, default=d["glint"],
                     help="share of training crops whose glass gets a veil of reflected light and a bright partial "
                          "rim, as glass under room lights looks in real captures")
