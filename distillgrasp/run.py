@@ -1,7 +1,7 @@
 """DistillGrasp: see glass, repair its depth, pick it.
 
-    distillgrasp run --sim [--depth SOURCE] [--sensor d435|l515] [--renderer fast|mitsuba] [--trials N] [--seed S]
-                     [--weights-dir DIR] [--view] [--gui] [--out DIR]
+    distillgrasp run --sim [--depth SOURCE] [--sensor d435|l515|d415|d455|d405] [--renderer fast|mitsuba]
+                     [--trials N] [--seed S] [--weights-dir DIR] [--view] [--gui] [--out DIR]
     distillgrasp run --robot ur10e --ip IP --calibration FILE [--config cell.yaml] [--serial S] [--depth SOURCE]
                      [--trials N] [--dry-run] [--yes] [--view] [--out DIR]
     distillgrasp run --playback FILE.db3|FILE.bag [--calibration FILE] [--trials N] [--view] [--out DIR]
@@ -48,7 +48,7 @@ from pipeline.cli import HelpFormatter, write_json
 from pipeline.completion import COMPLETERS
 from pipeline.errors import DistillGraspError
 from pipeline.pictures import save_png
-from pipeline.types import RENDERERS, SENSOR_FAMILIES
+from pipeline.types import RENDERERS, SIM_SENSORS, sensor_family
 
 log = logging.getLogger("distillgrasp.run")
 
@@ -82,7 +82,8 @@ def run_sim(args: argparse.Namespace) -> int:
     out = Path(args.out)
     make_cell = sim_cell_factory(args.sensor, args.renderer, gui=args.gui)
     with TrialLog(out / "attempts.jsonl") as trial_log:
-        check_resume(trial_log.records(), out, [args.depth], {"sensor": args.sensor, "renderer": args.renderer},
+        check_resume(trial_log.records(), out, [args.depth],
+                     {"sensor": sensor_family(args.sensor), "camera": args.sensor, "renderer": args.renderer},
                      args.backend, args.weights_dir, args.allow_fallback)
         done = trial_log.done()
         records = [r for r in trial_log.records() if r["depth"] == args.depth
@@ -267,8 +268,9 @@ def parser() -> argparse.ArgumentParser:
                     help="how networks run (auto: onnxruntime where the export works, else torch)")
     ap.add_argument("--trials", type=int, default=3, help="scenes, attempts or recorded frames")
     ap.add_argument("--seed", type=int, default=0, help="--sim: first scene seed")
-    ap.add_argument("--sensor", default="d435", choices=SENSOR_FAMILIES,
-                    help="--sim: the simulated camera, d435 (stereo) or l515 (lidar); a real RealSense names its own")
+    ap.add_argument("--sensor", default="d435", choices=SIM_SENSORS,
+                    help="--sim: the simulated camera, a D400 stereo model or the l515 lidar (a real RealSense "
+                         "names its own)")
     ap.add_argument("--renderer", default="fast", choices=RENDERERS,
                     help="--sim: how the camera image is made, fast (rasterised) or mitsuba (path traced)")
     ap.add_argument("--gui", action="store_true", help="--sim: open the PyBullet window (needs a display)")

@@ -1,7 +1,8 @@
 """Grasp-success trials: every depth source on the same seeded scenes of the simulated cell.
 
     distillgrasp trials --sim --depth raw,fill,student,teacher,gt --trials N --seed S --out DIR [--workers K]
-                        [--sensor d435|l515] [--renderer fast|mitsuba] [--weights-dir DIR] [--save-images]
+                        [--sensor d435|l515|d415|d455|d405] [--renderer fast|mitsuba] [--weights-dir DIR]
+                        [--save-images]
 
 (also ``python -m grasping.trials``.) Per scene seed and depth source, one attempt: capture, complete the depth,
 segment, detect, pick the best grasp, judge from physics. Writes ``DIR/attempts.jsonl`` (one flushed line per
@@ -24,7 +25,7 @@ from grasping.trials import completer_for, run_trials
 from pipeline.cli import HelpFormatter, list_argument
 from pipeline.completion import COMPLETERS
 from pipeline.errors import DistillGraspError
-from pipeline.types import RENDERERS, SENSOR_FAMILIES
+from pipeline.types import RENDERERS, SIM_SENSORS, sensor_family
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="how networks run (auto: onnxruntime where the export works)")
     ap.add_argument("--weights-dir", default=None,
                     help="folder holding student/teacher .safetensors to use instead of the shipped ones")
-    ap.add_argument("--sensor", default="d435", choices=SENSOR_FAMILIES,
-                    help="the simulated camera: d435 (stereo, holes on glass) or l515 (lidar, reads behind glass)")
+    ap.add_argument("--sensor", default="d435", choices=SIM_SENSORS,
+                    help="the simulated camera: a D400 stereo model (holes on glass) or the l515 lidar (reads behind "
+                         "glass)")
     ap.add_argument("--renderer", default="fast", choices=RENDERERS,
                     help="how the camera image is made: fast (rasterised) or mitsuba (path traced, ~1 s more)")
     ap.add_argument("--allow-fallback", action="store_true",
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run_trials(make_cell, args.depth, args.trials, args.seed, Path(args.out), args.workers,
                              backend=args.backend, weights_dir=args.weights_dir,
-                             provenance={"sensor": args.sensor, "renderer": args.renderer},
+                             provenance={"sensor": sensor_family(args.sensor), "camera": args.sensor,
+                                         "renderer": args.renderer},
                              save_images=args.save_images, allow_fallback=args.allow_fallback)
     except (ValueError, DistillGraspError) as exc:
         print(f"error: {exc}", file=sys.stderr)

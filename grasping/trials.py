@@ -199,7 +199,9 @@ def check_resume(records: list[dict], out: Path, sources: list[str], provenance:
                   weights_dir: str | None, allow_fallback: bool) -> None:
     defaults = {"sensor": "d435", "renderer": "fast"}  # what logs from before the keys were recorded hold
     for key, value in provenance.items():
-        other = {r.get(key, defaults.get(key, "")) for r in records} - {value}
+        # (a log from before the camera model was recorded: its model is its family's first, d435 or l515)
+        other = {r.get(key, r.get("sensor", "d435") if key == "camera" else defaults.get(key, "")) for r in records}
+        other -= {value}
         if other:
             raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} "
                              f"{'camera' if key == 'sensor' else key}; use another --out for {value}")

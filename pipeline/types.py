@@ -24,6 +24,11 @@ MAX_PLAUSIBLE_DEPTH_M = 20.0
 # the depth behind), "l515" (lidar: the depth of the surface behind the glass). "" = unknown.
 SENSOR_FAMILIES = ("d435", "l515")
 
+# The camera models the simulator can be (sim.sensor.SENSORS): each belongs to a family above ("d4xx" are stereo).
+# Here so the command lines can offer the choice without importing the simulator. The order is part of the
+# generator's random streams: new models go at the end.
+SIM_SENSORS = ("d435", "l515", "d415", "d455", "d405")
+
 # How the simulated camera (sim.camera) makes its image: "fast" (rasterised, glass composited) or "mitsuba"
 # (path traced). Here so the command lines can offer the choice without importing the simulator.
 RENDERERS = ("fast", "mitsuba")

@@ -9,10 +9,10 @@ import pybullet as p
 
 from pipeline.cli import parse_size
 from pipeline.errors import DeviceNotConnectedError
-from pipeline.types import RENDERERS, SENSOR_FAMILIES, Camera, CameraIntrinsics, RGBDFrame
+from pipeline.types import RENDERERS, Camera, CameraIntrinsics, RGBDFrame
 from sim.render import Appearance, RenderOutput, render_frame
 from sim.scene import TabletopScene
-from sim.sensor import SensorModel
+from sim.sensor import SENSORS, SensorModel
 
 # RealSense D435 colour stream at 640x480 (the project's default camera).
 D435_COLOR_640 = CameraIntrinsics(640, 480, 615.0, 615.0, 319.5, 239.5)
@@ -29,16 +29,16 @@ class SimCameraConfig:
 
     width: int = 640
     height: int = 480
-    base_intrinsics: CameraIntrinsics = D435_COLOR_640
-    sensor: str = "d435"
+    base_intrinsics: CameraIntrinsics | None = None  # default: the sensor model's colour camera
+    sensor: str = "d435"  # a camera model (sim.sensor.SENSORS)
     renderer: str = "fast"
     spp: int = 8
     room: bool = False
     stereo: bool = False
 
     def __post_init__(self) -> None:
-        if self.sensor not in SENSOR_FAMILIES:
-            raise ValueError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSOR_FAMILIES)}")
+        if self.sensor not in SENSORS:
+            raise ValueError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
         if self.renderer == "fast" and (self.stereo or self.room):
@@ -49,7 +49,11 @@ class SimCameraConfig:
 
     @property
     def intrinsics(self) -> CameraIntrinsics:
-        return self.base_intrinsics.scaled(self.width, self.height)
+        base = self.base_intrinsics
+        if base is None:
+            fx = SENSORS[self.sensor].colour_fx_640
+            base = D435_COLOR_640 if fx == D435_COLOR_640.fx else CameraIntrinsics(640, 480, fx, fx, 319.5, 239.5)
+        return base.scaled(self.width, self.height)
 
 
 @dataclass
@@ -111,4 +115,4 @@ class SimCamera(Camera):
             raw = self.sensor(out.depth, out.depth_bg, out.mask, out.instance, K, self.rng)
         self.last_render = out
         return RGBDFrame(rgb=out.rgb, depth=raw, intrinsics=K, T_base_cam=self.T_base_cam.copy(),
-                         mask=out.mask, depth_gt=out.depth, sensor=self.config.sensor)
+                         mask=out.mask, depth_gt=out.depth, sensor=SENSORS[self.config.sensor].family)

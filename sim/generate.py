@@ -1,6 +1,6 @@
 """Generate a training or test set of simulated glass scenes in the ClearGrasp real-data layout.
 
-    distillgrasp generate --out DIR --frames N --seed S [--sensor d435|l515] [--size WxH] [--workers K]
+    distillgrasp generate --out DIR --frames N --seed S [--sensor d435|l515|d415|d455|d405] [--size WxH] [--workers K]
                           [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
                           [--style tabletop|lab] [--room] [--rgb-format png|jpg] [--json FILE]
 
@@ -37,7 +37,7 @@ from pipeline.cli import HelpFormatter, git_commit, parse_size, setup_logging, w
 from pipeline.config import DEFAULT_WORKSPACE, WorkspaceConfig
 from pipeline.data.io import write_exr_depth, write_jpg, write_png
 from pipeline.data.readers import write_intrinsics_yaml
-from pipeline.types import RENDERERS, SENSOR_FAMILIES, RGBDFrame
+from pipeline.types import RENDERERS, SIM_SENSORS, RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import CameraPoseConfig, sample_camera_pose
 from sim.glassware import GLASS_KINDS, LAB_KINDS
@@ -135,7 +135,7 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
     ``scene_config`` replaces the style's scene settings."""
     client = _client() if client is None else client
     workspace = cfg.workspace()
-    rng = np.random.default_rng([cfg.seed, scene_index, SENSOR_FAMILIES.index(cfg.sensor)])
+    rng = np.random.default_rng([cfg.seed, scene_index, SIM_SENSORS.index(cfg.sensor)])
     p.resetSimulation(physicsClientId=client)
     p.setGravity(0, 0, -9.81, physicsClientId=client)
     p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=client)
@@ -145,7 +145,8 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
         if not 0 <= view < cfg.views:
             raise ValueError(f"view {view} outside 0..{cfg.views - 1}")
         # View 0 continues the scene's generator (single-view sets are unchanged); others get their own.
-        vrng = rng if view == 0 else np.random.default_rng([cfg.seed, scene_index, SENSOR_FAMILIES.index(cfg.sensor), view])
+        vrng = rng if view == 0 else np.random.default_rng(
+            [cfg.seed, scene_index, SIM_SENSORS.index(cfg.sensor), view])
         T_base_cam = sample_camera_pose(vrng, workspace, cfg.camera_pose())
         camera = SimCamera(scene, T_base_cam, cfg.camera(), rng=vrng)
         with camera:
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", metavar="DIR", required=True, help="output folder (created; resumed if it exists)")
     ap.add_argument("--frames", metavar="N", type=int, required=True, help="number of frames")
     ap.add_argument("--seed", metavar="S", type=int, required=True, help="dataset seed")
-    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435", help="sensor model")
+    ap.add_argument("--sensor", choices=SIM_SENSORS, default="d435", help="camera model")
     ap.add_argument("--size", metavar="WxH", default="320x240", help="image size")
     ap.add_argument("--workers", metavar="K", type=int, default=1, help="parallel processes")
     ap.add_argument("--rgb-format", choices=("png", "jpg"), default="png", help="colour image format")

@@ -21,7 +21,7 @@ from pipeline.cli import HelpFormatter, parse_size, setup_logging
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.errors import DataFormatError
-from pipeline.types import SENSOR_FAMILIES, RGBDFrame
+from pipeline.types import SIM_SENSORS, RGBDFrame
 from sim.generate import DEFAULT_MAX_TILT, RENDERERS, STYLES, GenerateConfig, simulate_frame
 
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=HelpFormatter)
     ap.add_argument("--seed", metavar="S", type=int, default=0, help="dataset seed")
     ap.add_argument("--index", metavar="I", type=int, default=0, help="frame index within the seed")
-    ap.add_argument("--sensor", choices=SENSOR_FAMILIES, default="d435", help="sensor model")
+    ap.add_argument("--sensor", choices=SIM_SENSORS, default="d435", help="camera model")
     ap.add_argument("--size", metavar="WxH", default="640x480", help="image size")
     ap.add_argument("--renderer", choices=RENDERERS, default="fast", help="fast or mitsuba (path traced)")
     ap.add_argument("--spp", metavar="N", type=int, default=8, help="mitsuba samples per pixel")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.types import SENSOR_FAMILIES, CameraIntrinsics
+from pipeline.types import SIM_SENSORS, CameraIntrinsics, sensor_family
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,35 @@ class StereoConfig:
     focal_px: float = 425.0  # depth imager focal length at its native 848x480
     subpixel: float = 1.0 / 8.0  # disparity quantisation step, pixels
     disparity_noise_px: float = 0.06
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """One RealSense model as the simulator draws it: its family's failure model, its stereo pair, the range
+    it reads, its colour camera (at 640x480), and how often a pixel reads the far code (65.535 m)."""
+
+    family: str
+    stereo: StereoConfig
+    min_range_m: float
+    max_range_m: float
+    colour_fx_640: float
+    far_code_share: float = 0.0
+
+
+FAR_CODE_M = 65.535  # z16's largest code at the default depth units
+
+# Datasheet figures (FACTS.md). focal_px is the depth imager's at 848x480: 425 px for the 87-degree models, 633 px
+# for the D415's 65 degrees. Colour cameras: the D415's and D435's 69 degrees (615 px at 640), the D455's 90
+# degrees (320 px), the D405's colour from its depth imagers (337 px).
+SENSORS: dict[str, SensorSpec] = {
+    "d435": SensorSpec("d435", StereoConfig(baseline_m=0.050), 0.28, 10.0, 615.0),
+    "l515": SensorSpec("l515", StereoConfig(), 0.25, 9.0, 615.0),
+    "d415": SensorSpec("d435", StereoConfig(baseline_m=0.055, focal_px=633.0), 0.16, 10.0, 615.0,
+                       far_code_share=2e-4),
+    "d455": SensorSpec("d435", StereoConfig(baseline_m=0.095), 0.52, 20.0, 320.0),
+    "d405": SensorSpec("d435", StereoConfig(baseline_m=0.018), 0.07, 1.0, 337.0),
+}
+assert tuple(SENSORS) == SIM_SENSORS and all(sensor_family(n) == s.family for n, s in SENSORS.items())
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: float) -> np.ndarray:
@@ -95,21 +124,36 @@ def _disparity_noise(depth: np.ndarray, rng: np.random.Generator, st: StereoConf
 class SensorModel:
     """Turns (ground truth, background depth, glass mask, instance ids) into raw sensor depth."""
 
-    mode: str = "d435"
-    stereo: StereoConfig = StereoConfig()
+    mode: str = "d435"  # a camera model, one of SENSORS
 
     def __post_init__(self) -> None:
-        if self.mode not in SENSOR_FAMILIES:
-            raise ValueError(f"unknown sensor mode {self.mode!r}; choose one of {', '.join(SENSOR_FAMILIES)}")
+        if self.mode not in SENSORS:
+            raise ValueError(f"unknown sensor model {self.mode!r}; choose one of {', '.join(SENSORS)}")
+
+    @property
+    def spec(self) -> SensorSpec:
+        return SENSORS[self.mode]
+
+    @property
+    def stereo(self) -> StereoConfig:
+        return self.spec.stereo
 
     def __call__(self, depth_gt: np.ndarray, depth_bg: np.ndarray, mask: np.ndarray, instance: np.ndarray,
                  K: CameraIntrinsics, rng: np.random.Generator) -> np.ndarray:
         for name, arr in (("depth_gt", depth_gt), ("depth_bg", depth_bg), ("mask", mask), ("instance", instance)):
             if arr.shape != (K.height, K.width):
                 raise ValueError(f"sensor model: {name} must be {K.height}x{K.width}, got {arr.shape}")
-        if self.mode == "d435":
-            return self._d435(depth_gt, depth_bg, mask, instance, K, rng)
-        return self._l515(depth_gt, depth_bg, mask, instance, K, rng)
+        spec = self.spec
+        if spec.family == "d435":
+            raw = self._d435(depth_gt, depth_bg, mask, instance, K, rng)
+        else:
+            raw = self._l515(depth_gt, depth_bg, mask, instance, K, rng)
+        if self.mode == "d435" or self.mode == "l515":  # the models the data sets were made with, unchanged
+            return raw
+        raw[(raw < spec.min_range_m) | (raw > spec.max_range_m)] = 0.0
+        if spec.far_code_share:
+            raw[rng.random(raw.shape) < spec.far_code_share] = FAR_CODE_M
+        return raw
 
     # ----------------------------------------------------------------------------------------------------
     def _d435(self, gt, bg, mask, instance, K, rng) -> np.ndarray:

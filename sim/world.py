@@ -19,6 +19,7 @@ from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import look_at
 from sim.robot import SimRobotConfig, SimUR10e
 from sim.scene import SceneConfig, TabletopScene
+from sim.sensor import SENSORS
 
 # Arm folded aside, out of the camera's view, while the camera captures.
 OBSERVE_Q = np.array([2.2, -2.2, 2.0, -1.4, -1.5708, 0.0])
@@ -38,7 +39,7 @@ class WorldConfig:
     rolling_friction: float = 0.01  # rolling resistance while the scene settles (a glass on its side stops)
 
     def with_sensor(self, sensor: str) -> WorldConfig:
-        """The same cell with the camera's sensor model (d435 or l515) swapped."""
+        """The same cell photographed by another camera model (``sim.sensor.SENSORS``: d435, l515, d415, ...)."""
         return replace(self, camera=replace(self.camera, sensor=sensor))
 
     def with_renderer(self, renderer: str) -> WorldConfig:
@@ -53,7 +54,8 @@ class SimWorld(Cell):
     def __init__(self, seed: int, config: WorldConfig = WorldConfig(), gui: bool = False, populate=None):
         """``populate(scene, rng)`` replaces the random scene (for hand-built test scenes)."""
         self.seed, self.config = seed, config
-        self.sensor, self.renderer = config.camera.sensor, config.camera.renderer
+        self.camera_model, self.renderer = config.camera.sensor, config.camera.renderer
+        self.sensor = SENSORS[self.camera_model].family
         self.client = p.connect(p.GUI if gui else p.DIRECT)
         c = self.client
         p.setGravity(0, 0, -9.81, physicsClientId=c)
@@ -99,7 +101,7 @@ class SimWorld(Cell):
         return self.camera.read()
 
     def describe(self) -> dict:
-        return {"objects": [o.model.kind for o in self.scene.objects]}
+        return {"objects": [o.model.kind for o in self.scene.objects], "camera": self.camera_model}
 
     def mark(self) -> None:
         """Remember every object's pose before a pick and start noting which objects the robot touches."""

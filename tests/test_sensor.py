@@ -98,3 +98,29 @@ def test_l515_reads_what_lies_behind_the_glass():
     # nothing marks the glass's outline: no more dropouts or flying pixels there than on the open table
     rim = (cv2.dilate(mask.astype(np.uint8), np.ones((3, 3))) > 0) & ~mask
     assert (raw[rim] > 0).all() and np.abs(raw[rim] - 1.0).max() < 0.01
+
+
+def test_the_d400_family_in_the_simulator():
+    """Every D400 model draws with the stereo family's failures and its own baseline, range and colour camera;
+    a D415 leaves a few far codes, which the frame turns into counted no-readings."""
+    from pipeline.types import SIM_SENSORS
+    from sim.camera import SimCameraConfig
+    from sim.sensor import FAR_CODE_M, SENSORS
+    from sim.world import SimWorld, WorldConfig
+
+    assert SIM_SENSORS[:2] == ("d435", "l515")  # the generator's random streams stay as they were
+    assert {n: s.family for n, s in SENSORS.items()} == {"d435": "d435", "l515": "l515", "d415": "d435",
+                                                         "d455": "d435", "d405": "d435"}
+    assert SENSORS["d455"].stereo.baseline_m == 0.095 and SENSORS["d405"].stereo.baseline_m == 0.018
+    assert SimCameraConfig(sensor="d455").intrinsics.fx < SimCameraConfig(sensor="d435").intrinsics.fx
+    gt = np.full((48, 64), 0.8, np.float32)
+    K = SimCameraConfig(width=64, height=48, sensor="d415").intrinsics
+    none = np.zeros(gt.shape, bool)
+    raws = [SensorModel("d415")(gt, gt, none, np.full(gt.shape, -1, np.int32), K, np.random.default_rng(s))
+            for s in range(30)]
+    assert any((r == np.float32(FAR_CODE_M)).any() for r in raws)
+    close = SensorModel("d405")(gt * 2, gt * 2, none, np.full(gt.shape, -1, np.int32), K, np.random.default_rng(0))
+    assert (close == 0).all()  # 1.6 m is beyond a D405's range
+    with SimWorld(3, WorldConfig().with_sensor("d455")) as world:
+        frame = world.capture()
+        assert world.sensor == "d435" and world.describe()["camera"] == "d455" and frame.sensor == "d435"
