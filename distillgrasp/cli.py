@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # subcommand -> (module with main(argv
     "preview": ("sim.preview", "draw one simulated frame (and a real one to compare)"),
     "train": ("pipeline.train", "train the teacher, or the student (distilled or supervised)"),
     "evaluate": ("pipeline.evaluate", "score depth completers on frames with ground truth"),
+    "complete": ("pipeline.complete", "complete the depth of your own captures, at their own resolution"),
     "bench": ("pipeline.bench", "time the networks"),
     "export": ("pipeline.export", "export a network to ONNX"),
     "ship": ("pipeline.ship", "copy a training run's best weights into weights/ with their card"),

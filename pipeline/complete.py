@@ -77,7 +77,7 @@ def complete_folder(data: list[str], out: Path, depth: str = "student", fmt: str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp complete", description=__doc__, formatter_class=HelpFormatter)
-    list_argument(ap, "--data", required=True, help="folders of frames (searched recursively)")
+    list_argument(ap, "--data", metavar="DIR", required=True, help="folders of frames (searched recursively)")
     ap.add_argument("--format", choices=FORMATS, default=None, help="layout (default: recognised per folder)")
     ap.add_argument("--out", metavar="DIR", required=True, help="output folder")
     ap.add_argument("--depth", default="student", choices=COMPLETERS, help="depth source")

@@ -51,7 +51,7 @@ def test_the_wheel_installs_and_its_command_lists_the_subcommands(wheel, tmp_pat
                           timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for command in ("run", "generate", "preview", "train", "evaluate", "bench", "export", "ship", "trials",
-                    "calibrate", "stats"):
+                    "calibrate", "stats", "complete"):
         assert f"\n  {command} " in proc.stdout, command
     weights = venv / "share" / "distillgrasp" / "weights" / "student.safetensors"
     assert weights.is_file()
