@@ -82,11 +82,12 @@ def run_sim(args: argparse.Namespace) -> int:
     out = Path(args.out)
     make_cell = sim_cell_factory(args.sensor, args.renderer, gui=args.gui)
     with TrialLog(out / "attempts.jsonl") as trial_log:
-        check_resume(trial_log.records(), out, [args.depth],
+        existing = trial_log.records()
+        check_resume(existing, out, {args.depth: completer},
                      {"sensor": sensor_family(args.sensor), "camera": args.sensor, "renderer": args.renderer},
-                     args.backend, args.weights_dir, args.allow_fallback)
-        done = trial_log.done()
-        records = [r for r in trial_log.records() if r["depth"] == args.depth
+                     args.allow_fallback)
+        done = trial_log.done(existing)
+        records = [r for r in existing if r["depth"] == args.depth
                    and args.seed <= r["scene_seed"] < args.seed + args.trials]
         for seed in range(args.seed, args.seed + args.trials):
             if (seed, args.depth) in done:
@@ -171,11 +172,12 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
     out = Path(args.out)
     trial_log = TrialLog(out / "attempts.jsonl").lock()  # one run per folder
     try:
-        check_resume(trial_log.records(), out, [args.depth], {}, args.backend, args.weights_dir, True)
+        existing = trial_log.records()
+        check_resume(existing, out, {args.depth: completer}, {}, True)  # the camera's family is known later
     except BaseException:
         trial_log.unlock()
         raise
-    first = len(trial_log.records())  # a rerun with the same --out goes on from there
+    first = len(existing)  # a rerun with the same --out goes on from there
     records: list[dict] = []
     opened: list = []
     robot = None
@@ -201,6 +203,7 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
             answer = input(f"The UR10e at {args.ip} and its gripper are about to move. Workspace clear? [y/N] ")
             if answer.strip().lower() != "y":
                 print("nothing moved")
+                trial_log.unlock()
                 return 1
         robot.enable()
         gripper.activate()

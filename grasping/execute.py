@@ -70,9 +70,11 @@ class PickExecutor:
             lifted = top_down_pose(x, y, z + cfg.lift_height, grasp.yaw)
             transit = top_down_pose(x, y, max(cfg.transit_z, z + cfg.approach_height), grasp.yaw)
             place = top_down_pose(*cfg.place_xy, cfg.place_z, grasp.yaw)
+            parked = top_down_pose(*cfg.place_xy, cfg.place_z, 0.0)
             # every target passes the arm's checks before the first one is sent
             for target, speed in ((transit, cfg.approach_speed), (above, cfg.approach_speed),
-                                  (at, cfg.descend_speed), (lifted, cfg.descend_speed), (place, cfg.approach_speed)):
+                                  (at, cfg.descend_speed), (lifted, cfg.descend_speed), (place, cfg.approach_speed),
+                                  (parked, cfg.approach_speed)):
                 self.robot.check_linear(target, speed)
             self.gripper.open(grasp.width)
             # Travel high, then come straight down: a slanted path to the pre-grasp would sweep the open
@@ -102,7 +104,7 @@ class PickExecutor:
             if ok:
                 self.robot.move_linear(place, cfg.approach_speed)
             self.gripper.open()
-            self.robot.move_linear(top_down_pose(*cfg.place_xy, cfg.place_z, 0.0), cfg.approach_speed)
+            self.robot.move_linear(parked, cfg.approach_speed)
             timings["total_s"] = time.perf_counter() - t0
             return PickResult(ok, "ok" if ok else why, holding, timings)
         except IKError as exc:

@@ -47,10 +47,10 @@ class TrialLog:
         self._lock = None
         self._repaired = False
 
-    def _lines(self) -> tuple[list[str], bool]:
-        """The file's lines, and whether its last line is torn (no newline and not a JSON record)."""
+    def _lines(self) -> tuple[list[str], bool, str]:
+        """The file's lines, whether its last line is torn (no newline and not a JSON record), and its text."""
         if not self.path.is_file():
-            return [], False
+            return [], False, ""
         text = self.path.read_text()
         lines = text.split("\n")
         last = lines.pop()  # "" when the file ends with a newline
@@ -61,10 +61,10 @@ class TrialLog:
                 lines.append(last)
             except json.JSONDecodeError:
                 torn = True
-        return lines, torn
+        return lines, torn, text
 
     def records(self) -> list[dict]:
-        lines, _ = self._lines()
+        lines, _, _ = self._lines()
         out, bad = [], []
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -83,13 +83,14 @@ class TrialLog:
                                 "repair or remove them, or use another --out")
         return out
 
-    def done(self) -> set[tuple[int, str]]:
-        return {(r["scene_seed"], r["depth"]) for r in self.records() if "scene_seed" in r and "depth" in r}
+    def done(self, records: list[dict] | None = None) -> set[tuple[int, str]]:
+        """(scene seed, depth source) of every logged attempt (of ``records`` when already read)."""
+        records = self.records() if records is None else records
+        return {(r["scene_seed"], r["depth"]) for r in records if "scene_seed" in r and "depth" in r}
 
     def repair(self) -> None:
         """Cut a torn last line (a run killed mid-write); that attempt is made again."""
-        lines, torn = self._lines()
-        text = self.path.read_text() if self.path.is_file() else ""
+        lines, torn, text = self._lines()
         if torn:
             kept = "".join(line + "\n" for line in lines)
             logger.warning("%s: removed a torn last line (%d bytes) left by a run that was stopped mid-write",

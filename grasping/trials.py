@@ -166,11 +166,15 @@ def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int
     out = Path(out)
     log = TrialLog(out / "attempts.jsonl")
     with log:
-        check_resume(log.records(), out, sources, provenance or {}, backend, weights_dir, allow_fallback)
+        existing = log.records()
+        completers = {s: completer_for(s, weights_dir, backend) for s in sources}
+        check_resume(existing, out, completers, provenance or {}, allow_fallback)
+        # a single-process run uses these; worker processes load their own
+        _COMPLETERS.update({(s, weights_dir, backend): c for s, c in completers.items()})
         images = out / "images" if save_images else None
         if images is not None:
             images.mkdir(parents=True, exist_ok=True)
-        done = log.done()
+        done = log.done(existing)
         wanted = [(seed * 100_000 + t, s) for t in range(trials) for s in sources]
         jobs = [_Job(make_cell, scene, source, 1 if workers > 1 else 2, backend, weights_dir, images)
                 for scene, source in wanted if (scene, source) not in done]
@@ -195,8 +199,11 @@ def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int
     return summary
 
 
-def check_resume(records: list[dict], out: Path, sources: list[str], provenance: dict[str, str], backend: str,
-                  weights_dir: str | None, allow_fallback: bool) -> None:
+def check_resume(records: list[dict], out: Path, completers: dict[str, DepthCompleter],
+                 provenance: dict[str, str], allow_fallback: bool) -> None:
+    """Refuse to add attempts to ``out`` unless they match what it holds: the same ``provenance`` (camera family,
+    camera model, renderer) and, per depth source in ``completers``, the same weights; and refuse a network with
+    no weights for the camera's family unless ``allow_fallback``."""
     defaults = {"sensor": "d435", "renderer": "fast"}  # what logs from before the keys were recorded hold
     for key, value in provenance.items():
         # (a log from before the camera model was recorded: its model is its family's first, d435 or l515)
@@ -206,8 +213,7 @@ def check_resume(records: list[dict], out: Path, sources: list[str], provenance:
             raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} "
                              f"{'camera' if key == 'sensor' else key}; use another --out for {value}")
     sensor = provenance.get("sensor", "d435")
-    for source in sources:
-        completer = completer_for(source, weights_dir, backend)
+    for source, completer in completers.items():
         check_sensor(source, completer, sensor, allow_fallback)
         made = completer.provenance(sensor).get("weights")
         if made is None:

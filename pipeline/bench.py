@@ -103,13 +103,13 @@ def bench_completer(completer, runs: int, sizes=INPUT_SIZES) -> dict:
     rng = np.random.default_rng(0)
     out: dict = {}
     fns = {}
+    net = completer.for_sensor("d435") if hasattr(completer, "for_sensor") else completer
     for w, h in sizes:
         fx = D435_FX_AT_1280 * w / 1280 if w / h > 1.5 else D435_FX_AT_1280 * 640 / 960 * w / 640
         K = CameraIntrinsics(w, h, fx, fx, (w - 1) / 2, (h - 1) / 2)
         depth = rng.uniform(0.5, 0.9, (h, w)).astype(np.float32)
         depth[h // 3 : h // 2, w // 3 : w // 2] = 0
         frame = RGBDFrame(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), depth, K, sensor="d435")
-        net = completer.for_sensor("d435") if hasattr(completer, "for_sensor") else completer
         working = net.working_size(K) if hasattr(net, "working_size") else (w, h)
         out[f"{w}x{h}"] = {"fx": round(fx, 1), "working_size": f"{working[0]}x{working[1]}"}
         fns[f"{w}x{h}"] = lambda frame=frame: completer.complete(frame)

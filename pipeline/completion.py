@@ -141,8 +141,7 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
     # a pixel is the network's where any working-scale pixel it overlaps was changed
     changed = cv2.resize(cv2.dilate(changed_small.astype(np.uint8), np.ones((3, 3), np.uint8)), (w, h),
                          interpolation=cv2.INTER_NEAREST) > 0
-    raw_ok = (frame.depth > 0) & np.isfinite(frame.depth)
-    return np.where(raw_ok & ~changed, frame.depth, pred).astype(np.float32)
+    return np.where((frame.depth > 0) & ~changed, frame.depth, pred).astype(np.float32)
 
 
 class NetworkCompleter(DepthCompleter):

@@ -54,6 +54,11 @@ def build(arch: str, config: dict | None = None) -> DepthNet:
     return ARCHITECTURES[arch](**(config or {}))
 
 
+def _non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors in ``state`` that hold NaN or infinite values."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def _write_atomic(path: Path, write) -> None:
     """``write(tmp)`` then rename over ``path``: a reader never sees half a file, a failure leaves the old one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -70,7 +75,7 @@ def save(model: DepthNet, path: str | Path, card: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     arch = next(k for k, v in ARCHITECTURES.items() if isinstance(model, v))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = _non_finite(state)
     if bad:
         raise WeightsError(f"refusing to save {path}: NaN or infinite values in {', '.join(bad[:5])}")
     full = {"arch": arch, "config": model.config, "params": count_parameters(model), "commit": git_commit(), **card}
@@ -100,7 +105,7 @@ def load(path: str | Path) -> tuple[DepthNet, dict]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: corrupt or truncated weights file ({exc})") from None
     state = _settle_overflowed_variances(state, path)
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = _non_finite(state)
     if bad:
         raise WeightsError(f"{path}: NaN or infinite values in {', '.join(bad[:5])}")
     try:

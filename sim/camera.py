@@ -52,7 +52,7 @@ class SimCameraConfig:
         base = self.base_intrinsics
         if base is None:
             fx = SENSORS[self.sensor].colour_fx_640
-            base = D435_COLOR_640 if fx == D435_COLOR_640.fx else CameraIntrinsics(640, 480, fx, fx, 319.5, 239.5)
+            base = CameraIntrinsics(640, 480, fx, fx, D435_COLOR_640.cx, D435_COLOR_640.cy)
         return base.scaled(self.width, self.height)
 
 
