@@ -11,6 +11,15 @@ with ``--save-images``, ``DIR/images/SCENE-SOURCE.png`` per attempt (RGB with th
 repaired depth). Rerunning with the same ``--out`` skips attempts already logged. ``--sensor l515`` gives the
 simulated camera the lidar's failures (the networks then use their ``-l515`` weights where the folder holds
 them); ``--renderer mitsuba`` photographs the cell with the path tracer (same scenes, same physics).
+
+    distillgrasp trials --sim --protocol clutter --scene pile|packed --objects 5 --rounds N --seed S
+                        --depth raw,student,gt --out DIR [--workers K]
+
+The clutter-removal protocol (``grasping.clutter``): per round (world seed S * 100000 + r, the same for every
+depth source) OBJECTS objects, mostly glass, dropped in a heap (pile) or stood upright side by side (packed),
+are picked until the table is empty, two picks in a row fail, or 10 picks were made. The summary gives the
+pick success rate and the share of objects cleared per source; a folder holds one protocol, scene kind and
+object count.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ import sys
 from pathlib import Path
 
 from distillgrasp.cells import sim_cell_factory
-from grasping.report import markdown_table
+from grasping.clutter import run_clutter
+from grasping.report import clutter_markdown_table, markdown_table
 from grasping.trials import completer_for, run_trials
 from pipeline.cli import HelpFormatter, list_argument
 from pipeline.completion import COMPLETERS
@@ -34,7 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     list_argument(ap, "--depth", default="raw,fill,student,teacher,gt", choices=COMPLETERS,
                   help="depth sources to compare")
     ap.add_argument("--trials", type=int, default=100, help="scenes per source")
+    ap.add_argument("--protocol", default="single", choices=("single", "clutter"),
+                    help="single: one pick per scene; clutter: clear a heap or a row of objects pick by pick")
+    ap.add_argument("--scene", default=None, choices=("pile", "packed"),
+                    help="clutter: objects dropped in a heap (pile, the default) or upright side by side (packed)")
+    ap.add_argument("--objects", type=int, default=None, help="clutter: objects per round (default 5)")
+    ap.add_argument("--rounds", type=int, default=None, help="clutter: rounds per source (default 20)")
     ap.add_argument("--seed", type=int, default=0, help="scene set: scene t has seed SEED * 100000 + t")
+    ap.add_argument("--tries", type=int, default=3,
+                    help="closed loop: a pick that failed after the arm moved is retried on the re-perceived scene, "
+                         "up to this many attempts per scene (the success rate is the first try's; the rate within "
+                         "TRIES is reported beside it)")
     ap.add_argument("--out", required=True, help="output folder (resumed if it exists)")
     ap.add_argument("--workers", type=int, default=1,
                     help="parallel simulations (each then gets one thread; perception times are for 2 threads "
@@ -55,25 +75,48 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.sim:
         ap.error("only --sim trials run from this command; the real cell runs from `distillgrasp run --robot`")
-    if args.trials < 1 or args.workers < 1:
-        ap.error("--trials and --workers must be at least 1")
+    if args.trials < 1 or args.workers < 1 or args.tries < 1:
+        ap.error("--trials, --workers and --tries must be at least 1")
     if args.seed < 0:
         ap.error(f"--seed must be 0 or more, got {args.seed}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         ap.error(f"--out {args.out} is a file; give a folder")
+    clutter = args.protocol == "clutter"
+    if not clutter and (args.scene, args.objects, args.rounds) != (None, None, None):
+        ap.error("--scene, --objects and --rounds belong to --protocol clutter")
+    if clutter:
+        args.scene = args.scene or "pile"
+        args.objects = 5 if args.objects is None else args.objects
+        args.rounds = 20 if args.rounds is None else args.rounds
+        if args.objects < 1 or args.rounds < 1:
+            ap.error("--objects and --rounds must be at least 1")
     for source in args.depth:  # fail before any work when weights are missing
         try:
             completer_for(source, args.weights_dir, args.backend)
         except DistillGraspError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if clutter:
+        try:
+            summary = run_clutter(sim_cell_factory(args.sensor, args.renderer, layout=args.scene,
+                                                   objects=args.objects),
+                                  args.depth, args.rounds, args.seed, Path(args.out), args.scene, args.objects,
+                                  args.workers, backend=args.backend, weights_dir=args.weights_dir,
+                                  provenance={"sensor": sensor_family(args.sensor), "camera": args.sensor,
+                                              "renderer": args.renderer},
+                                  save_images=args.save_images, allow_fallback=args.allow_fallback)
+        except (ValueError, DistillGraspError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(clutter_markdown_table(summary))
+        return 0
     make_cell = sim_cell_factory(args.sensor, args.renderer)
     try:
         summary = run_trials(make_cell, args.depth, args.trials, args.seed, Path(args.out), args.workers,
                              backend=args.backend, weights_dir=args.weights_dir,
                              provenance={"sensor": sensor_family(args.sensor), "camera": args.sensor,
                                          "renderer": args.renderer},
-                             save_images=args.save_images, allow_fallback=args.allow_fallback)
+                             save_images=args.save_images, allow_fallback=args.allow_fallback, tries=args.tries)
     except (ValueError, DistillGraspError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -50,6 +50,16 @@ class Cell(abc.ABC):
         """Extra fields for the attempt's log record (e.g. the objects a simulated scene holds)."""
         return {}
 
+    def objects_left(self) -> int | None:
+        """How many objects are left in the workspace to be cleared (None where the cell cannot count them)."""
+        return None
+
+    def remove_picked(self) -> dict:
+        """After a pick of a clutter-removal round: take the object a successful pick carried off out of the
+        cell, and whatever else left the workspace. Returns ``{"removed": kind or None, "gone": [kinds]}``
+        ({} where the cell cannot tell: a real cell's picked objects are already set aside)."""
+        return {}
+
     def close(self) -> None:
         """Release what the cell holds open (a simulation, device connections)."""
 

@@ -34,7 +34,13 @@ class Grasp:
 class DetectorConfig:
     gripper: GripperConfig = DEFAULT_GRIPPER
     width_margin: float = 0.02  # opening beyond the object's width
-    grasp_depth: float = 0.025  # how far below the object's top the pads' centre goes
+    min_width_margin: float = 0.008  # an object wider than the stroke less this is not grasped across
+    palm_headroom: float = 0.02  # the palm stays this far above the object's own top (repaired depth of a rim
+    # can sit centimetres low)
+    neighbour_clearance: float = 0.006  # fingers and palm keep this far from other objects' points (their
+    # hidden far sides reach further than the camera sees)
+    grasp_depths: tuple[float, ...] = (0.04, 0.03, 0.02)  # how far below the object's top the pads' centre goes (deepest
+    # that clears the neighbours)
     top_percentile: float = 90.0  # the object's top height: robust to completed depth bleeding past its edge
     tip_clearance: float = 0.004  # fingertips stay this far above the table
     collision_points: int = 3  # more scene points than this inside a finger = collision
@@ -46,6 +52,12 @@ class DetectorConfig:
     rim_max_radius: float = 0.10
     rim_fit_rms: float = 0.005
     rim_angles: int = 12
+    waist_bin: float = 0.004  # a cluster's cross-sections along its long axis, this long each (metres)
+    waist_ratio: float = 0.6  # a cross-section this much narrower than the widest on both sides: two objects
+    part_step: float = 0.015  # grasps on part of a wide cluster: centres on a grid this fine (metres)
+    part_yaw_step_deg: float = 30.0
+    part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
+    part_axis_share: float = 0.9  # a part grasp's run is at least this share of the widest one near it
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
     swept_check: bool = True  # collisions along the whole descent, palm included (False: fingers at the grasp)
 
@@ -58,9 +70,81 @@ class GraspDetector:
         """Ranked grasps over all clusters (empty when nothing graspable is found)."""
         grasps: list[Grasp] = []
         for k, cluster in enumerate(scene.clusters):
-            across = self._cluster_grasps(scene, k, cluster)
-            grasps.extend(across if across else self._rim_grasps(scene, k, cluster))
+            found = [] if self._is_several(cluster) else (self._cluster_grasps(scene, k, cluster)
+                                                          or self._rim_grasps(scene, k, cluster))
+            grasps.extend(found or self._part_grasps(scene, k, cluster))
         return sorted(grasps, key=lambda g: -g.score)
+
+    def _is_several(self, pts: np.ndarray) -> bool:
+        """Whether a cluster's footprint has a waist: along its long axis, a cross-section narrower than
+        ``waist_ratio`` of the widest on both sides of it, as where two touching objects meet. One object
+        grasped across the waist would be two objects in the hand."""
+        xy = pts[:, :2] - pts[:, :2].mean(0)
+        if len(xy) < 20:
+            return False
+        _, vecs = np.linalg.eigh(np.cov(xy.T))
+        along, across = xy @ vecs[:, 1], xy @ vecs[:, 0]
+        bins = np.floor((along - along.min()) / self.config.waist_bin).astype(int)
+        widths = np.zeros(bins.max() + 1)
+        for b in np.unique(bins):
+            sel = across[bins == b]
+            widths[b] = sel.max() - sel.min() if len(sel) >= 3 else 0.0
+        if len(widths) < 3:
+            return False
+        left, right = np.maximum.accumulate(widths), np.maximum.accumulate(widths[::-1])[::-1]
+        inner = widths[1:-1] < self.config.waist_ratio * np.minimum(left[:-2], right[2:])
+        return bool(inner.any())
+
+    def _part_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
+        """Grasp one part of a cluster that is too wide to grasp whole: objects touching each other (a pile, a
+        row) come out of segmentation as one cluster. Grasp centres lie on a grid over the cluster's footprint
+        with closing directions every ``part_yaw_step_deg``; what must fit between the fingers is the run of
+        points under the pads' strip that holds the centre, up to the first gap a finger fits into. The rest of
+        the cluster is an obstacle like any neighbour."""
+        cfg, g = self.config, self.config.gripper
+        h = scene.height(pts)
+        xy = pts[:, :2]
+        others = scene.others(k)
+        repaired = scene.repaired_share(k)
+        gap = g.finger_thickness + 2 * cfg.neighbour_clearance  # a finger fits into a gap this wide
+        centres = np.unique(np.round(xy / cfg.part_step), axis=0) * cfg.part_step
+        runs = []  # every run under a pad strip: (yaw, centre of the run, extent, its points)
+        for yaw in np.radians(np.arange(0.0, 180.0, cfg.part_yaw_step_deg)):
+            d, n = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
+            for c in centres:
+                rel = xy - c
+                strip = np.flatnonzero(np.abs(rel @ n) < g.finger_depth / 2)
+                if len(strip) < 10:
+                    continue
+                along = rel[strip] @ d
+                order = np.argsort(along)
+                a = along[order]
+                cuts = np.flatnonzero(np.diff(a) > gap)  # runs of points without a finger-wide gap
+                starts, ends = np.r_[0, cuts + 1], np.r_[cuts, len(a) - 1]
+                run = int(np.argmin(np.abs((a[starts] + a[ends]) / 2)))  # the run nearest the centre
+                if ends[run] - starts[run] >= 10:
+                    lo, hi = a[starts[run]], a[ends[run]]
+                    runs.append((yaw, c + d * (lo + hi) / 2, hi - lo, strip[order[starts[run]:ends[run] + 1]]))
+        out = []
+        for yaw, mid, extent, part in runs:
+            if extent + cfg.min_width_margin > g.stroke_m:
+                continue
+            # through a part's axis, not along a chord near its edge or through a waist: the widest run among
+            # the parallel ones nearby
+            widest = max(e for y, m, e, _ in runs if y == yaw and np.linalg.norm(m - mid) < cfg.part_neighbourhood)
+            if extent < cfg.part_axis_share * widest:
+                continue
+            width = min(extent + cfg.width_margin, g.stroke_m)
+            z_h = max(float(np.percentile(h[part], cfg.top_percentile)) - cfg.grasp_depths[0],
+                      g.finger_length / 2 + cfg.tip_clearance)
+            z = self._z_at(scene, mid, z_h)
+            hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
+                    + self._finger_hits(pts, mid, yaw, z, width, scene, headroom=cfg.palm_headroom))
+            if hits > cfg.collision_points:
+                continue
+            score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
+            out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width), float(score), k))
+        return out
 
     def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
         """Pinch the wall of an open vessel too wide to grasp across (bowls, wide wine glasses): one finger
@@ -104,39 +188,45 @@ class GraspDetector:
         h = scene.height(pts)
         top = np.percentile(h, cfg.top_percentile)
         g = cfg.gripper
-        z_h = max(top - cfg.grasp_depth, g.finger_length / 2 + cfg.tip_clearance)  # pad centre above the table
+        # pad centre heights above the table, deepest first (never lower than the fingertips allow)
+        heights = sorted({max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.grasp_depths})
         # Everything the descending fingers pass must fit between them: the footprint of all points above the
         # fingertips (the top view sees the top faces, which a band of wall points alone would miss).
-        above = pts[h > z_h - g.finger_length / 2]
-        xy = (above if len(above) >= 5 else pts)[:, :2]
-        centre_xy = (xy.max(0) + xy.min(0)) / 2
+        footprints = []
+        for z_h in heights:
+            above = pts[h > z_h - g.finger_length / 2]
+            footprints.append((z_h, (above if len(above) >= 5 else pts)[:, :2]))
+        xy = footprints[0][1]  # the closing directions follow the deepest footprint's principal axes
         cov = np.cov((xy - xy.mean(0)).T) if len(xy) > 2 else np.eye(2)
         w, v = np.linalg.eigh(cov)
         minor = v[:, 0]
         base_yaw = float(np.arctan2(minor[1], minor[0]))
         others = scene.others(k)
+        repaired = scene.repaired_share(k)
         out = []
         for off in cfg.yaw_offsets_deg:
             yaw = base_yaw + np.radians(off)
             d = np.array([np.cos(yaw), np.sin(yaw)])
-            along = (xy - centre_xy) @ d
-            lo, hi = along.min(), along.max()
-            mid = centre_xy + d * (lo + hi) / 2
-            width = (hi - lo) + cfg.width_margin
-            if width > g.stroke_m:
-                continue
-            # the grasp point height in the base frame: on the plane below the pad centre
-            z = self._z_at(scene, mid, z_h)
-            hits = self._finger_hits(np.concatenate([others, pts[np.abs(((pts[:, :2] - mid) @ d)) > width / 2]]),
-                                     mid, yaw, z, width, scene)
-            if hits > cfg.collision_points:
-                continue
-            centred = 1.0 - min(abs(off) / 90.0, 1.0)
-            repaired = scene.repaired_share(k)
-            score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
-                     + cfg.repaired_weight * repaired)
-            out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
-                             float(score), k))
+            for z_h, xy in footprints:  # the deepest grasp the neighbours allow
+                centre_xy = (xy.max(0) + xy.min(0)) / 2
+                along = (xy - centre_xy) @ d
+                lo, hi = along.min(), along.max()
+                mid = centre_xy + d * (lo + hi) / 2
+                if (hi - lo) + cfg.min_width_margin > g.stroke_m:
+                    continue
+                width = min((hi - lo) + cfg.width_margin, g.stroke_m)  # a wide object gets the whole stroke
+                # the grasp point height in the base frame: on the plane below the pad centre
+                z = self._z_at(scene, mid, z_h)
+                hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
+                        + self._finger_hits(pts, mid, yaw, z, width, scene, headroom=cfg.palm_headroom))  # its own top
+                if hits > cfg.collision_points:
+                    continue
+                centred = 1.0 - min(abs(off) / 90.0, 1.0)
+                score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
+                         + cfg.repaired_weight * repaired)
+                out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
+                                 float(score), k))
+                break
         return out
 
     @staticmethod
@@ -147,11 +237,14 @@ class GraspDetector:
         return float(z_plane + height / n[2])
 
     def _finger_hits(self, points: np.ndarray, mid: np.ndarray, yaw: float, z: float, width: float,
-                     scene: SceneCloud) -> int:
+                     scene: SceneCloud, clearance: float = 0.0, between: bool = False, headroom: float = 0.0) -> int:
         """Scene points in the way of the open gripper coming straight down to the grasp: inside either finger's
-        footprint above the fingertips, or inside the palm's footprint above the palm's underside. Every point
-        counts all the way up (the descent sweeps through it), and what the camera sees of an object stands on
-        the table with solid matter below it, which the finger would meet too."""
+        footprint above the fingertips, or inside the palm's footprint above the palm's underside, both grown
+        by ``clearance``; with ``between``, also points in the space between the fingers (another object there
+        would be grasped with the target); ``headroom`` lowers the palm's underside further (for a top whose
+        depth is uncertain). Every point counts all the way up (the descent sweeps through it), and
+        what the camera sees of an object stands on the table with solid matter below it, which the finger
+        would meet too."""
         g = self.config.gripper
         if len(points) == 0:
             return 0
@@ -160,9 +253,12 @@ class GraspDetector:
         u = np.abs(rel[:, 0] * c + rel[:, 1] * s)  # along the closing direction
         v = np.abs(-rel[:, 0] * s + rel[:, 1] * c)
         if self.config.swept_check:
-            finger = (u > width / 2) & (u < width / 2 + g.finger_thickness) & (v < g.finger_depth / 2) \
-                & (rel[:, 2] > -g.finger_length / 2)
-            palm = (u < g.palm_width / 2) & (v < g.palm_depth / 2) & (rel[:, 2] > g.palm_above_tcp)
+            m = clearance
+            inner = 0.0 if between else width / 2  # from the centre: the whole closing space counts
+            finger = (u > inner) & (u < width / 2 + g.finger_thickness + m) & (v < g.finger_depth / 2 + m) \
+                & (rel[:, 2] > -g.finger_length / 2 - m)
+            palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) \
+                & (rel[:, 2] > g.palm_above_tcp - m - headroom)
             return int((finger | palm).sum())
         inside_z = (rel[:, 2] > -g.finger_length / 2) & (rel[:, 2] < g.finger_length / 2 + 0.05)
         inside_u = (u > width / 2) & (u < width / 2 + g.finger_thickness)

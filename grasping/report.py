@@ -135,33 +135,49 @@ class TrialLog:
         self.unlock()
 
 
+def _median(values: list) -> float | None:
+    return float(np.median(values)) if values else None
+
+
 def summarise(records: list[dict]) -> dict:
-    """{SOURCE: {"trials", "successes", "rate", "ci95", "perception_ms_median"}} over the given attempts."""
+    """Per depth source over the given single-pick attempts: ``trials``, ``successes``, ``rate`` and ``ci95``
+    of the first try (the single-pick figure); ``within_tries`` (successes, rate, ci95 and the most tries a
+    scene was given) for the closed loop that retries a failed pick; the failure reasons of the first try; the
+    median perception time and the median of each perception stage."""
     out: dict = {}
     for source in dict.fromkeys(r["depth"] for r in records):
         rows = [r for r in records if r["depth"] == source]
         n, k = len(rows), sum(bool(r["success"]) for r in rows)
+        k_within = sum(bool(r.get("success_within", r["success"])) for r in rows)
         ms = [r["perception_ms"] for r in rows if r.get("perception_ms") is not None]
+        stages = {s: _median([r["stages_ms"][s] for r in rows if s in r.get("stages_ms", {})])
+                  for s in dict.fromkeys(s for r in rows for s in r.get("stages_ms", {}))}
         reasons: dict[str, int] = {}
         for r in rows:
             if not r["success"]:
                 key = r["reason"].split(":")[0]
                 reasons[key] = reasons.get(key, 0) + 1
         lo, hi = wilson_interval(k, n)
+        wlo, whi = wilson_interval(k_within, n)
         out[source] = {"trials": n, "successes": k, "rate": k / n if n else 0.0, "ci95": [lo, hi],
-                       "perception_ms_median": float(np.median(ms)) if ms else None, "failures": reasons}
+                       "within_tries": {"tries": max((r.get("tries", 1) for r in rows), default=1),
+                                        "successes": k_within, "rate": k_within / n if n else 0.0,
+                                        "ci95": [wlo, whi]},
+                       "perception_ms_median": _median(ms), "stages_ms_median": stages, "failures": reasons}
     return out
 
 
 def markdown_table(summary: dict) -> str:
     """The summary as a markdown table (what the README shows)."""
-    rows = ["| depth source | successes | rate | 95% interval | perception median | failures |",
+    rows = ["| depth source | first try | 95% interval | within tries | perception median | failures (first try) |",
             "|---|---|---|---|---|---|"]
     for source, r in summary.items():
         lo, hi = r["ci95"]
         fails = ", ".join(f"{n} {why}" for why, n in sorted(r.get("failures", {}).items(), key=lambda kv: -kv[1]))
         ms = r["perception_ms_median"]
-        rows.append(f"| {source} | {r['successes']}/{r['trials']} | {r['rate']:.0%} | {lo:.0%}-{hi:.0%} | "
+        w = r.get("within_tries", {"successes": r["successes"], "tries": 1})
+        rows.append(f"| {source} | {r['successes']}/{r['trials']} ({r['rate']:.0%}) | {lo:.0%}-{hi:.0%} | "
+                    f"{w['successes']}/{r['trials']} in {w['tries']} | "
                     f"{'-' if ms is None else f'{ms:.0f} ms'} | {fails or '-'} |")
     return "\n".join(rows)
 
@@ -193,5 +209,87 @@ def plot_success(summary: dict, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     fig = success_figure(summary)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summarise_clutter(records: list[dict]) -> dict:
+    """Per depth source over clutter-removal rounds (``grasping.clutter``; only rounds whose end line is logged
+    count): ``rounds``, ``attempts``, ``successes``, ``rate`` (successful picks / attempts) with ``rate_ci95``,
+    ``objects`` (placed), ``removed`` (by successful picks), ``cleared`` (removed / placed) with
+    ``cleared_ci95``, ``gone`` (left the workspace unpicked, e.g. knocked off the table), ``rounds_cleared``
+    (every object placed removed by the robot), how the rounds ended (``ends``), the failure reasons and the
+    median perception time."""
+    ends = [r for r in records if r.get("round_end")]
+    complete = {(r["scene_seed"], r["depth"]) for r in ends}
+    picks = [r for r in records if not r.get("round_end") and (r.get("scene_seed"), r.get("depth")) in complete]
+    out: dict = {}
+    for source in dict.fromkeys(r["depth"] for r in ends):
+        rounds = [r for r in ends if r["depth"] == source]
+        rows = [r for r in picks if r["depth"] == source]
+        n, k = len(rows), sum(bool(r["success"]) for r in rows)
+        placed = sum(r.get("objects_placed") or 0 for r in rounds)
+        removed = sum(r.get("objects_removed", 0) for r in rounds)
+        reasons: dict[str, int] = {}
+        for r in rows:
+            if not r["success"]:
+                key = r["reason"].split(":")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+        how: dict[str, int] = {}
+        for r in rounds:
+            how[r["end"]] = how.get(r["end"], 0) + 1
+        ms = [r["perception_ms"] for r in rows if r.get("perception_ms") is not None]
+        out[source] = {"rounds": len(rounds), "attempts": n, "successes": k, "rate": k / n if n else 0.0,
+                       "rate_ci95": list(wilson_interval(k, n)), "objects": placed, "removed": removed,
+                       "cleared": removed / placed if placed else 0.0,
+                       "cleared_ci95": list(wilson_interval(removed, placed)),
+                       "gone": sum(r.get("objects_gone", 0) for r in rounds),
+                       "rounds_cleared": sum(bool(r.get("objects_placed")) and r.get("objects_removed") ==
+                                             r.get("objects_placed") for r in rounds),
+                       "ends": how, "failures": reasons,
+                       "perception_ms_median": float(np.median(ms)) if ms else None}
+    return out
+
+
+def clutter_markdown_table(summary: dict) -> str:
+    """A clutter-removal summary as a markdown table."""
+    rows = [("| depth source | rounds | picks | success rate | 95% interval | cleared | 95% interval | "
+             "rounds cleared | failures |"), "|---|---|---|---|---|---|---|---|---|"]
+    for source, r in summary.items():
+        fails = ", ".join(f"{n} {why}" for why, n in sorted(r["failures"].items(), key=lambda kv: -kv[1]))
+        (lo, hi), (clo, chi) = r["rate_ci95"], r["cleared_ci95"]
+        rows.append(f"| {source} | {r['rounds']} | {r['successes']}/{r['attempts']} | {r['rate']:.0%} | "
+                    f"{lo:.0%}-{hi:.0%} | {r['removed']}/{r['objects']} ({r['cleared']:.0%}) | {clo:.0%}-{chi:.0%} | "
+                    f"{r['rounds_cleared']}/{r['rounds']} | {fails or '-'} |")
+    return "\n".join(rows)
+
+
+def plot_clutter(summary: dict, path: str | Path) -> None:
+    """Two bars per depth source: pick success rate and share of objects cleared, with 95% Wilson intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(1.8 * len(names) + 2, 5.0), 3.5))
+    for shift, key, ci, label, colour in ((-0.2, "rate", "rate_ci95", "pick success", "#4a7fb0"),
+                                          (0.2, "cleared", "cleared_ci95", "objects cleared", "#6aa56a")):
+        vals = np.array([summary[n][key] * 100 for n in names])
+        err = [vals - [summary[n][ci][0] * 100 for n in names], [summary[n][ci][1] * 100 for n in names] - vals]
+        ax.bar(x + shift, vals, 0.38, yerr=err, capsize=4, color=colour, label=label)
+    for i, n in enumerate(names):
+        s = summary[n]
+        ax.text(i - 0.2, 2, f"{s['successes']}/{s['attempts']}", ha="center", color="white", fontsize=8)
+        ax.text(i + 0.2, 2, f"{s['removed']}/{s['objects']}", ha="center", color="white", fontsize=8)
+    ax.set_xticks(x, names)
+    ax.set_xlim(-0.75, len(names) - 0.25)
+    ax.set_ylim(0, 122)  # room above 100% for the legend
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel("%")
+    ax.legend(loc="upper center", ncol=2, fontsize=8, frameon=False)
+    ax.set_title("clutter removal per depth source\n(95% Wilson intervals)")
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -35,30 +35,47 @@ from pipeline.types import RGBDFrame
 @dataclass
 class Perception:
     """What perception made of one frame: the completed frame, the segmented cloud, the ranked grasps, how long
-    it took, and why nothing can be picked (None when there are grasps)."""
+    it took (in all and per stage: ``complete``, ``cloud``, ``segment``, ``detect``, milliseconds), and why
+    nothing can be picked (None when there are grasps)."""
 
     completed: RGBDFrame | None
     scene: SceneCloud | None
     grasps: list[Grasp]
     ms: float
     reason: str | None
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+STAGES = ("complete", "cloud", "segment", "detect")
 
 
 def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetector) -> Perception:
-    """Completion + cloud + detection. Perception failures become a reason, never an exception."""
+    """Completion + cloud + segmentation + detection. Perception failures become a reason, never an exception."""
     t0 = time.perf_counter()
-    completed, scene, grasps, reason = None, None, [], None
+    completed, scene, grasps, reason, stages = None, None, [], None, {}
+    mark = t0
+
+    def lap(stage: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[stage] = (now - mark) * 1000.0
+        mark = now
+
     try:
         completed = completer.complete(frame)
+        lap("complete")
         points, repaired = frame_points(completed, raw_depth=frame.depth)
+        lap("cloud")
         scene = segment(points, CloudConfig(), repaired=repaired)
+        lap("segment")
         grasps = detector.detect(scene)
+        lap("detect")
         reason = None if grasps else "no grasp found"
     except PerceptionError as exc:
         reason = f"perception: {exc}"
     except DistillGraspError as exc:
         reason = f"completion: {exc}"
-    return Perception(completed, scene, grasps, (time.perf_counter() - t0) * 1000.0, reason)
+    return Perception(completed, scene, grasps, (time.perf_counter() - t0) * 1000.0, reason, stages)
 
 
 @dataclass
@@ -83,7 +100,7 @@ class Attempt:
         """The attempt's line in ``attempts.jsonl`` (JSON types only)."""
         return {"grasp": asdict(self.grasp) if self.grasp else None, "success": self.success,
                 "reason": self.reason, "gripper_holding": self.gripper_holding,
-                "perception_ms": self.perception.ms, "timings": self.timings,
+                "perception_ms": self.perception.ms, "stages_ms": self.perception.stages_ms, "timings": self.timings,
                 "candidates": len(self.perception.grasps), "sensor": self.sensor, "renderer": self.renderer,
                 **self.completer, **self.cell_info}
 
@@ -100,6 +117,20 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> A
     sensor = cell.sensor or frame.sensor
     return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings, sensor,
                    cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor))
+
+
+def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first: Attempt, tries: int) -> list[dict]:
+    """The closed loop: after a pick that failed once the arm had moved (a lift that did not hold, a slip, a
+    knock on the way down), perceive the changed scene again and pick again, up to ``tries`` attempts in all.
+    A scene where nothing could be picked is not retried (nothing moved, so the view is the same), nor one a
+    protective stop ended. Returns the records of the further attempts (``first`` is the first try's)."""
+    out: list[dict] = []
+    last = first
+    while 1 + len(out) < tries and not last.success and not last.stop_active and last.grasp is not None:
+        last = attempt(cell, completer, detector)
+        out.append({"success": last.success, "reason": last.reason,
+                    "grasp": asdict(last.grasp) if last.grasp else None, "perception_ms": last.perception.ms})
+    return out
 
 
 class FallbackError(DistillGraspError):
@@ -124,6 +155,7 @@ class _Job:
     backend: str
     weights_dir: str | None
     images: Path | None
+    tries: int = 1
 
 
 _COMPLETERS: dict[tuple, DepthCompleter] = {}  # per worker process: networks load once
@@ -145,8 +177,10 @@ def _run_job(job: _Job) -> dict:
     t0 = time.perf_counter()
     with job.make_cell(job.scene_seed) as cell:
         result = attempt(cell, _COMPLETERS[key], GraspDetector())
+        retries = retry(cell, _COMPLETERS[key], GraspDetector(), result, job.tries)
     record = {**result.record(), "scene_seed": job.scene_seed, "depth": job.source,
-              "wall_s": time.perf_counter() - t0}
+              "tries": 1 + len(retries), "success_within": result.success or any(r["success"] for r in retries),
+              "retries": retries, "wall_s": time.perf_counter() - t0}
     if job.images is not None:
         from grasping.pictures import save_attempt_picture
 
@@ -158,8 +192,10 @@ def _run_job(job: _Job) -> dict:
 def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int, seed: int, out: Path,
                workers: int = 1, progress: bool = True, backend: str = "auto", weights_dir: str | None = None,
                provenance: dict[str, str] | None = None, save_images: bool = False,
-               allow_fallback: bool = False) -> dict:
-    """``trials`` scenes (seeds ``seed * 100000 + t``) for every source; returns the summary. ``provenance``
+               allow_fallback: bool = False, tries: int = 3) -> dict:
+    """``trials`` scenes (seeds ``seed * 100000 + t``) for every source; returns the summary. A failed pick is
+    retried on the changed scene up to ``tries`` attempts in all (``retry``); the success rate is the first
+    try's, the rate within ``tries`` is reported beside it. ``provenance``
     (e.g. ``{"sensor": "d435", "renderer": "fast"}``) and each network's weights must match what ``out``
     already holds: one folder, one camera, one renderer, one set of weights per source. The folder is locked
     while the trials run."""
@@ -176,7 +212,7 @@ def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int
             images.mkdir(parents=True, exist_ok=True)
         done = log.done(existing)
         wanted = [(seed * 100_000 + t, s) for t in range(trials) for s in sources]
-        jobs = [_Job(make_cell, scene, source, 1 if workers > 1 else 2, backend, weights_dir, images)
+        jobs = [_Job(make_cell, scene, source, 1 if workers > 1 else 2, backend, weights_dir, images, tries)
                 for scene, source in wanted if (scene, source) not in done]
         bar = tqdm(total=len(wanted), initial=len(wanted) - len(jobs), desc="trials", unit="attempt",
                    disable=not progress)
@@ -203,8 +239,10 @@ def check_resume(records: list[dict], out: Path, completers: dict[str, DepthComp
                  provenance: dict[str, str], allow_fallback: bool) -> None:
     """Refuse to add attempts to ``out`` unless they match what it holds: the same ``provenance`` (camera family,
     camera model, renderer) and, per depth source in ``completers``, the same weights; and refuse a network with
-    no weights for the camera's family unless ``allow_fallback``."""
-    defaults = {"sensor": "d435", "renderer": "fast"}  # what logs from before the keys were recorded hold
+    no weights for the camera's family unless ``allow_fallback``. The trial protocol is checked first: a
+    ``provenance`` without ``protocol`` is a single-pick run ("single"; ``grasping.clutter`` runs are "clutter")."""
+    defaults = {"sensor": "d435", "renderer": "fast", "protocol": "single"}  # logs from before the keys were recorded
+    provenance = {"protocol": "single", **provenance}
     for key, value in provenance.items():
         # (a log from before the camera model was recorded: its model is its family's first, d435 or l515)
         other = {r.get(key, r.get("sensor", "d435") if key == "camera" else defaults.get(key, "")) for r in records}

@@ -3,8 +3,11 @@
 The arm is a PyBullet multibody built joint by joint from the same DH parameters as ``grasping.kinematics``,
 so PyBullet's flange pose equals ``fk(q)`` exactly. Joints are position-controlled motors; moves are
 interpolated in small steps with physics stepped in between, so a held object is carried by friction, not
-teleported. The gripper is Robotiq 2F-85-like: two force-limited prismatic fingers with high-friction pads,
-85 mm stroke, TCP between the finger pads.
+teleported. Every arm link collides with the scene: a capsule (cylinder at the flange) along each DH offset, with
+the UR10e's link radii, so an arm that dips into the table or an object touches it. The arm does not collide
+with itself. The gripper is shaped like a Robotiq 2F-85 (``pipeline.config.GripperConfig``): a body below the
+flange and two force-limited prismatic fingers (a rubber pad on a finger link), 85 mm stroke, TCP between the
+pads, closing no faster than the 2F-85's speed with a force in its range.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ from grasping.robot import Gripper, LimitError, Robot, WorkspaceBox
 from grasping.safety import MotionLimits, SafetyGate
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
-HOME_Q = np.array([2.8471, -1.7587, 1.857, -1.6691, -1.5708, -1.8653])  # TCP at (0.6, 0, 0.45) pointing down
+HOME_Q = np.array([2.8471, -1.7587, 1.857, -1.6691, -1.5708, -1.8653])  # flange at (0.6, 0, 0.61) pointing down
+# UR10e link radii (shoulder, upper arm, forearm, wrists 1-3), metres
+ARM_RADII = (0.075, 0.075, 0.06, 0.045, 0.045, 0.045)
+FLANGE_RADIUS, FLANGE_THICKNESS = 0.0315, 0.01  # the tool flange (ISO 9409-1-50-4-M6, 63 mm across)
+FINGER_LINKS = (8, 9)  # links 0-5 are the arm, 6 the flange, 7 the gripper body, 8 and 9 the fingers
 
 
 @dataclass(frozen=True)
 class SimRobotConfig:
     base_position: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    finger_force: float = 40.0  # newtons per finger
     pad_friction: float = 1.5
     joint_force: float = 2000.0
     steps_per_second: int = 240
@@ -39,8 +45,88 @@ def _quat(R: np.ndarray) -> list[float]:
     return Rotation.from_matrix(R).as_quat().tolist()
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A piece of link geometry in its link's frame: a capsule (or a flat-ended cylinder) of ``radius`` whose
+    axis runs from ``start`` to ``end`` (the centres of its end caps), metres."""
+
+    start: tuple[float, float, float]
+    end: tuple[float, float, float]
+    radius: float
+    capsule: bool = True
+
+    @property
+    def length(self) -> float:
+        return float(np.linalg.norm(np.subtract(self.end, self.start)))
+
+    @property
+    def centre(self) -> list[float]:
+        return list((np.add(self.start, self.end) / 2).tolist())
+
+    @property
+    def orientation(self) -> list[float]:
+        """Quaternion turning the shape's z axis onto the segment."""
+        axis = np.subtract(self.end, self.start) / self.length
+        rot, _ = Rotation.align_vectors([axis], [[0.0, 0.0, 1.0]])
+        return rot.as_quat().tolist()
+
+
+def arm_segments(params: URParameters = UR10E, radii=ARM_RADII) -> list[list[Segment]]:
+    """Collision and visual geometry of the six arm links, each in its own link frame.
+
+    Link i's frame is DH frame i-1 turned by joint i; the link carries the fixed part of DH transform i, an
+    offset d_i along its z axis, then a_i along x. Each non-zero offset becomes one segment: shoulder column
+    (d1), upper arm (a2), forearm (a3) and the three wrist offsets (d4, d5, d6), so the geometry follows the
+    kinematic chain exactly. Capsule ends round the joints; the last wrist is a cylinder ending flat at the
+    flange face, where the gripper begins."""
+    out = []
+    for i in range(6):
+        d, a, r = params.d[i], params.a[i], radii[i]
+        segs = []
+        if abs(d) > 1e-9:
+            segs.append(Segment((0.0, 0.0, 0.0), (0.0, 0.0, d), r, capsule=i < 5))
+        if abs(a) > 1e-9:
+            segs.append(Segment((0.0, 0.0, d), (a, 0.0, d), r))
+        out.append(segs)
+    return out
+
+
+def _shape_arrays(c: int, segments: list[Segment], boxes: list[tuple[list[float], list[float]]], rgba) -> tuple[int, int]:
+    """One compound collision shape and a matching visual shape from segments and (centre, half extents) boxes."""
+    types = [p.GEOM_CAPSULE if s.capsule else p.GEOM_CYLINDER for s in segments] + [p.GEOM_BOX] * len(boxes)
+    radii = [s.radius for s in segments] + [0.0] * len(boxes)
+    lengths = [s.length for s in segments] + [0.0] * len(boxes)
+    halves = [[0.0, 0.0, 0.0]] * len(segments) + [list(h) for _, h in boxes]
+    positions = [s.centre for s in segments] + [list(cen) for cen, _ in boxes]
+    orientations = [s.orientation for s in segments] + [[0.0, 0.0, 0.0, 1.0]] * len(boxes)
+    col = p.createCollisionShapeArray(shapeTypes=types, radii=radii, lengths=lengths, halfExtents=halves,
+                                      collisionFramePositions=positions, collisionFrameOrientations=orientations,
+                                      physicsClientId=c)
+    vis = p.createVisualShapeArray(shapeTypes=types, radii=radii, lengths=lengths, halfExtents=halves,
+                                   rgbaColors=[list(rgba)] * len(types), visualFramePositions=positions,
+                                   visualFrameOrientations=orientations, physicsClientId=c)
+    return col, vis
+
+
+def finger_boxes(g: GripperConfig, side: int) -> list[tuple[list[float], list[float]]]:
+    """A finger in its link frame (origin: the centre of its ``finger_thickness`` at TCP height, x along the
+    closing direction, pointing away from the other finger for ``side`` +1, z along the tool's z, towards the
+    fingertips): the pad with the finger link behind it over the pad's length, and above the pad the finger
+    link alone, set back by the pad, up to the gripper body (the 2F-85's linkage)."""
+    t, depth, length = g.finger_thickness, g.finger_depth, g.finger_length
+    boxes = [([0.0, 0.0, 0.0], [t / 2, depth / 2, length / 2])]
+    link_t = t - g.pad_thickness
+    top, bottom = g.palm_above_tcp, length / 2  # heights above the TCP
+    if link_t > 1e-6 and top > bottom + 1e-6:
+        boxes.append(([side * (t / 2 - link_t / 2), 0.0, -(top + bottom) / 2],
+                      [link_t / 2, depth / 2, (top - bottom) / 2]))
+    return boxes
+
+
 class SimUR10e(Robot):
     """UR10e in a PyBullet world (``client``), holding a ``SimGripper``."""
+
+    ik_every = 6  # physics steps between IK solutions on a linear move (6 mm at 0.25 m/s)
 
     def __init__(self, client: int, config: SimRobotConfig = SimRobotConfig(), params: URParameters = UR10E,
                  workspace: WorkspaceBox = WorkspaceBox(), gripper: GripperConfig = DEFAULT_GRIPPER):
@@ -52,7 +138,7 @@ class SimUR10e(Robot):
         self.step_watchers: list = []  # called after every physics step (e.g. contact bookkeeping)
         self.body = self._build()
         self.arm_joints = list(range(6))
-        self.finger_joints = [8, 9]
+        self.finger_joints = list(FINGER_LINKS)
         for j in range(6):
             p.resetJointState(self.body, j, HOME_Q[j], physicsClientId=client)
         self._target_q = HOME_Q.copy()
@@ -61,15 +147,15 @@ class SimUR10e(Robot):
 
     # ----------------------------------------------------------------------------------------------------
     def _build(self) -> int:
-        c, prm, cfg = self.client, self.params, self.config
-        vis, col, masses, pos, orn, jtypes, axes = [], [], [], [], [], [], []
+        c, prm, cfg, g = self.client, self.params, self.config, self.gripper_config
+        arm_rgba = [0.6, 0.65, 0.7, 1]
+        vis, col, masses, pos, orn, jtypes, axes, com = [], [], [], [], [], [], [], []
         link_mass = (7.369, 13.051, 3.989, 2.1, 1.98, 0.615)
-        for i in range(6):
-            length = max(abs(prm.a[i]), abs(prm.d[i]), 0.08)
-            vis.append(p.createVisualShape(p.GEOM_CYLINDER, radius=0.045, length=length,
-                                           rgbaColor=[0.6, 0.65, 0.7, 1], physicsClientId=c))
-            col.append(-1)
+        for i, segs in enumerate(arm_segments(prm)):
+            cs, vs = _shape_arrays(c, segs, [], arm_rgba)
+            col.append(cs), vis.append(vs)
             masses.append(link_mass[i])
+            com.append(list(np.mean([s.centre for s in segs], axis=0)) if segs else [0, 0, 0])
             if i == 0:
                 pos.append([0, 0, 0]), orn.append([0, 0, 0, 1])
             else:
@@ -78,24 +164,26 @@ class SimUR10e(Robot):
                 orn.append(_quat(Rotation.from_euler("x", prm.alpha[j]).as_matrix()))
             jtypes.append(p.JOINT_REVOLUTE)
             axes.append([0, 0, 1])
-        # 6: flange (fixed, DH 6 fixed part); 7: palm (fixed); 8, 9: fingers (prismatic along tool x)
+        # 6: flange (fixed, DH 6 fixed part): the tool flange disc just behind its face
         pos.append([prm.a[5], 0, prm.d[5]]), orn.append(_quat(Rotation.from_euler("x", prm.alpha[5]).as_matrix()))
-        vis.append(-1), col.append(-1), masses.append(0.01), jtypes.append(p.JOINT_FIXED), axes.append([0, 0, 1])
-        g = self.gripper_config
+        cs, vs = _shape_arrays(c, [Segment((0, 0, -FLANGE_THICKNESS), (0, 0, 0), FLANGE_RADIUS, capsule=False)], [],
+                               [0.5, 0.5, 0.55, 1])
+        col.append(cs), vis.append(vs), masses.append(0.01), jtypes.append(p.JOINT_FIXED), axes.append([0, 0, 1])
+        com.append([0, 0, -FLANGE_THICKNESS / 2])
+        # 7: gripper body (coupling and housing), fixed below the flange
+        finger_mass = 0.06
         palm_half = [g.palm_width / 2, g.palm_depth / 2, g.palm_height / 2]
         pos.append([0, 0, g.palm_offset]), orn.append([0, 0, 0, 1])
-        vis.append(p.createVisualShape(p.GEOM_BOX, halfExtents=palm_half, rgbaColor=[0.2, 0.2, 0.2, 1],
-                                       physicsClientId=c))
-        col.append(p.createCollisionShape(p.GEOM_BOX, halfExtents=palm_half, physicsClientId=c))
-        masses.append(0.6), jtypes.append(p.JOINT_FIXED), axes.append([0, 0, 1])
-        finger_half = [g.finger_thickness / 2, g.finger_depth / 2, g.finger_length / 2]
+        cs, vs = _shape_arrays(c, [], [([0, 0, 0], palm_half)], [0.2, 0.2, 0.2, 1])
+        col.append(cs), vis.append(vs), com.append([0, 0, 0])
+        masses.append(g.mass_kg - 2 * finger_mass), jtypes.append(p.JOINT_FIXED), axes.append([0, 0, 1])
+        # 8, 9: fingers, prismatic along tool x; joint value = half the opening
         tcp_in_palm = g.tcp_offset - g.palm_offset
         for side in (-1, 1):
-            pos.append([side * finger_half[0], 0, tcp_in_palm]), orn.append([0, 0, 0, 1])
-            vis.append(p.createVisualShape(p.GEOM_BOX, halfExtents=finger_half, rgbaColor=[0.1, 0.1, 0.1, 1],
-                                           physicsClientId=c))
-            col.append(p.createCollisionShape(p.GEOM_BOX, halfExtents=finger_half, physicsClientId=c))
-            masses.append(0.1), jtypes.append(p.JOINT_PRISMATIC), axes.append([side, 0, 0])
+            pos.append([side * g.finger_thickness / 2, 0, tcp_in_palm]), orn.append([0, 0, 0, 1])
+            cs, vs = _shape_arrays(c, [], finger_boxes(g, side), [0.1, 0.1, 0.1, 1])
+            col.append(cs), vis.append(vs), com.append([0, 0, 0])
+            masses.append(finger_mass), jtypes.append(p.JOINT_PRISMATIC), axes.append([side, 0, 0])
         n = len(masses)
         parents = [0, 1, 2, 3, 4, 5, 6, 7, 8, 8]
         base_vis = p.createVisualShape(p.GEOM_CYLINDER, radius=0.075, length=0.1, rgbaColor=[0.3, 0.3, 0.35, 1],
@@ -104,7 +192,7 @@ class SimUR10e(Robot):
             baseMass=0, baseVisualShapeIndex=base_vis, basePosition=list(cfg.base_position),
             linkMasses=masses, linkCollisionShapeIndices=col, linkVisualShapeIndices=vis,
             linkPositions=pos, linkOrientations=orn,
-            linkInertialFramePositions=[[0, 0, 0]] * n, linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
+            linkInertialFramePositions=com, linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
             linkParentIndices=parents, linkJointTypes=jtypes, linkJointAxis=axes, physicsClientId=c,
         )
         lo, hi = self.params.joint_limits
@@ -112,12 +200,14 @@ class SimUR10e(Robot):
             p.changeDynamics(body, j, jointLowerLimit=lo, jointUpperLimit=hi, linearDamping=0, angularDamping=0,
                              physicsClientId=c)
         stroke = self.gripper_config.stroke_m / 2
-        for j in (8, 9):
+        for j in FINGER_LINKS:
             p.changeDynamics(body, j, jointLowerLimit=0.0, jointUpperLimit=stroke, lateralFriction=cfg.pad_friction,
                              spinningFriction=0.01, frictionAnchor=1, physicsClientId=c)
-        # the fingers must not collide with each other or with the palm
-        for a, b in ((8, 9), (7, 8), (7, 9)):
-            p.setCollisionFilterPair(body, body, a, b, 0, physicsClientId=c)
+        # The arm does not collide with itself: neighbours overlap at every joint by construction, and the
+        # real controller's self-collision limits are not what the cell simulates.
+        for a in range(-1, n):
+            for b in range(a + 1, n):
+                p.setCollisionFilterPair(body, body, a, b, 0, physicsClientId=c)
         return body
 
     # ----------------------------------------------------------------------------------------------------
@@ -175,7 +265,8 @@ class SimUR10e(Robot):
         self.gate.check_linear(pose, speed)
 
     def move_linear(self, pose: np.ndarray, speed: float = 0.25) -> np.ndarray:
-        """Straight-line TCP move (position interpolated, orientation slerped), IK at every step."""
+        """Straight-line TCP move (position interpolated, orientation slerped): IK at knots ``ik_every`` physics
+        steps apart (a few millimetres), joints interpolated in between (off the line by micrometres)."""
         pose = self.gate.check_linear(pose, speed)
         start = self.tcp_pose()
         dist = np.linalg.norm(pose[:3, 3] - start[:3, 3])
@@ -188,13 +279,15 @@ class SimUR10e(Robot):
         T_tcp_flange = np.linalg.inv(self.T_flange_tcp)
         q = self.joints()
         path = []
-        for k in range(n):
-            t = (k + 1) / n
+        knots = sorted(set(range(self.ik_every, n, self.ik_every)) | {n})
+        for k in knots:
+            t = k / n
             T = np.eye(4)
             T[:3, :3] = slerp(t).as_matrix()
             T[:3, 3] = start[:3, 3] + t * (pose[:3, 3] - start[:3, 3])
-            q = ik(T @ T_tcp_flange, q, self.params)
-            path.append(q)
+            q_prev, q = q, ik(T @ T_tcp_flange, q, self.params)
+            steps = k - len(path)
+            path.extend(q_prev + (q - q_prev) * (i + 1) / steps for i in range(steps))
         vmax = np.asarray(self.params.max_joint_speed)
         dq = np.abs(np.diff(np.vstack([self.joints(), path]), axis=0)) * self.config.steps_per_second
         if np.any(dq > vmax * 1.001):
@@ -208,30 +301,57 @@ class SimUR10e(Robot):
 
 
 class SimGripper(Gripper):
-    """Two force-limited prismatic fingers; ``close`` reports contact like Robotiq's OBJ status."""
+    """Two force-limited prismatic fingers; ``close`` reports contact like Robotiq's OBJ status.
+
+    Moves run at a jaw speed within the gripper's range (``GripperConfig.closing_speed`` unless told): the
+    finger targets follow a ramp, so the fingers meet an object at that speed and never jump."""
+
+    settle_close_s = 0.25  # after the ramp: the fingers catch up and the grip force builds
+    settle_open_s = 0.15
+    open_force = 60.0  # newtons, as the hardware driver opens
 
     def __init__(self, robot: SimUR10e):
         self.robot = robot
-        self.stroke = robot.gripper_config.stroke_m
+        self.config = robot.gripper_config
+        self.stroke = self.config.stroke_m
 
-    def _command(self, half_width: float, force: float, steps: int = 120) -> None:
+    def _speed(self, speed: float | None) -> float:
+        g = self.config
+        speed = g.closing_speed if speed is None else speed
+        if not g.min_speed <= speed <= g.max_speed:
+            raise LimitError(f"gripper speed {speed * 1000:.0f} mm/s is outside the {g.min_speed * 1000:.0f}-"
+                             f"{g.max_speed * 1000:.0f} mm/s range")
+        return speed
+
+    def _command(self, width: float, force: float, speed: float, settle_s: float) -> None:
+        """Ramp the opening from the present one to ``width`` at ``speed`` (jaw speed, m/s), then hold."""
         r = self.robot
+        rate = r.config.steps_per_second
+        start = self.width()
+        n = int(np.ceil(abs(width - start) / speed * rate))
         # each finger travels from the centre outwards: joint value = half opening
-        p.setJointMotorControlArray(r.body, r.finger_joints, p.POSITION_CONTROL, targetPositions=[half_width] * 2,
-                                    forces=[force] * 2, positionGains=[0.05] * 2, physicsClientId=r.client)
-        r._hold()
-        r._step(steps)
+        for k in range(1, n + 1):
+            self._target(start + (width - start) * k / n, force)
+            r._step()
+        self._target(width, force)
+        r._step(int(round(settle_s * rate)))
 
-    def open(self, width: float | None = None) -> None:
+    def _target(self, width: float, force: float) -> None:
+        r = self.robot
+        p.setJointMotorControlArray(r.body, r.finger_joints, p.POSITION_CONTROL, targetPositions=[width / 2] * 2,
+                                    forces=[force] * 2, positionGains=[0.2] * 2, physicsClientId=r.client)
+
+    def open(self, width: float | None = None, speed: float | None = None) -> None:
         width = self.stroke if width is None else width
         if not 0 <= width <= self.stroke + 1e-9:
             raise LimitError(f"gripper opening {width * 1000:.1f} mm is outside the {self.stroke * 1000:.0f} mm stroke")
-        self._command(width / 2, 80.0)
+        self._command(min(width, self.stroke), self.open_force, self._speed(speed), self.settle_open_s)
 
-    def close(self, force: float = 40.0) -> bool:
-        if not 0 < force <= 235:
-            raise LimitError(f"gripper force {force} N is outside (0, 235] N")
-        self._command(0.0, force, steps=240)
+    def close(self, force: float = 40.0, speed: float | None = None) -> bool:
+        g = self.config
+        if not g.min_force_n <= force <= g.max_force_n:
+            raise LimitError(f"gripper force {force} N is outside the {g.min_force_n:g}-{g.max_force_n:g} N range")
+        self._command(0.0, force, self._speed(speed), self.settle_close_s)
         return self.width() > 0.004  # stopped on something rather than fully closed
 
     def width(self) -> float:

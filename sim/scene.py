@@ -18,6 +18,7 @@ _PARKING = (0.0, 0.0, -50.0)
 TABLE_THICKNESS = 0.04
 FLOOR_DROP = 0.75  # the floor slab's centre below the table top, seen past the table edge
 FLOOR_HALF_THICKNESS = 0.01  # the floor's visible top is FLOOR_DROP - FLOOR_HALF_THICKNESS below the table top
+CLUTTER_LAYOUTS = ("pile", "packed")  # TabletopScene.populate_clutter: a heap, or upright side by side
 
 
 @dataclass
@@ -126,6 +127,85 @@ class TabletopScene:
             self.add_object(model, (xy[0], xy[1], z), quat, config)
         self.settle(config.settle_steps)
         self._drop_fallen()
+
+    # Clutter scenes for the clutter-removal protocol (``grasping.clutter``): a fixed number of objects, mostly
+    # glass, dropped in a heap (``populate_pile``) or stood upright side by side (``populate_packed``).
+    def populate_clutter(self, rng: np.random.Generator, layout: str, n: int, config: SceneConfig = SceneConfig(),
+                         opaque_share: float = 0.2) -> None:
+        """``n`` objects in ``layout`` ("pile" or "packed"); each is opaque with probability ``opaque_share``
+        (at least one is glass), glass kinds drawn from ``config.glass_kinds``."""
+        if layout not in CLUTTER_LAYOUTS:
+            raise ValueError(f"unknown clutter layout {layout!r}; choose one of {', '.join(CLUTTER_LAYOUTS)}")
+        if n < 1:
+            raise ValueError(f"a clutter scene needs at least one object, got {n}")
+        n_opaque = min(int(rng.binomial(n, opaque_share)), n - 1)
+        models = [make_glass(str(rng.choice(config.glass_kinds)), rng) for _ in range(n - n_opaque)]
+        models += [make_opaque(str(rng.choice(OPAQUE_KINDS)), rng) for _ in range(n_opaque)]
+        models = [models[i] for i in rng.permutation(n)]  # distractors anywhere in the heap or the row
+        (self._pile if layout == "pile" else self._packed)(rng, models, config)
+        self._drop_fallen()
+
+    def populate_pile(self, rng: np.random.Generator, n: int, config: SceneConfig = SceneConfig(),
+                      opaque_share: float = 0.2) -> None:
+        """A heap: ``n`` objects dropped one after another over a small disc, each at a random orientation
+        (upright now and then) just above what already lies there, so they fall onto each other."""
+        self.populate_clutter(rng, "pile", n, config, opaque_share)
+
+    def populate_packed(self, rng: np.random.Generator, n: int, config: SceneConfig = SceneConfig(),
+                        opaque_share: float = 0.2) -> None:
+        """``n`` objects standing upright side by side, 5-20 mm apart."""
+        self.populate_clutter(rng, "packed", n, config, opaque_share)
+
+    def _pile(self, rng: np.random.Generator, models: list[ObjectModel], config: SceneConfig,
+              radius: float = 0.05, upright_prob: float = 0.3, settle_steps: int = 120) -> None:
+        ws, c = self.workspace, self.client
+        centre = np.array(ws.object_center) + rng.uniform(-0.3, 0.3, 2) * np.array(ws.object_half_size)
+        for model in models:
+            r, th = radius * np.sqrt(rng.uniform()), rng.uniform(0, 2 * np.pi)
+            xy = centre + r * np.array([np.cos(th), np.sin(th)])
+            if rng.random() < upright_prob:
+                quat = p.getQuaternionFromEuler([0, 0, rng.uniform(0, 2 * np.pi)])
+            else:
+                quat = p.getQuaternionFromEuler(list(rng.uniform(0, 2 * np.pi, 3)))
+            top = max((self._z_extent(o.body)[1] for o in self.objects), default=ws.table_z)
+            obj = self.add_object(model, (xy[0], xy[1], top + 1.0), quat, config)
+            low = self._z_extent(obj.body)[0]
+            pos, orn = self.pose(obj.body)  # lower it until its lowest point is 1-4 cm above the heap
+            drop = top + rng.uniform(0.01, 0.04)
+            p.resetBasePositionAndOrientation(obj.body, (pos[0], pos[1], pos[2] - (low - drop)), orn,
+                                              physicsClientId=c)
+            self.settle(settle_steps)
+
+    def _packed(self, rng: np.random.Generator, models: list[ObjectModel], config: SceneConfig,
+                gap: tuple[float, float] = (0.005, 0.02), tries: int = 60) -> None:
+        ws = self.workspace
+        lo = np.array(ws.object_center) - np.array(ws.object_half_size)
+        hi = np.array(ws.object_center) + np.array(ws.object_half_size)
+        placed: list[tuple[float, float, float]] = []
+        for model in models:
+            rad = model.max_radius
+            if not placed:
+                xy = np.array(ws.object_center) + rng.uniform(-0.2, 0.2, 2) * np.array(ws.object_half_size)
+            else:  # beside one already standing, at a small gap, clear of the others, inside the region
+                for _ in range(tries):
+                    x0, y0, r0 = placed[int(rng.integers(len(placed)))]
+                    th = rng.uniform(0, 2 * np.pi)
+                    xy = np.array([x0, y0]) + (r0 + rad + rng.uniform(*gap)) * np.array([np.cos(th), np.sin(th)])
+                    inside = np.all(xy - rad >= lo) and np.all(xy + rad <= hi)
+                    if inside and min(np.hypot(xy[0] - x, xy[1] - y) - r - rad for x, y, r in placed) >= gap[0] - 1e-9:
+                        break
+                else:  # no room beside the others: the freest spot of the region
+                    xy = np.array(self._free_spot(rng, rad, placed))
+            placed.append((float(xy[0]), float(xy[1]), rad))
+            quat = p.getQuaternionFromEuler([0, 0, rng.uniform(0, 2 * np.pi)])
+            self.add_object(model, (float(xy[0]), float(xy[1]), ws.table_z + 0.002), quat, config)
+        self.settle(config.settle_steps)
+
+    def _z_extent(self, body: int) -> tuple[float, float]:
+        """Lowest and highest point of ``body``'s collision shape (all its links)."""
+        boxes = [p.getAABB(body, link, physicsClientId=self.client)
+                 for link in range(-1, p.getNumJoints(body, physicsClientId=self.client))]
+        return min(b[0][2] for b in boxes), max(b[1][2] for b in boxes)
 
     def _free_spot(self, rng, radius, placed) -> tuple[float, float]:
         ws = self.workspace

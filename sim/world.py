@@ -17,12 +17,13 @@ from pipeline.config import DEFAULT_WORKSPACE
 from pipeline.types import RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import look_at
-from sim.robot import SimRobotConfig, SimUR10e
-from sim.scene import SceneConfig, TabletopScene
+from sim.robot import FINGER_LINKS, SimRobotConfig, SimUR10e
+from sim.scene import CLUTTER_LAYOUTS, SceneConfig, TabletopScene
 from sim.sensor import SENSORS
 
 # Arm folded aside, out of the camera's view, while the camera captures.
 OBSERVE_Q = np.array([2.2, -2.2, 2.0, -1.4, -1.5708, 0.0])
+ARM_TOUCH_M = 0.001  # a contact point closer than this (metres; negative: overlap) is a touch
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,19 @@ class WorldConfig:
     knocked_m: float = 0.015  # an object moved this far, or
     knocked_deg: float = 12.0  # tipped this much (its axis), by the descending gripper was hit
     rolling_friction: float = 0.01  # rolling resistance while the scene settles (a glass on its side stops)
+    layout: str = "scatter"  # "scatter" (``TabletopScene.populate``), or a clutter layout: "pile" or "packed"
+    objects: int = 5  # how many objects a clutter layout holds
+    clutter_margin_m: float = 0.10  # a clutter scene's workspace: the drop region grown by this much
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("scatter",) + CLUTTER_LAYOUTS:
+            raise ValueError(f"WorldConfig.layout: unknown {self.layout!r}; choose scatter, "
+                             f"{', '.join(CLUTTER_LAYOUTS)}")
+
+    def with_layout(self, layout: str, objects: int = 5) -> WorldConfig:
+        """The same cell holding a clutter scene (``layout`` "pile" or "packed", ``objects`` objects) to be
+        cleared: every object, glass or opaque, is then a target (the table is to be emptied)."""
+        return replace(self, layout=layout, objects=objects, glass_is_target=layout == "scatter")
 
     def with_sensor(self, sensor: str) -> WorldConfig:
         """The same cell photographed by another camera model (``sim.sensor.SENSORS``: d435, l515, d415, ...)."""
@@ -46,6 +60,13 @@ class WorldConfig:
         """The same cell photographed by another renderer: "fast", or "mitsuba" (path traced, in a bright room
         with natural table, floor and wall surfaces, as a real cell stands)."""
         return replace(self, camera=replace(self.camera, renderer=renderer, room=renderer == "mitsuba"))
+
+
+def _set_rolling(scene: TabletopScene, value: float) -> None:
+    """Every object's rolling resistance (high while a scene settles, so a glass on its side stops)."""
+    for obj in scene.objects:
+        for link in range(-1, p.getNumJoints(obj.body, physicsClientId=scene.client)):
+            p.changeDynamics(obj.body, link, rollingFriction=value, physicsClientId=scene.client)
 
 
 class SimWorld(Cell):
@@ -62,10 +83,12 @@ class SimWorld(Cell):
         p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=c)
         rng = np.random.default_rng([seed, 77])
         self.scene = TabletopScene(c, DEFAULT_WORKSPACE)
-        if populate is None:
+        if populate is not None:
+            populate(self.scene, rng)
+        elif config.layout == "scatter":
             self.scene.populate(rng, config.scene)
         else:
-            populate(self.scene, rng)
+            self.scene.populate_clutter(rng, config.layout, config.objects, config.scene)
         # A real cell photographs objects at rest: let rolling glasses stop (or leave the table) first, or the
         # approach check would blame the gripper for motion it did not cause. Bullet's default rolling
         # resistance lets a glass on its side circle for ever; a real one stops within a second or two.
@@ -85,6 +108,9 @@ class SimWorld(Cell):
                 for link in range(-1, p.getNumJoints(obj.body, physicsClientId=c)):
                     p.changeDynamics(obj.body, link, mass=config.min_grasp_mass_kg / (1 + p.getNumJoints(
                         obj.body, physicsClientId=c)), physicsClientId=c)
+        if config.layout != "scatter":  # a clutter round begins with what lies in its workspace
+            for obj in [o for o in self.scene.objects if not self._in_workspace(o.body)]:
+                self.scene.remove(obj)
         self.robot = SimUR10e(c, SimRobotConfig())
         self.gripper = self.robot.gripper
         self.robot.move_joints(OBSERVE_Q, speed=2.0)
@@ -93,35 +119,50 @@ class SimWorld(Cell):
         self.camera.connect()
         self._poses: dict[int, tuple] = {}  # every object's pose when the pick began (``mark``)
         self._touched: set[int] = set()  # the objects the robot has touched since ``mark``
+        self.held: int | None = None  # the body the last pick lifted and carried off (``verify``)
 
     def wait(self, seconds: float) -> None:
         self.robot.wait(seconds)
 
     def capture(self) -> RGBDFrame:
+        """A frame of the scene with the arm folded out of view (it is moved there first after a pick)."""
+        if np.abs(self.robot.joints() - OBSERVE_Q).max() > 1e-2:
+            self.robot.move_joints(OBSERVE_Q, speed=2.0)
         return self.camera.read()
 
     def describe(self) -> dict:
         return {"objects": [o.model.kind for o in self.scene.objects], "camera": self.camera_model}
 
     def mark(self) -> None:
-        """Remember every object's pose before a pick and start noting which objects the robot touches."""
+        """Remember every object's pose before a pick and start noting which objects the robot touches, and the
+        first touch of the table or an object by an arm link or the gripper body (``arm_hit``: (link, body))."""
         self._poses = {o.body: self.scene.pose(o.body) for o in self.scene.objects}
         self._touched = set()
-        bodies = [o.body for o in self.scene.objects]
-        robot, c = self.robot.body, self.client
+        self.arm_hit: tuple[int, int] | None = None
+        bodies = {o.body for o in self.scene.objects}
+        scene_bodies = bodies | {self.scene.table_id}
+        robot, c, fingers = self.robot.body, self.client, set(FINGER_LINKS)
 
         def note_contacts() -> None:
-            for b in bodies:
-                if b not in self._touched and p.getContactPoints(robot, b, physicsClientId=c):
+            # one query per step: every contact of the robot, the robot reported as body A
+            for pt in p.getContactPoints(bodyA=robot, physicsClientId=c):
+                b, link = pt[2], pt[3]
+                if b in bodies:
                     self._touched.add(b)
+                if self.arm_hit is None and link not in fingers and b in scene_bodies \
+                        and pt[8] < ARM_TOUCH_M:
+                    self.arm_hit = (link, b)
 
         self.robot.step_watchers[:] = [note_contacts]
 
     def check_approach(self) -> tuple[bool, str]:
         """Judge the descent from physics: the open gripper must reach the grasp pose without pushing or tipping
         any object it touched (a real glass hit by a finger falls over or breaks). Objects the robot never
-        touched are not its doing."""
+        touched are not its doing. Any touch of the table or an object by an arm link or the gripper body (not
+        a finger) fails the descent on its own: the real arm would have struck the scene."""
         self.robot.step_watchers.clear()
+        if getattr(self, "arm_hit", None) is not None:
+            return False, "arm hit the scene on the way down"
         for o in self.scene.objects:
             if o.body not in self._touched:
                 continue
@@ -145,11 +186,41 @@ class SimWorld(Cell):
                            for j in r.finger_joints)
             if raised and touching:
                 if o.transparent or not self.config.glass_is_target:
+                    self.held = o.body  # carried off the table (``remove_picked``)
                     return True, "ok"
                 return False, "picked an opaque distractor"
         if r.gripper.width() < 0.004:
             return False, "empty gripper"
         return False, "dropped"
+
+    def _in_workspace(self, body: int) -> bool:
+        """On the table and within the drop region grown by ``clutter_margin_m``."""
+        ws, margin = self.scene.workspace, self.config.clutter_margin_m
+        (x, y, z), _ = self.scene.pose(body)
+        return (z > ws.table_z - 0.05 and abs(x - ws.object_center[0]) <= ws.object_half_size[0] + margin
+                and abs(y - ws.object_center[1]) <= ws.object_half_size[1] + margin)
+
+    def objects_left(self) -> int:
+        """How many objects lie in the workspace (the table to be cleared)."""
+        return sum(self._in_workspace(o.body) for o in self.scene.objects)
+
+    def remove_picked(self) -> dict:
+        """After a pick: remove the object a successful pick carried off, let what it disturbed come to rest,
+        and remove whatever left the table or the workspace. Returns ``{"removed": kind or None, "gone":
+        [kinds]}`` (``gone``: removed without being picked, e.g. knocked off the table)."""
+        removed = None
+        for obj in [o for o in self.scene.objects if o.body == self.held]:
+            removed = obj.model.kind
+            self.scene.remove(obj)
+        self.held = None
+        before = {o.body: o.model.kind for o in self.scene.objects}
+        _set_rolling(self.scene, self.config.rolling_friction)
+        self.scene.settle_until_rest(max_steps=480, stops=1)
+        _set_rolling(self.scene, self.config.scene.rolling_friction)
+        for obj in [o for o in self.scene.objects if not self._in_workspace(o.body)]:
+            self.scene.remove(obj)
+        left = {o.body for o in self.scene.objects}
+        return {"removed": removed, "gone": [kind for body, kind in before.items() if body not in left]}
 
     def close(self) -> None:
         if p.isConnected(physicsClientId=self.client):
