@@ -1,11 +1,13 @@
 """Top-down parallel-jaw grasps from a segmented point cloud.
 
 For each object cluster, candidate grasps close across the object's narrow side (from the principal axes of
-its footprint, plus nearby yaws), at a height just below its top. A candidate is kept when the opening needed
-fits the stroke and the open fingers and palm, lowered to the grasp height, do not hit any other point of the
-scene (other objects). Candidates are scored by how much of the object's depth had to be repaired (glass the
-camera could not see is the target), how centred the grasp is on the object's narrow side, how little of the
-stroke it needs and how high it grasps; the list comes back best first.
+its footprint, plus nearby yaws), the pads 20-40 mm below its top with the palm clear of its highest points.
+A vessel too wide for the stroke gets rim pinches; touching objects that segment as one cluster get grasps on
+one part. A candidate is kept when the opening needed fits the stroke and the open fingers and palm, coming
+straight down to the grasp height, touch no point of the scene and keep clear of other objects. Candidates
+are scored by how much of the object's depth had to be repaired (glass the camera could not see is the
+target), how centred the grasp is on the object's narrow side, how little of the stroke it needs and how high
+it grasps; the list comes back best first. ``docs/architecture.md`` gives the numbers.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class DetectorConfig:
     # hidden far sides reach further than the camera sees)
     grasp_depths: tuple[float, ...] = (0.04, 0.03, 0.02)  # how far below the object's top the pads' centre goes (deepest
     # that clears the neighbours)
+    max_percentile: float = 98.0  # the object's highest points, robust to stray ones
     top_percentile: float = 90.0  # the object's top height: robust to completed depth bleeding past its edge
     tip_clearance: float = 0.004  # fingertips stay this far above the table
     collision_points: int = 3  # more scene points than this inside a finger = collision
@@ -188,8 +191,11 @@ class GraspDetector:
         h = scene.height(pts)
         top = np.percentile(h, cfg.top_percentile)
         g = cfg.gripper
-        # pad centre heights above the table, deepest first (never lower than the fingertips allow)
-        heights = sorted({max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.grasp_depths})
+        # pad centre heights above the table, deepest first: never lower than the fingertips allow, nor so low
+        # that the palm comes within ``palm_headroom`` of the object's highest points (a bottle's neck)
+        lowest = max(g.finger_length / 2 + cfg.tip_clearance,
+                     float(np.percentile(h, cfg.max_percentile)) + cfg.palm_headroom - g.palm_above_tcp)
+        heights = sorted({max(top - depth, lowest) for depth in cfg.grasp_depths})
         # Everything the descending fingers pass must fit between them: the footprint of all points above the
         # fingertips (the top view sees the top faces, which a band of wall points alone would miss).
         footprints = []
@@ -218,7 +224,7 @@ class GraspDetector:
                 # the grasp point height in the base frame: on the plane below the pad centre
                 z = self._z_at(scene, mid, z_h)
                 hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
-                        + self._finger_hits(pts, mid, yaw, z, width, scene, headroom=cfg.palm_headroom))  # its own top
+                        + self._finger_hits(pts, mid, yaw, z, width, scene))
                 if hits > cfg.collision_points:
                     continue
                 centred = 1.0 - min(abs(off) / 90.0, 1.0)

@@ -135,6 +135,18 @@ class TrialLog:
         self.unlock()
 
 
+# Why an attempt failed: the fixed list every summary counts by (a reason's text up to its first colon).
+FAILURES = ("no grasp found", "perception", "completion", "hit an object on the way down",
+            "arm hit the scene on the way down", "empty gripper", "dropped", "picked an opaque distractor",
+            "IK failure", "limit", "aborted", "dry run")
+
+
+def failure_kind(reason: str) -> str:
+    """The entry of ``FAILURES`` a failed attempt's reason belongs to ("other" for none: a bug to report)."""
+    kind = reason.split(":")[0]
+    return kind if kind in FAILURES else "other"
+
+
 def _median(values: list) -> float | None:
     return float(np.median(values)) if values else None
 
@@ -155,7 +167,7 @@ def summarise(records: list[dict]) -> dict:
         reasons: dict[str, int] = {}
         for r in rows:
             if not r["success"]:
-                key = r["reason"].split(":")[0]
+                key = failure_kind(r["reason"])
                 reasons[key] = reasons.get(key, 0) + 1
         lo, hi = wilson_interval(k, n)
         wlo, whi = wilson_interval(k_within, n)
@@ -233,7 +245,7 @@ def summarise_clutter(records: list[dict]) -> dict:
         reasons: dict[str, int] = {}
         for r in rows:
             if not r["success"]:
-                key = r["reason"].split(":")[0]
+                key = failure_kind(r["reason"])
                 reasons[key] = reasons.get(key, 0) + 1
         how: dict[str, int] = {}
         for r in rounds:

@@ -431,3 +431,59 @@ def test_a_few_stray_points_are_not_an_object():
     stray = np.column_stack([np.full(30, 0.6), np.linspace(-0.2, -0.195, 30), np.linspace(0.05, 0.1, 30)])
     scene = segment(np.concatenate([pts, stray]))
     assert len(scene.clusters) == 1
+
+
+def _canned(outcomes):
+    """``attempt`` stand-in: Attempts with the given (success, grasp found, stop) outcomes, in order."""
+    from grasping.detect import Grasp
+    from grasping.trials import Attempt, Perception
+
+    it = iter(outcomes)
+
+    def fake_attempt(cell, completer, detector):
+        ok, found, stop = next(it)
+        grasp = Grasp((0.7, 0.0, 0.05), 0.0, 0.06, 1.0, 0) if found else None
+        reason = "ok" if ok else ("empty gripper" if found else "no grasp found")
+        return Attempt(None, Perception(None, None, [grasp] if grasp else [], 5.0, None), grasp, ok, reason, None,
+                       stop_active=stop)
+
+    return fake_attempt
+
+
+@pytest.mark.parametrize("outcomes, tries, expected", [
+    ([(False, True, False), (False, True, False), (True, True, False)], 3, [False, True]),  # third try holds
+    ([(False, True, False), (True, True, False), (True, True, False)], 3, [True]),  # stops at the first success
+    ([(False, True, False)] * 5, 3, [False, False]),  # never more than ``tries`` attempts in all
+    ([(False, True, False), (False, False, False)], 3, [False]),  # nothing found: the view will not change
+    ([(False, True, True), (True, True, False)], 3, []),  # a protective stop ends the scene
+    ([(False, True, False), (True, True, False)], 1, []),  # --tries 1: no retries
+])
+def test_closed_loop_retries_a_failed_pick_up_to_the_given_tries(monkeypatch, outcomes, tries, expected):
+    import grasping.trials as trials
+
+    fake = _canned(outcomes)
+    first = fake(None, None, None)
+    monkeypatch.setattr(trials, "attempt", fake)
+    retries = trials.retry(None, None, None, first, tries)
+    assert [r["success"] for r in retries] == expected
+
+
+def test_every_failure_reason_the_cells_give_is_on_the_fixed_list():
+    """The summaries count failures by a fixed list; a reason outside it shows as "other"."""
+    import inspect
+    import re
+
+    import grasping.execute
+    import grasping.trials
+    import hardware.cell
+    import sim.world
+    from grasping.report import FAILURES, failure_kind
+
+    given = set()
+    for module in (grasping.execute, grasping.trials, hardware.cell, sim.world):
+        src = inspect.getsource(module)
+        given |= set(re.findall(r'return (?:PickResult\()?False, f?"([^":{]+)', src))
+        given |= set(re.findall(r'reason = (?:None if grasps else )?f?"([^":{]+)', src))
+    assert given and {failure_kind(r) for r in given} <= set(FAILURES), given
+    assert failure_kind("IK failure: pose at [1, 0, 0] m is beyond reach") == "IK failure"
+    assert failure_kind("something new") == "other"
