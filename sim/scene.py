@@ -16,6 +16,7 @@ from sim.glassware import GLASS_KINDS, LAB_KINDS, OPAQUE_KINDS, ObjectModel, mak
 # Where hidden bodies are parked during the background render pass.
 _PARKING = (0.0, 0.0, -50.0)
 TABLE_THICKNESS = 0.04
+TABLE_FRICTION = 0.7  # a wooden or laminate table top (see SceneConfig.lateral_friction)
 FLOOR_DROP = 0.75  # the floor slab's centre below the table top, seen past the table edge
 FLOOR_HALF_THICKNESS = 0.01  # the floor's visible top is FLOOR_DROP - FLOOR_HALF_THICKNESS below the table top
 CLUTTER_LAYOUTS = ("pile", "packed")  # TabletopScene.populate_clutter: a heap, or upright side by side
@@ -42,7 +43,9 @@ class SceneConfig:
     drop_height: tuple[float, float] = (0.02, 0.12)  # above the table, metres
     upright_prob: float = 0.7  # share of objects dropped upright (the rest at random orientations)
     settle_steps: int = 360  # physics steps at 240 Hz
-    lateral_friction: float = 0.9
+    # Bullet multiplies the friction coefficients of two touching bodies: objects 0.67, table 0.7 and finger
+    # pads 1.5 (sim.robot) give glass on glass 0.45, glass on the table 0.47 and a rubber pad on glass 1.0.
+    lateral_friction: float = 0.67
     rolling_friction: float = 0.0005
     glass_kinds: tuple[str, ...] = GLASS_KINDS  # drawn uniformly (list a kind twice to draw it twice as often)
 
@@ -74,7 +77,7 @@ class TabletopScene:
         col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=c)
         vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
         table = p.createMultiBody(0, col, vis, centre, physicsClientId=c)
-        p.changeDynamics(table, -1, lateralFriction=1.0, physicsClientId=c)
+        p.changeDynamics(table, -1, lateralFriction=TABLE_FRICTION, physicsClientId=c)
         fhalf = [4.0, 4.0, FLOOR_HALF_THICKNESS]
         fvis = p.createVisualShape(p.GEOM_BOX, halfExtents=fhalf, rgbaColor=[1, 1, 1, 1], physicsClientId=c)
         floor = p.createMultiBody(0, -1, fvis, [ws.table_center[0], 0, ws.table_z - FLOOR_DROP], physicsClientId=c)

@@ -93,14 +93,9 @@ class SimWorld(Cell):
         # approach check would blame the gripper for motion it did not cause. Bullet's default rolling
         # resistance lets a glass on its side circle for ever; a real one stops within a second or two.
         # (Only while settling: it would also make the fingers' grip unrealistically firm.)
-        def rolling(value: float) -> None:
-            for obj in self.scene.objects:
-                for link in range(-1, p.getNumJoints(obj.body, physicsClientId=c)):
-                    p.changeDynamics(obj.body, link, rollingFriction=value, physicsClientId=c)
-
-        rolling(config.rolling_friction)
+        _set_rolling(self.scene, config.rolling_friction)
         self.at_rest = self.scene.settle_until_rest()
-        rolling(config.scene.rolling_friction)
+        _set_rolling(self.scene, config.scene.rolling_friction)
         # Bullet's solver lets force-limited fingers squeeze very light bodies out; grasped bodies weigh at least
         # ``min_grasp_mass_kg`` (set after the scene has settled, so scenes match the generated data sets).
         for obj in self.scene.objects:
@@ -120,6 +115,7 @@ class SimWorld(Cell):
         self._poses: dict[int, tuple] = {}  # every object's pose when the pick began (``mark``)
         self._touched: set[int] = set()  # the objects the robot has touched since ``mark``
         self.held: int | None = None  # the body the last pick lifted and carried off (``verify``)
+        self.arm_hit: tuple[int, int] | None = None  # (link, body): an arm link or the body touched the scene
 
     def wait(self, seconds: float) -> None:
         self.robot.wait(seconds)
@@ -138,7 +134,7 @@ class SimWorld(Cell):
         first touch of the table or an object by an arm link or the gripper body (``arm_hit``: (link, body))."""
         self._poses = {o.body: self.scene.pose(o.body) for o in self.scene.objects}
         self._touched = set()
-        self.arm_hit: tuple[int, int] | None = None
+        self.arm_hit = None
         bodies = {o.body for o in self.scene.objects}
         scene_bodies = bodies | {self.scene.table_id}
         robot, c, fingers = self.robot.body, self.client, set(FINGER_LINKS)
@@ -161,7 +157,7 @@ class SimWorld(Cell):
         touched are not its doing. Any touch of the table or an object by an arm link or the gripper body (not
         a finger) fails the descent on its own: the real arm would have struck the scene."""
         self.robot.step_watchers.clear()
-        if getattr(self, "arm_hit", None) is not None:
+        if self.arm_hit is not None:
             return False, "arm hit the scene on the way down"
         for o in self.scene.objects:
             if o.body not in self._touched:
