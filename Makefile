@@ -31,7 +31,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 # The published grasping figures (README): report scene set 9, touched once after every choice was made.
-# Development scene sets are 0-8. About 45 minutes on two cores; rerunning resumes where a run stopped.
+# Development scene sets are 0-8. About an hour on two cores; rerunning resumes where a run stopped.
 report-trials: setup
 	$(PY) -m grasping.trials --sim --depth student,gt --trials 500 --seed 9 --workers 2 --out reports/trials-report
 	$(PY) -m grasping.trials --sim --depth raw,fill,teacher --trials 100 --seed 9 --workers 2 \
