@@ -41,8 +41,8 @@ class DetectorConfig:
     # can sit centimetres low)
     neighbour_clearance: float = 0.006  # fingers and palm keep this far from other objects' points (their
     # hidden far sides reach further than the camera sees)
-    grasp_depths: tuple[float, ...] = (0.04, 0.03, 0.02)  # how far below the object's top the pads' centre goes (deepest
-    # that clears the neighbours)
+    # how far below the object's top the pads' centre goes (the deepest that clears the scene)
+    grasp_depths: tuple[float, ...] = (0.04, 0.03, 0.02)
     max_percentile: float = 98.0  # the object's highest points, robust to stray ones
     top_percentile: float = 90.0  # the object's top height: robust to completed depth bleeding past its edge
     tip_clearance: float = 0.004  # fingertips stay this far above the table
@@ -146,7 +146,8 @@ class GraspDetector:
             if hits > cfg.collision_points:
                 continue
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
-            out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width), float(score), k))
+            out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
+                             float(score), k))
         return out
 
     def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,16 @@ def _median(values: list) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def _failures(rows: list[dict]) -> dict[str, int]:
+    """How many of ``rows`` failed for each ``FAILURES`` kind."""
+    return dict(Counter(failure_kind(r["reason"]) for r in rows if not r["success"]))
+
+
+def _failure_text(failures: dict[str, int]) -> str:
+    """"7 empty gripper, 2 no grasp found", most frequent first ("-" for none)."""
+    return ", ".join(f"{n} {why}" for why, n in sorted(failures.items(), key=lambda kv: -kv[1])) or "-"
+
+
 def summarise(records: list[dict]) -> dict:
     """Per depth source over the given single-pick attempts: ``trials``, ``successes``, ``rate`` and ``ci95``
     of the first try (the single-pick figure); ``within_tries`` (successes, rate, ci95 and the most tries a
@@ -164,18 +175,13 @@ def summarise(records: list[dict]) -> dict:
         ms = [r["perception_ms"] for r in rows if r.get("perception_ms") is not None]
         stages = {s: _median([r["stages_ms"][s] for r in rows if s in r.get("stages_ms", {})])
                   for s in dict.fromkeys(s for r in rows for s in r.get("stages_ms", {}))}
-        reasons: dict[str, int] = {}
-        for r in rows:
-            if not r["success"]:
-                key = failure_kind(r["reason"])
-                reasons[key] = reasons.get(key, 0) + 1
         lo, hi = wilson_interval(k, n)
         wlo, whi = wilson_interval(k_within, n)
         out[source] = {"trials": n, "successes": k, "rate": k / n if n else 0.0, "ci95": [lo, hi],
                        "within_tries": {"tries": max((r.get("tries", 1) for r in rows), default=1),
                                         "successes": k_within, "rate": k_within / n if n else 0.0,
                                         "ci95": [wlo, whi]},
-                       "perception_ms_median": _median(ms), "stages_ms_median": stages, "failures": reasons}
+                       "perception_ms_median": _median(ms), "stages_ms_median": stages, "failures": _failures(rows)}
     return out
 
 
@@ -185,12 +191,11 @@ def markdown_table(summary: dict) -> str:
             "|---|---|---|---|---|---|"]
     for source, r in summary.items():
         lo, hi = r["ci95"]
-        fails = ", ".join(f"{n} {why}" for why, n in sorted(r.get("failures", {}).items(), key=lambda kv: -kv[1]))
         ms = r["perception_ms_median"]
         w = r.get("within_tries", {"successes": r["successes"], "tries": 1})
         rows.append(f"| {source} | {r['successes']}/{r['trials']} ({r['rate']:.0%}) | {lo:.0%}-{hi:.0%} | "
                     f"{w['successes']}/{r['trials']} in {w['tries']} | "
-                    f"{'-' if ms is None else f'{ms:.0f} ms'} | {fails or '-'} |")
+                    f"{'-' if ms is None else f'{ms:.0f} ms'} | {_failure_text(r.get('failures', {}))} |")
     return "\n".join(rows)
 
 
@@ -242,14 +247,6 @@ def summarise_clutter(records: list[dict]) -> dict:
         n, k = len(rows), sum(bool(r["success"]) for r in rows)
         placed = sum(r.get("objects_placed") or 0 for r in rounds)
         removed = sum(r.get("objects_removed", 0) for r in rounds)
-        reasons: dict[str, int] = {}
-        for r in rows:
-            if not r["success"]:
-                key = failure_kind(r["reason"])
-                reasons[key] = reasons.get(key, 0) + 1
-        how: dict[str, int] = {}
-        for r in rounds:
-            how[r["end"]] = how.get(r["end"], 0) + 1
         ms = [r["perception_ms"] for r in rows if r.get("perception_ms") is not None]
         out[source] = {"rounds": len(rounds), "attempts": n, "successes": k, "rate": k / n if n else 0.0,
                        "rate_ci95": list(wilson_interval(k, n)), "objects": placed, "removed": removed,
@@ -258,8 +255,8 @@ def summarise_clutter(records: list[dict]) -> dict:
                        "gone": sum(r.get("objects_gone", 0) for r in rounds),
                        "rounds_cleared": sum(bool(r.get("objects_placed")) and r.get("objects_removed") ==
                                              r.get("objects_placed") for r in rounds),
-                       "ends": how, "failures": reasons,
-                       "perception_ms_median": float(np.median(ms)) if ms else None}
+                       "ends": dict(Counter(r["end"] for r in rounds)), "failures": _failures(rows),
+                       "perception_ms_median": _median(ms)}
     return out
 
 
@@ -268,11 +265,10 @@ def clutter_markdown_table(summary: dict) -> str:
     rows = [("| depth source | rounds | picks | success rate | 95% interval | cleared | 95% interval | "
              "rounds cleared | failures |"), "|---|---|---|---|---|---|---|---|---|"]
     for source, r in summary.items():
-        fails = ", ".join(f"{n} {why}" for why, n in sorted(r["failures"].items(), key=lambda kv: -kv[1]))
         (lo, hi), (clo, chi) = r["rate_ci95"], r["cleared_ci95"]
         rows.append(f"| {source} | {r['rounds']} | {r['successes']}/{r['attempts']} | {r['rate']:.0%} | "
                     f"{lo:.0%}-{hi:.0%} | {r['removed']}/{r['objects']} ({r['cleared']:.0%}) | {clo:.0%}-{chi:.0%} | "
-                    f"{r['rounds_cleared']}/{r['rounds']} | {fails or '-'} |")
+                    f"{r['rounds_cleared']}/{r['rounds']} | {_failure_text(r['failures'])} |")
     return "\n".join(rows)
 
 

@@ -46,8 +46,6 @@ class Perception:
     stages_ms: dict[str, float] = field(default_factory=dict)
 
 
-STAGES = ("complete", "cloud", "segment", "detect")
-
 
 def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetector) -> Perception:
     """Completion + cloud + segmentation + detection. Perception failures become a reason, never an exception."""
@@ -176,8 +174,9 @@ def _run_job(job: _Job) -> dict:
         _COMPLETERS[key] = completer_for(job.source, job.weights_dir, job.backend)
     t0 = time.perf_counter()
     with job.make_cell(job.scene_seed) as cell:
-        result = attempt(cell, _COMPLETERS[key], GraspDetector())
-        retries = retry(cell, _COMPLETERS[key], GraspDetector(), result, job.tries)
+        detector = GraspDetector()
+        result = attempt(cell, _COMPLETERS[key], detector)
+        retries = retry(cell, _COMPLETERS[key], detector, result, job.tries)
     record = {**result.record(), "scene_seed": job.scene_seed, "depth": job.source,
               "tries": 1 + len(retries), "success_within": result.success or any(r["success"] for r in retries),
               "retries": retries, "wall_s": time.perf_counter() - t0}
