@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # subcommand -> (module with main(argv
     "run": ("distillgrasp.run", "capture, repair depth, pick: in simulation, on a real cell, or on a recording"),
     "trials": ("distillgrasp.trials", "grasp-success trials of depth sources on the same simulated scenes"),
     "generate": ("sim.generate", "make a data set of simulated RGB-D frames with ground truth"),
+    "shard": ("pipeline.data.pack", "pack frames into shards, many per file, to train on another machine"),
     "preview": ("sim.preview", "draw one simulated frame (and a real one to compare)"),
     "train": ("pipeline.train", "train the teacher, or the student (distilled or supervised)"),
     "evaluate": ("pipeline.evaluate", "score depth completers on frames with ground truth"),

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from pipeline.cli import HelpFormatter, list_argument, parse_size, setup_logging, write_json
+from pipeline.device import DeviceError, resolve_device, synchronize
 from pipeline.models.common import count_parameters
 from pipeline.weights import WEIGHTS_DIR, build, load
 
@@ -55,26 +56,39 @@ def interleaved_median_ms(fns: dict[str, Callable[[], object]], runs: int, block
     return {name: float(np.median(t) * 1000.0) for name, t in times.items()}
 
 
-def bench_models(models: dict[str, torch.nn.Module], threads: int, runs: int, onnx: bool = True) -> dict:
-    """{NAME: {"params": n, "WxH": {"torch_ms": .., "onnx_ms": ..}}} for every size in SIZES."""
+def bench_models(models: dict[str, torch.nn.Module], threads: int, runs: int, onnx: bool = True,
+                 device: torch.device | None = None) -> dict:
+    """{NAME: {"params": n, "WxH": {"torch_ms": .., "onnx_ms": ..}}} for every size in SIZES. On a GPU
+    ``device`` each timed call waits for the GPU to finish (one frame in, its depth out); onnxruntime runs on
+    the CPU and is timed there only."""
     from pipeline.onnx_runtime import export_onnx, onnx_session
 
+    device = device or torch.device("cpu")
     torch.set_num_threads(threads)
     out: dict = {name: {"params": count_parameters(m)} for name, m in models.items()}
     for m in models.values():
-        m.eval()
+        m.eval().to(device)
     rng = np.random.default_rng(0)
     for w, h in SIZES:
         rgb = torch.from_numpy(rng.random((1, 3, h, w), dtype=np.float32))
         depth = torch.from_numpy(rng.uniform(0.4, 1.2, (1, 1, h, w)).astype(np.float32))
         depth[..., h // 3 : h // 2, w // 3 : w // 2] = 0
         size = f"{w}x{h}"
+        x_rgb, x_depth = rgb.to(device), depth.to(device)
+
+        def call(m, x_rgb=x_rgb, x_depth=x_depth):
+            y = m(x_rgb, x_depth)
+            synchronize(device)
+            return y
+
         with torch.inference_mode():
-            torch_fns = {name: (lambda m=m: m(rgb, depth)) for name, m in models.items()}
+            torch_fns = {name: (lambda m=m: call(m)) for name, m in models.items()}
             for name, ms in interleaved_median_ms(torch_fns, runs).items():
                 out[name][size] = {"torch_ms": ms}
-        if not onnx:
+        if not onnx or device.type != "cpu":
             continue
+        for m in models.values():
+            m.cpu()
         feeds = {"rgb": rgb.numpy(), "depth": depth.numpy()}
         onnx_fns = {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -140,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", metavar="N", type=int, default=30, help="timed calls per model and size")
     ap.add_argument("--threads", metavar="N", type=int, default=2, help="CPU threads")
     ap.add_argument("--no-onnx", action="store_true", help="time torch only")
+    ap.add_argument("--device", metavar="DEV", default="auto",
+                    help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N; on a GPU torch only")
     ap.add_argument("--completer", metavar="NAME", default="student", choices=("student", "teacher", "none"),
                     help="also time this completer on camera frames of every --inputs size (none: skip)")
     list_argument(ap, "--inputs", metavar="WxH", default=",".join(f"{w}x{h}" for w, h in INPUT_SIZES),
@@ -159,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             models[name] = build(name)
             sources[name] = "untrained architecture (no weights file)"
-    results = bench_models(models, args.threads, args.runs, onnx=not args.no_onnx)
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as exc:
+        ap.error(str(exc))
+    results = bench_models(models, args.threads, args.runs, onnx=not args.no_onnx, device=device)
     for name, r in results.items():
         r["weights"] = sources[name]
         cells = "  ".join(f"{s}: torch {r[s]['torch_ms']:.1f} ms" + (f", onnx {r[s]['onnx_ms']:.1f} ms"
@@ -167,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                           for s in (f"{w}x{h}" for w, h in SIZES))
         print(f"{name} ({r['params'] / 1e6:.2f} M params)  {cells}")
     results["threads"] = args.threads
+    results["device"] = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
     if "teacher" in results and "student" in results:
         results["teacher_over_student"] = ratios(results)
         print("teacher / student: " + "  ".join(f"{size}: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items())
@@ -176,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
         completer = make_completer(args.completer, Path(args.weights_dir),
-                                   backend="torch" if args.no_onnx else "auto")
+                                   backend="torch" if args.no_onnx else "auto", device=str(device))
         timed = bench_completer(completer, args.runs, inputs)
         results["completer"] = {"name": args.completer, "backend": "torch" if args.no_onnx else "auto", **timed}
         print(f"{args.completer} on camera frames (resize, network, upsampling): " + "  ".join(

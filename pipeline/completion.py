@@ -149,29 +149,39 @@ class NetworkCompleter(DepthCompleter):
 
     BACKENDS = ("torch", "onnx", "auto")
 
-    def __init__(self, weights: str | Path, threads: int | None = None, backend: str = "torch"):
+    def __init__(self, weights: str | Path, threads: int | None = None, backend: str = "torch",
+                 device: str = "cpu", flip: bool = False):
         from pipeline.weights import load
 
         model, card = load(weights)
-        self._setup(model, card, threads, backend)
+        self._setup(model, card, threads, backend, device)
+        self.flip = flip
         self.sha256 = hashlib.sha256(Path(weights).with_suffix(".safetensors").read_bytes()).hexdigest()
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, card: dict, threads: int | None = None,
-                   backend: str = "torch") -> "NetworkCompleter":
+                   backend: str = "torch", device: str = "cpu") -> "NetworkCompleter":
         self = cls.__new__(cls)
-        self._setup(model.eval(), card, threads, backend)
+        self._setup(model.eval(), card, threads, backend, device)
         self.sha256 = None
         return self
 
     def provenance(self, sensor: str) -> dict:
         return {"weights": f"sha256:{self.sha256[:16]}" if self.sha256 else "in memory",
-                "trained_for": self.card.get("sensor", "d435"), "backend": self.backend}
+                "trained_for": self.card.get("sensor", "d435"), "backend": self.backend, "device": str(self.device)}
 
-    def _setup(self, model, card: dict, threads: int | None, backend: str) -> None:
+    def _setup(self, model, card: dict, threads: int | None, backend: str, device: str = "cpu") -> None:
+        from pipeline.device import resolve_device
+
         if backend not in self.BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(self.BACKENDS)}")
-        self.model, self.card, self.threads, self.backend = model.float(), card, threads, backend
+        self.device = resolve_device(device)
+        if self.device.type == "cuda":
+            if backend == "onnx":
+                raise ValueError("backend onnx runs on the CPU; use backend torch (or auto) with device cuda")
+            backend = "torch"  # on a GPU the network runs in torch
+        self.model, self.card, self.threads, self.backend = model.float().to(self.device), card, threads, backend
+        self.flip = False  # True: the mean of the frame's prediction and its mirror image's (offline use)
         self.name = card.get("arch", "network")
         self._sessions: dict[tuple[int, int], object] = {}  # onnxruntime session per (H, W); None = use torch
 
@@ -197,13 +207,22 @@ class NetworkCompleter(DepthCompleter):
     def _run(self, frame):
         rgb = (frame.rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         depth = frame.depth.astype(np.float32)[None, None]
-        session = self._session(frame.shape) if self.backend != "torch" else None
+        pred = self._predict(rgb, depth, frame.shape)
+        if self.flip:
+            mirrored = self._predict(np.ascontiguousarray(rgb[..., ::-1]), np.ascontiguousarray(depth[..., ::-1]),
+                                     frame.shape)
+            pred = 0.5 * (pred + mirrored[:, ::-1])
+        return pred
+
+    def _predict(self, rgb: np.ndarray, depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        session = self._session(hw) if self.backend != "torch" else None
         if session is not None:
             return session.run(None, {"rgb": rgb, "depth": depth})[0][0, 0]
         if self.threads:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            return self.model(torch.from_numpy(rgb), torch.from_numpy(depth))[0, 0].numpy()
+            pred = self.model(torch.from_numpy(rgb).to(self.device), torch.from_numpy(depth).to(self.device))
+            return pred[0, 0].cpu().numpy()
 
     def _session(self, hw: tuple[int, int]):
         if hw not in self._sessions:
@@ -277,24 +296,44 @@ def sensor_weights(folder: str | Path, name: str) -> dict[str, Path]:
     return {s: p for s, p in found.items() if p.is_file()}
 
 
-def _network(name: str, folder: Path, backend: str) -> DepthCompleter:
+class EnsembleCompleter(DepthCompleter):
+    """The mean depth of several networks (each at its own working scale): a teacher for offline use, where
+    cost is no concern."""
+
+    name = "ensemble"
+
+    def __init__(self, members: list[NetworkCompleter]):
+        if not members:
+            raise ValueError("an ensemble needs at least one network")
+        self.members = members
+
+    def _complete(self, frame):
+        return np.mean([m._complete(frame) for m in self.members], axis=0)
+
+    def provenance(self, sensor: str) -> dict:
+        return {"members": [m.provenance(sensor) for m in self.members]}
+
+
+def _network(name: str, folder: Path, backend: str, device: str) -> DepthCompleter:
     from pipeline.weights import WeightsError
 
-    default = NetworkCompleter(folder / f"{name}.safetensors", backend=backend)
+    default = NetworkCompleter(folder / f"{name}.safetensors", backend=backend, device=device)
     by_sensor = {}
     for sensor, p in sensor_weights(folder, name).items():
-        net = NetworkCompleter(p, backend=backend)
+        net = NetworkCompleter(p, backend=backend, device=device)
         if net.card.get("sensor", sensor) != sensor:
             raise WeightsError(f"{p}: its card says it was made for sensor {net.card['sensor']!r}, not {sensor!r}")
         by_sensor[sensor] = net
     return SensorRoutedCompleter(default, by_sensor) if by_sensor else default
 
 
-def make_completer(name: str, weights: str | Path | None = None, backend: str = "torch") -> DepthCompleter:
+def make_completer(name: str, weights: str | Path | None = None, backend: str = "torch",
+                   device: str = "auto") -> DepthCompleter:
     """Completer by name. Networks load ``weights``: a ``.safetensors`` file (used for every frame), or a
     folder (default: the shipped ``weights/``) holding ``NAME.safetensors`` and optionally
     ``NAME-d435.safetensors`` / ``NAME-l515.safetensors``, used for frames of those camera families. They run on
-    ``backend`` (torch, onnx or auto)."""
+    ``backend`` (torch, onnx or auto) on ``device`` (auto: the GPU when PyTorch sees one, where they run in
+    torch; cpu; cuda)."""
     if name == "raw":
         return RawCompleter()
     if name == "fill":
@@ -304,6 +343,6 @@ def make_completer(name: str, weights: str | Path | None = None, backend: str = 
     if name in ("student", "teacher"):
         weights = Path(weights) if weights is not None else default_weights(name).parent
         if weights.is_dir():
-            return _network(name, weights, backend)
-        return NetworkCompleter(weights, backend=backend)
+            return _network(name, weights, backend, device)
+        return NetworkCompleter(weights, backend=backend, device=device)
     raise ValueError(f"unknown depth completer {name!r}; choose one of {', '.join(COMPLETERS)}")

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.cli import HelpFormatter, list_argument, parse_size, setup_logging, write_json
-from pipeline.completion import COMPLETERS, DepthCompleter, make_completer
+from pipeline.completion import COMPLETERS, DepthCompleter, EnsembleCompleter, NetworkCompleter, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DataFormatError, DistillGraspError, FrameError
@@ -169,6 +169,14 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _networks(completer: DepthCompleter) -> list[NetworkCompleter]:
+    """The networks inside a completer (one, or one per camera family)."""
+    if isinstance(completer, NetworkCompleter):
+        return [completer]
+    nets = [getattr(completer, "default", None), *getattr(completer, "by_sensor", {}).values()]
+    return [n for n in nets if isinstance(n, NetworkCompleter)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp evaluate", description=__doc__,
                                  formatter_class=HelpFormatter)
@@ -186,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out", metavar="FILE", default=None, help="write the figures to this file")
     ap.add_argument("--save-images", metavar="DIR", default=None,
                     help="write raw / prediction / truth / error panels per frame and model to this folder")
+    ap.add_argument("--flip", action="store_true",
+                    help="networks give the mean of each frame's prediction and its mirror image's (offline use)")
+    ap.add_argument("--ensemble", metavar="WEIGHTS", nargs="+", default=None,
+                    help="also score 'ensemble': the mean depth of these networks")
+    ap.add_argument("--device", metavar="DEV", default="auto",
+                    help="where the networks run: auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     try:
@@ -193,7 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         names = args.models
         completers = {}
         for name in names:
-            completers[name] = make_completer(name, args.weights_dir if name in ("student", "teacher") else None)
+            completers[name] = make_completer(name, args.weights_dir if name in ("student", "teacher") else None,
+                                              device=args.device)
+            for net in _networks(completers[name]):
+                net.flip = args.flip
+        if args.ensemble:
+            members = [NetworkCompleter(w, device=args.device, flip=args.flip) for w in args.ensemble]
+            completers["ensemble"] = EnsembleCompleter(members)
+            names = [*names, "ensemble"]
         unreadable: list[dict] = []
         frames = load_frames(args.data, args.format, size, args.limit, skipped=unreadable)
         result = evaluate_frames(frames, completers, progress=not args.quiet, pieces=args.pieces,

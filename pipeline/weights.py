@@ -84,6 +84,20 @@ def save(model: DepthNet, path: str | Path, card: dict) -> Path:
     return path
 
 
+def read_card(path: str | Path) -> dict:
+    """The card beside weights ``path`` (``NAME.json`` beside ``NAME.safetensors``)."""
+    card_path = Path(path).with_suffix(".json")
+    if not card_path.is_file():
+        raise WeightsError(f"weights card not found: {card_path}")
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{card_path}: not a weights card ({exc})") from None
+    if not isinstance(card, dict):
+        raise WeightsError(f"{card_path}: not a weights card")
+    return card
+
+
 def load(path: str | Path) -> tuple[DepthNet, dict]:
     """Model (in eval mode) and card from ``path``; clear errors for missing or corrupt files."""
     path = Path(path)
@@ -93,12 +107,10 @@ def load(path: str | Path) -> tuple[DepthNet, dict]:
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path} (train one with `python -m pipeline.train`, "
                            "see the README)")
-    if not card_path.is_file():
-        raise WeightsError(f"weights card not found: {card_path}")
+    card = read_card(path)
     try:
-        card = json.loads(card_path.read_text())
         arch, config = card["arch"], card.get("config", {})
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise WeightsError(f"{card_path}: not a weights card ({exc})") from None
     try:
         state = load_file(str(path))

@@ -199,6 +199,16 @@ def _init_worker(threads: int, mitsuba: bool) -> None:
         drjit.set_thread_count(1)  # Mitsuba's LLVM backend: one worker process per core
 
 
+def _workers(text: str) -> int:
+    """``--workers``: a number, or ``all`` for one per CPU core."""
+    if text == "all":
+        return os.cpu_count() or 1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes or 'all', got {text!r}") from None
+
+
 def generate(out: str | Path, frames: int, cfg: GenerateConfig, workers: int = 1, progress: bool = True) -> dict:
     """Write frames 0..frames-1 into ``out`` (skipping complete ones). Returns timing figures."""
     out = Path(out)
@@ -251,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", metavar="S", type=int, required=True, help="dataset seed")
     ap.add_argument("--sensor", choices=SIM_SENSORS, default="d435", help="camera model")
     ap.add_argument("--size", metavar="WxH", default="320x240", help="image size")
-    ap.add_argument("--workers", metavar="K", type=int, default=1, help="parallel processes")
+    ap.add_argument("--workers", metavar="K", type=_workers, default=1,
+                    help="parallel processes; 'all': one per CPU core of this machine")
     ap.add_argument("--rgb-format", choices=("png", "jpg"), default="png", help="colour image format")
     ap.add_argument("--renderer", choices=RENDERERS, default="fast",
                     help="fast (TinyRenderer composite) or mitsuba (path-traced glass)")

@@ -144,3 +144,14 @@ def test_room_surfaces_look_like_rooms():
     room = np.mean([environment_map(np.random.default_rng(s), room=True)[32:].mean() for s in range(10)])
     plain = np.mean([environment_map(np.random.default_rng(s))[32:].mean() for s in range(10)])
     assert room > 2 * plain
+
+
+def test_workers_all_means_every_core():
+    import argparse
+    import os
+
+    from sim.generate import _workers
+
+    assert _workers("all") == (os.cpu_count() or 1) and _workers("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="'all'"):
+        _workers("many")

@@ -322,3 +322,38 @@ def test_weights_folder_routes_frames_by_sensor(tmp_path):
     (tmp_path / "student.safetensors").unlink()
     with pytest.raises(WeightsError, match="weights file not found"):
         make_completer("student", tmp_path)
+
+
+class _Ramp(torch.nn.Module):
+    """Depth plus ``offset`` plus a left-to-right ramp: a network whose answer changes when the frame is
+    mirrored."""
+
+    def __init__(self, offset: float):
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, rgb, depth):
+        w = depth.shape[-1]
+        return depth + self.offset + 0.01 * torch.arange(w, dtype=depth.dtype) / w
+
+
+def test_flip_and_ensemble_average_what_the_networks_say():
+    from pipeline.completion import EnsembleCompleter, NetworkCompleter
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    h, w = 24, 32
+    K = CameraIntrinsics(w, h, 307.5, 307.5, (w - 1) / 2, (h - 1) / 2)
+    frame = RGBDFrame(np.zeros((h, w, 3), np.uint8), np.full((h, w), 0.8, np.float32), K)
+    ramp = 0.01 * np.arange(w) / w
+    plain = NetworkCompleter.from_model(_Ramp(0.05), {"arch": "teacher"})
+    assert np.allclose(plain.complete(frame).depth, 0.85 + ramp[None, :], atol=1e-6)
+    plain.flip = True  # the mean of the frame's ramp and the mirrored frame's: flat
+    mirrored_mean = (ramp + ramp[::-1])[None, :] / 2
+    assert np.allclose(plain.complete(frame).depth, 0.85 + mirrored_mean, atol=1e-6)
+    assert np.ptp(plain.complete(frame).depth) < 1e-6
+    other = NetworkCompleter.from_model(_Ramp(0.15), {"arch": "teacher"})
+    other.flip = True
+    both = EnsembleCompleter([plain, other]).complete(frame).depth
+    assert np.allclose(both, 0.8 + 0.1 + mirrored_mean, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        EnsembleCompleter([])

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import OpenEXR
 
 from pipeline.errors import DataFormatError
 from pipeline.types import MAX_PLAUSIBLE_DEPTH_M
@@ -27,6 +26,8 @@ def _require(path: Path) -> Path:
 
 def read_exr_depth(path: str | Path) -> np.ndarray:
     """Depth in metres from an EXR file whose channels are R=G=B (ClearGrasp) or a single channel."""
+    import OpenEXR  # here, not at the top: a machine that trains from shards needs no EXR library
+
     path = _require(path)
     try:
         channels = OpenEXR.File(str(path)).channels()
@@ -53,6 +54,8 @@ def read_exr_depth(path: str | Path) -> np.ndarray:
 
 def write_exr_depth(path: str | Path, depth: np.ndarray) -> None:
     """Write HxW metres as a float32 EXR with R=G=B (ClearGrasp layout), ZIP-compressed, no metadata."""
+    import OpenEXR
+
     depth = np.ascontiguousarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise ValueError(f"write_exr_depth: expected an HxW array, got shape {depth.shape}")

@@ -36,6 +36,10 @@ Layouts
     camera_intrinsics/camera1-intrinsics.npy   3x3 camera matrix, in the folder or one of the three above it
 
   Camera 1 is a RealSense D435 (the stereo family), camera 2 an L515.
+
+``shards`` (``pipeline.data.shards``, written by ``distillgrasp shard``)::
+
+    NNNNN.dgshard                              many frames per file, for moving training data between machines
 """
 
 from __future__ import annotations
@@ -49,10 +53,11 @@ import numpy as np
 import yaml
 
 from pipeline.data.io import check_same_size, read_exr_depth, read_gray, read_png_depth_mm, read_rgb
+from pipeline.data.shards import Shard, shard_paths
 from pipeline.errors import DataFormatError
 from pipeline.types import CameraIntrinsics, RGBDFrame, sensor_family
 
-FORMATS = ("cleargrasp", "clearpose", "transcg")
+FORMATS = ("cleargrasp", "clearpose", "transcg", "shards")
 
 # ClearPose's RealSense L515 colour intrinsics at 640x480.
 CLEARPOSE_INTRINSICS = CameraIntrinsics(640, 480, 601.33, 601.33, 334.67, 248.0)
@@ -281,10 +286,30 @@ class TransCGFolder(FrameFolder):
                          name=f"{p}/camera{c}", sensor=self.CAMERAS[c])
 
 
+class ShardFolder(FrameFolder):
+    """A folder of shards (``pipeline.data.shards``): many frames per file."""
+
+    layout = "shards"
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return any(root.glob("*.dgshard"))
+
+    def _list(self) -> list[str]:
+        self._shards = [Shard(p) for p in shard_paths(self.root)]
+        self._index = [(s, i) for s in self._shards for i in range(len(s))]
+        return [name for s in self._shards for name in s.names]
+
+    def load(self, index: int) -> RGBDFrame:
+        shard, i = self._index[index]
+        return shard.load(i)
+
+
 LAYOUTS: dict[str, tuple[type[FrameFolder], ...]] = {
     "cleargrasp": (ClearGraspRealFolder, ClearGraspSyntheticFolder),
     "clearpose": (ClearPoseFolder,),
     "transcg": (TransCGFolder,),
+    "shards": (ShardFolder,),
 }
 
 

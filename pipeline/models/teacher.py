@@ -25,7 +25,7 @@ from pipeline.models.common import DepthNet, ResBlock, conv_bn, zero_last
 def window_partition(x: torch.Tensor, w: int) -> torch.Tensor:
     """BxCxHxW -> (B*nW) x (w*w) x C."""
     b, c, h, wd = x.shape
-    x = x.view(b, c, h // w, w, wd // w, w).permute(0, 2, 4, 3, 5, 1)
+    x = x.reshape(b, c, h // w, w, wd // w, w).permute(0, 2, 4, 3, 5, 1)
     return x.reshape(-1, w * w, c)
 
 

@@ -34,7 +34,7 @@ class TrainConfig:
     data: tuple[str, ...]  # training folders
     out: str  # run folder: last.pt, log.jsonl, best.safetensors and its card
     val: tuple[str, ...] | None = None  # validation folders
-    teacher: str | None = None  # teacher weights to distil the student from
+    teacher: tuple[str, ...] | None = None  # teacher weights to distil the student from (several: their mean)
     no_distill: bool = False  # train the student on ground truth only
     steps: int = 2000
     batch: int = 8
@@ -47,6 +47,8 @@ class TrainConfig:
     val_every: int = 200
     seed: int = 0
     threads: int = 2
+    device: str = "auto"  # auto (the GPU when there is one), cpu, cuda or cuda:N
+    max_minutes: float | None = None  # stop (checkpointed, resumable) after this long
     model_config: dict | None = None  # architecture keyword arguments (added to --init's)
     w_silog: float = 1.0
     w_ssim: float = 1.0
@@ -67,9 +69,11 @@ class TrainConfig:
     argv: tuple[str, ...] = field(default=(), compare=False)  # the command line it was read from, if any
 
     def __post_init__(self) -> None:
-        for name in ("data", "val"):  # folder lists are kept as tuples, however they were given
+        for name in ("data", "val", "teacher"):  # lists are kept as tuples, however they were given
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.teacher, str):
+            object.__setattr__(self, "teacher", (self.teacher,))
 
     @classmethod
     def from_args(cls, argv: Sequence[str]) -> TrainConfig:
@@ -128,6 +132,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{_flag(name)} must be a positive integer, got {value}")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise ConfigError(f"--max-minutes must be a positive number of minutes, got {self.max_minutes}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must not be negative, got {self.warmup}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -160,19 +168,22 @@ class TrainConfig:
         self._validate_network()
 
     def _validate_teacher(self) -> None:
+        teachers = " ".join(self.teacher or ())
         if self.arch == "teacher" and self.teacher:
-            raise ConfigError(f"--teacher {self.teacher} distils a student; the teacher learns from ground truth")
+            raise ConfigError(f"--teacher {teachers} distils a student; the teacher learns from ground truth")
         if self.teacher and self.no_distill:
-            raise ConfigError(f"--teacher {self.teacher} and --no-distill contradict each other: distil the student "
+            raise ConfigError(f"--teacher {teachers} and --no-distill contradict each other: distil the student "
                               "or train it on ground truth only")
         if self.distils and not self.teacher:
             raise ConfigError("distilling the student needs --teacher WEIGHTS (or --no-distill)")
         if self.teacher_flip and not self.teacher:
             raise ConfigError("--teacher-flip needs --teacher WEIGHTS")
-        if self.teacher:
-            _card("--teacher", self.teacher)
+        for teacher in self.teacher or ():
+            if _card("--teacher", teacher).get("arch", "teacher") != "teacher":
+                raise ConfigError(f"--teacher {teacher} holds a {_card('--teacher', teacher).get('arch')}, "
+                                  "not a teacher")
         if self.distils and not any(getattr(self, name) > 0 for name in TEACHER_TERMS):
-            raise ConfigError(f"--teacher {self.teacher} with {', '.join(_flag(n) for n in TEACHER_TERMS)} all 0 "
+            raise ConfigError(f"--teacher {teachers} with {', '.join(_flag(n) for n in TEACHER_TERMS)} all 0 "
                               "teaches nothing: give one a weight, or use --no-distill")
 
     def _validate_network(self) -> None:
@@ -242,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", metavar="DIR", nargs="+", required=True, help="training folders, any supported layout")
     ap.add_argument("--val", metavar="DIR", nargs="+", default=d["val"], help="validation folders")
     ap.add_argument("--out", metavar="DIR", required=True, help="run folder (checkpoints, log, best weights)")
-    ap.add_argument("--teacher", metavar="FILE", default=d["teacher"],
-                    help="teacher weights for distillation (student only)")
+    ap.add_argument("--teacher", metavar="FILE", nargs="+", default=d["teacher"],
+                    help="teacher weights for distillation (student only); several: the mean of their depth maps")
     ap.add_argument("--no-distill", action="store_true", help="train the student on ground truth only")
     ap.add_argument("--steps", metavar="N", type=int, default=d["steps"])
     ap.add_argument("--batch", metavar="N", type=int, default=d["batch"])
@@ -257,7 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use only the first N validation frames")
     ap.add_argument("--val-every", metavar="N", type=int, default=d["val_every"])
     ap.add_argument("--seed", metavar="S", type=int, default=d["seed"])
-    ap.add_argument("--threads", metavar="K", type=int, default=d["threads"])
+    ap.add_argument("--threads", metavar="K", type=int, default=d["threads"], help="CPU threads per process")
+    ap.add_argument("--device", metavar="DEV", default=d["device"],
+                    help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N; on a GPU the frames live in "
+                         "its memory, and the forward passes run under bfloat16 autocast in channels-last layout")
+    ap.add_argument("--max-minutes", metavar="M", type=float, default=d["max_minutes"],
+                    help="stop after M minutes with the checkpoint written (rerun to go on)")
     ap.add_argument("--model-config", metavar="JSON", default=None, help="JSON of architecture keyword arguments")
     ap.add_argument("--w-silog", metavar="W", type=float, default=d["w_silog"])
     ap.add_argument("--w-ssim", metavar="W", type=float, default=d["w_ssim"])
@@ -277,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start from these weights (fine-tuning; same architecture, --model-config may add "
                          "modules)")
     ap.add_argument("--bf16", action="store_true",
-                    help="bfloat16 autocast for the forward passes (about 1.5x faster on CPUs with AVX512-BF16)")
+                    help="bfloat16 autocast for the forward passes on the CPU (about 1.5x faster on CPUs with AVX512-BF16; "
+                         "always on on a GPU)")
     ap.add_argument("--teacher-flip", action="store_true",
                     help="distil towards the mean of the teacher's depth for the frame and for its mirror image")
     ap.add_argument("--jpeg", metavar="P", type=float, default=d["jpeg"],

@@ -59,6 +59,17 @@ class FrameCache:
     def __len__(self) -> int:
         return self.rgb.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.rgb.device
+
+    def to(self, device: torch.device) -> FrameCache:
+        """The frames moved to ``device`` once (on a GPU: no copy per step, crops and augmentation run there)."""
+        for name in ("rgb", "depth", "gt", "mask", "teacher"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None, crop: tuple[int, int] | None = None,
               augment: Augment | None = None) -> Batch:
         """Frames ``idx`` as a ``Batch`` (with the teacher's depth when cached): one random ``crop`` window and
@@ -72,33 +83,38 @@ class FrameCache:
             batch = augment(batch, gen)
         return batch
 
-    def predict(self, model: torch.nn.Module, flip: bool = False, batch: int = 4, progress: bool = True) -> None:
-        """Cache ``model``'s depth for every whole frame (mean with the mirrored frame's when ``flip``)."""
+    def predict(self, models: list[torch.nn.Module], flip: bool = False, batch: int = 4,
+                progress: bool = True) -> None:
+        """Cache the mean depth of ``models`` for every whole frame (each also on the mirrored frame when
+        ``flip``), computed where the frames are (on a GPU under bfloat16 autocast)."""
         out = torch.empty_like(self.depth)
-        model.eval()
-        with torch.inference_mode():
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        for model in models:
+            model.eval()
+        with torch.inference_mode(), autocast:
             for s in tqdm(range(0, len(self), batch), desc="teacher targets", unit="batch", disable=not progress):
                 rgb, depth = self.rgb[s : s + batch].float() / 255.0, self.depth[s : s + batch].float()
-                pred = model(rgb, depth)
+                preds = [model(rgb, depth).float() for model in models]
                 if flip:
-                    pred = 0.5 * (pred + model(rgb.flip(-1), depth.flip(-1)).flip(-1))
-                out[s : s + batch] = pred.to(out.dtype)
+                    preds += [model(rgb.flip(-1), depth.flip(-1)).float().flip(-1) for model in models]
+                out[s : s + batch] = torch.stack(preds).mean(0).to(out.dtype)
         self.teacher = out
 
 
 def add_teacher_targets(data: FrameCache, config: TrainConfig, out: Path, write: bool, progress: bool) -> None:
     """Offline distillation: the teacher completes every whole training frame once (more context than a crop)
-    and its maps are cropped and mirrored with the frames. They are kept in ``OUT/teacher-targets.pt`` (written
-    when ``write``) and reused while the teacher, the flip, the frames and their size stay the same."""
-    teacher, _ = load(config.teacher)
+    and its maps are cropped and mirrored with the frames; several teachers (an ensemble) give the mean of their
+    maps. They are kept in ``OUT/teacher-targets.pt`` (written when ``write``) and reused while the teachers, the
+    flip, the frames and their size stay the same."""
+    teachers = [load(path)[0].to(data.device) for path in config.teacher]
     path = out / "teacher-targets.pt"
-    key = {"teacher": str(config.teacher), "flip": config.teacher_flip, "data": list(config.data),
+    key = {"teacher": " ".join(config.teacher), "flip": config.teacher_flip, "data": list(config.data),
            "size": config.size, "limit": config.limit, "frames": len(data)}
-    cached = torch.load(path, weights_only=True) if path.is_file() else None
+    cached = torch.load(path, weights_only=True, map_location=data.device) if path.is_file() else None
     if cached is not None and cached["key"] == key:
         data.teacher = cached["depth"]
         return
-    data.predict(teacher, flip=config.teacher_flip, progress=progress)
+    data.predict(teachers, flip=config.teacher_flip, batch=32 if data.device.type == "cuda" else 4, progress=progress)
     if write:
-        torch.save({"key": key, "depth": data.teacher}, out / ".teacher-targets.tmp")
+        torch.save({"key": key, "depth": data.teacher.cpu()}, out / ".teacher-targets.tmp")
         os.replace(out / ".teacher-targets.tmp", path)
