@@ -314,13 +314,13 @@ class EnsembleCompleter(DepthCompleter):
         return {"members": [m.provenance(sensor) for m in self.members]}
 
 
-def _network(name: str, folder: Path, backend: str, device: str) -> DepthCompleter:
+def _network(name: str, folder: Path, backend: str, device: str, flip: bool) -> DepthCompleter:
     from pipeline.weights import WeightsError
 
-    default = NetworkCompleter(folder / f"{name}.safetensors", backend=backend, device=device)
+    default = NetworkCompleter(folder / f"{name}.safetensors", backend=backend, device=device, flip=flip)
     by_sensor = {}
     for sensor, p in sensor_weights(folder, name).items():
-        net = NetworkCompleter(p, backend=backend, device=device)
+        net = NetworkCompleter(p, backend=backend, device=device, flip=flip)
         if net.card.get("sensor", sensor) != sensor:
             raise WeightsError(f"{p}: its card says it was made for sensor {net.card['sensor']!r}, not {sensor!r}")
         by_sensor[sensor] = net
@@ -328,12 +328,13 @@ def _network(name: str, folder: Path, backend: str, device: str) -> DepthComplet
 
 
 def make_completer(name: str, weights: str | Path | None = None, backend: str = "torch",
-                   device: str = "auto") -> DepthCompleter:
+                   device: str = "auto", flip: bool = False) -> DepthCompleter:
     """Completer by name. Networks load ``weights``: a ``.safetensors`` file (used for every frame), or a
     folder (default: the shipped ``weights/``) holding ``NAME.safetensors`` and optionally
     ``NAME-d435.safetensors`` / ``NAME-l515.safetensors``, used for frames of those camera families. They run on
     ``backend`` (torch, onnx or auto) on ``device`` (auto: the GPU when PyTorch sees one, where they run in
-    torch; cpu; cuda)."""
+    torch; cpu; cuda). ``flip``: a network's depth is the mean of its answers for the frame and for its mirror
+    image (better, at twice the time: for offline use)."""
     if name == "raw":
         return RawCompleter()
     if name == "fill":
@@ -343,6 +344,6 @@ def make_completer(name: str, weights: str | Path | None = None, backend: str = 
     if name in ("student", "teacher"):
         weights = Path(weights) if weights is not None else default_weights(name).parent
         if weights.is_dir():
-            return _network(name, weights, backend, device)
-        return NetworkCompleter(weights, backend=backend, device=device)
+            return _network(name, weights, backend, device, flip)
+        return NetworkCompleter(weights, backend=backend, device=device, flip=flip)
     raise ValueError(f"unknown depth completer {name!r}; choose one of {', '.join(COMPLETERS)}")

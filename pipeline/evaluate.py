@@ -169,14 +169,6 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _networks(completer: DepthCompleter) -> list[NetworkCompleter]:
-    """The networks inside a completer (one, or one per camera family)."""
-    if isinstance(completer, NetworkCompleter):
-        return [completer]
-    nets = [getattr(completer, "default", None), *getattr(completer, "by_sensor", {}).values()]
-    return [n for n in nets if isinstance(n, NetworkCompleter)]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="distillgrasp evaluate", description=__doc__,
                                  formatter_class=HelpFormatter)
@@ -208,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         completers = {}
         for name in names:
             completers[name] = make_completer(name, args.weights_dir if name in ("student", "teacher") else None,
-                                              device=args.device)
-            for net in _networks(completers[name]):
-                net.flip = args.flip
+                                              device=args.device, flip=args.flip)
         if args.ensemble:
             members = [NetworkCompleter(w, device=args.device, flip=args.flip) for w in args.ensemble]
             completers["ensemble"] = EnsembleCompleter(members)

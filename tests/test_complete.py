@@ -75,3 +75,14 @@ def test_complete_command_errors_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: no such folder: {tmp_path / 'none'}"
     assert main(["--data", str(data), "--format", "clearpose", "--out", str(tmp_path / "o")]) == 2
     assert "no clearpose frames found" in capsys.readouterr().err
+
+
+def test_complete_with_mirror_images_differs_and_says_so(tmp_path):
+    data = _transcg(tmp_path / "in", True)
+    plain = complete_folder([str(data)], tmp_path / "plain", "student", progress=False, limit=1)
+    flipped = complete_folder([str(data)], tmp_path / "flip", "student", progress=False, limit=1, flip=True)
+    assert flipped["flip"] and not plain["flip"]
+    stem = plain["written"][0]["stem"]
+    a = read_exr_depth(tmp_path / "plain" / f"{stem}-depth.exr")
+    b = read_exr_depth(tmp_path / "flip" / f"{stem}-depth.exr")
+    assert not np.array_equal(a, b) and np.abs(a - b).max() < 0.1  # the same network, both ways round
