@@ -10,9 +10,11 @@ mean with its mirrored frame) and those maps, cached in ``OUT/teacher-targets.pt
 with the frames; the student learns from them and from the ground truth. Every ``--val-every`` steps the model
 is scored on ``--val`` (transparent-pixel RMSE etc.), one JSON line is appended to ``OUT/log.jsonl``,
 ``OUT/last.pt`` is written (model, optimiser, step, random state) and, when the validation RMSE improves,
-``OUT/best.safetensors`` with its card. A rerun with the same ``--out`` resumes from ``last.pt``. Under
-``torchrun`` it trains with DistributedDataParallel (gloo on CPU, nccl on GPUs); every process draws different
-batches, rank 0 validates and writes.
+``OUT/best.safetensors`` with its card. A rerun with the same ``--out`` resumes from ``last.pt``.
+``--device auto`` trains on the GPU when there is one (frames held in its memory, bfloat16 autocast,
+channels-last). Under ``torchrun`` it trains with DistributedDataParallel (nccl on GPUs, gloo on CPUs); a
+``DistributedSampler`` splits every epoch between the processes, rank 0 validates and writes, and a run resumes on
+any number of processes. ``--data`` takes folders of frames or of shards (``distillgrasp shard``).
 """
 
 from __future__ import annotations

@@ -138,7 +138,9 @@ def train(config: TrainConfig) -> dict:
             logger.info("resuming %s at step %d (best val RMSE %.4f)", out, step, best)
     gen = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank + step * 7919)
     order = batches(len(data), config.batch, rank, world, config.seed, step * config.batch)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if gpu else None)
     model.train()
     augment = Augment(blur=config.blur, glint=config.glint)
     bar = tqdm(total=config.steps, initial=step, desc=f"train {config.arch}", unit="step", disable=not progress)
