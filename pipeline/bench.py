@@ -87,8 +87,6 @@ def bench_models(models: dict[str, torch.nn.Module], threads: int, runs: int, on
                 out[name][size] = {"torch_ms": ms}
         if not onnx or device.type != "cpu":
             continue
-        for m in models.values():
-            m.cpu()
         feeds = {"rgb": rgb.numpy(), "depth": depth.numpy()}
         onnx_fns = {}
         with tempfile.TemporaryDirectory() as tmp:

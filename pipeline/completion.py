@@ -154,15 +154,14 @@ class NetworkCompleter(DepthCompleter):
         from pipeline.weights import load
 
         model, card = load(weights)
-        self._setup(model, card, threads, backend, device)
-        self.flip = flip
+        self._setup(model, card, threads, backend, device, flip)
         self.sha256 = hashlib.sha256(Path(weights).with_suffix(".safetensors").read_bytes()).hexdigest()
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, card: dict, threads: int | None = None,
-                   backend: str = "torch", device: str = "cpu") -> "NetworkCompleter":
+                   backend: str = "torch", device: str = "cpu", flip: bool = False) -> "NetworkCompleter":
         self = cls.__new__(cls)
-        self._setup(model.eval(), card, threads, backend, device)
+        self._setup(model.eval(), card, threads, backend, device, flip)
         self.sha256 = None
         return self
 
@@ -170,7 +169,8 @@ class NetworkCompleter(DepthCompleter):
         return {"weights": f"sha256:{self.sha256[:16]}" if self.sha256 else "in memory",
                 "trained_for": self.card.get("sensor", "d435"), "backend": self.backend, "device": str(self.device)}
 
-    def _setup(self, model, card: dict, threads: int | None, backend: str, device: str = "cpu") -> None:
+    def _setup(self, model, card: dict, threads: int | None, backend: str, device: str = "cpu",
+               flip: bool = False) -> None:
         from pipeline.device import resolve_device
 
         if backend not in self.BACKENDS:
@@ -181,7 +181,7 @@ class NetworkCompleter(DepthCompleter):
                 raise ValueError("backend onnx runs on the CPU; use backend torch (or auto) with device cuda")
             backend = "torch"  # on a GPU the network runs in torch
         self.model, self.card, self.threads, self.backend = model.float().to(self.device), card, threads, backend
-        self.flip = False  # True: the mean of the frame's prediction and its mirror image's (offline use)
+        self.flip = flip  # True: the mean of the frame's prediction and its mirror image's (offline use)
         self.name = card.get("arch", "network")
         self._sessions: dict[tuple[int, int], object] = {}  # onnxruntime session per (H, W); None = use torch
 

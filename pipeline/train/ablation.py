@@ -83,9 +83,9 @@ def _launch(cmds: dict[str, list[str]], logs: Path, threads: int) -> dict[str, s
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     procs = {}
     for name, cmd in cmds.items():
-        with open(logs / f"{name}.log", "a") as log:
-            log.write("$ " + shlex.join(cmd) + "\n")
         with open(logs / f"{name}.out", "w") as out, open(logs / f"{name}.log", "a") as err:
+            err.write("$ " + shlex.join(cmd) + "\n")
+            err.flush()
             procs[name] = subprocess.Popen(cmd + ["--threads", str(threads)], env=env, stdout=out, stderr=err)
     return procs
 
@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"argv": sys.argv if argv is None else argv}
     teacher = args.teacher
     if teacher is None:
-        stage = run_stage(teacher_runs(args.data, args.val, args.device, args.teacher_init, args.teacher_batch), out / "teachers",
-                          args.teacher_minutes, args.threads)
+        runs = teacher_runs(args.data, args.val, args.device, args.teacher_init, args.teacher_batch)
+        stage = run_stage(runs, out / "teachers", args.teacher_minutes, args.threads)
         summary["teachers"] = stage
         trained = sorted((k for k in stage if not k.startswith("_")), key=lambda k: stage[k]["best_val_rmse"])
         chosen = trained if args.ensemble else trained[:1]

@@ -25,6 +25,11 @@ def reencode_jpeg(colour: np.ndarray, share: float, index: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else colour
 
 
+def _uniform(gen: torch.Generator, *shape: int) -> torch.Tensor:
+    """Uniform 0-1 draws of ``shape`` from ``gen``, on its device (the frames' device)."""
+    return torch.rand(shape, generator=gen, device=gen.device)
+
+
 def binomial_blur(x: torch.Tensor) -> torch.Tensor:
     """Each channel of ``x`` (BxCxHxW) smoothed by the 3x3 binomial kernel, edges replicated."""
     k = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
@@ -41,12 +46,12 @@ def glint_glass(rgb: torch.Tensor, mask: torch.Tensor, share: float, gen: torch.
     soft = binomial_blur(binomial_blur(mask))
     rim = 4 * soft * (1 - soft)  # 1 on the outline, 0 inside and outside
     gy, gx = soft[..., 2:, 1:-1] - soft[..., :-2, 1:-1], soft[..., 1:-1, 2:] - soft[..., 1:-1, :-2]
-    angle = 2 * torch.pi * torch.rand(b, 1, 1, 1, generator=gen, device=gen.device)
+    angle = 2 * torch.pi * _uniform(gen, b, 1, 1, 1)
     facing = F.pad(-(gx * torch.cos(angle) + gy * torch.sin(angle)), (1, 1, 1, 1))
     facing = (facing / facing.abs().amax((2, 3), keepdim=True).clamp_min(1e-6)).clamp_min(0)
-    chosen = torch.rand(b, 1, 1, 1, generator=gen, device=gen.device) < share
-    veil = chosen * 0.12 * torch.rand(b, 1, 1, 1, generator=gen, device=gen.device)
-    shine = chosen * (0.15 + 0.35 * torch.rand(b, 1, 1, 1, generator=gen, device=gen.device))
+    chosen = _uniform(gen, b, 1, 1, 1) < share
+    veil = chosen * 0.12 * _uniform(gen, b, 1, 1, 1)
+    shine = chosen * (0.15 + 0.35 * _uniform(gen, b, 1, 1, 1))
     light = (veil * soft + shine * rim * (0.3 + 0.7 * facing)).clamp(0, 1)
     return rgb + light * (1 - rgb)
 
@@ -71,7 +76,7 @@ class Augment:
 
     def __call__(self, batch: Batch, gen: torch.Generator) -> Batch:
         b = len(batch)
-        flip = (torch.rand(b, generator=gen, device=gen.device) < 0.5).view(b, 1, 1, 1)
+        flip = (_uniform(gen, b) < 0.5).view(b, 1, 1, 1)
         batch = batch.apply(lambda t: torch.where(flip, t.flip(-1), t))
         return replace(batch, rgb=self.colour(batch.rgb, batch.mask, gen))
 
@@ -79,13 +84,14 @@ class Augment:
         b = rgb.shape[0]
         if self.glint > 0:
             rgb = glint_glass(rgb, mask, self.glint, gen)
-        gain = 1 + 0.25 * (torch.rand(b, 1, 1, 1, generator=gen, device=gen.device) * 2 - 1)
-        tint = 1 + 0.06 * (torch.rand(b, 3, 1, 1, generator=gen, device=gen.device) * 2 - 1)
+        gain = 1 + 0.25 * (_uniform(gen, b, 1, 1, 1) * 2 - 1)
+        tint = 1 + 0.06 * (_uniform(gen, b, 3, 1, 1) * 2 - 1)
         gray = rgb.mean(1, keepdim=True)
-        sat = 1 + 0.3 * (torch.rand(b, 1, 1, 1, generator=gen, device=gen.device) * 2 - 1)
+        sat = 1 + 0.3 * (_uniform(gen, b, 1, 1, 1) * 2 - 1)
         rgb = (gray + (rgb - gray) * sat) * gain * tint
-        rgb = rgb + 0.02 * torch.rand(b, 1, 1, 1, generator=gen, device=gen.device) * torch.randn(rgb.shape, generator=gen, device=gen.device)
+        strength = 0.02 * _uniform(gen, b, 1, 1, 1)  # drawn before the noise, as it always was
+        rgb = rgb + strength * torch.randn(rgb.shape, generator=gen, device=gen.device)
         if self.blur > 0:
-            soft = torch.rand(b, generator=gen, device=gen.device) < self.blur
+            soft = _uniform(gen, b) < self.blur
             rgb = torch.where(soft.view(b, 1, 1, 1), binomial_blur(rgb), rgb)
         return rgb.clamp(0, 1)

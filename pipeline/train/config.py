@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.cli import HelpFormatter, parse_size
 from pipeline.errors import DistillGraspError
-from pipeline.weights import ARCHITECTURES
+from pipeline.weights import ARCHITECTURES, WeightsError, read_card
 
 ARCHS = ("teacher", "student")
 SHARES = ("jpeg", "blur", "glint")  # augmentation shares, 0-1
@@ -179,9 +179,9 @@ class TrainConfig:
         if self.teacher_flip and not self.teacher:
             raise ConfigError("--teacher-flip needs --teacher WEIGHTS")
         for teacher in self.teacher or ():
-            if _card("--teacher", teacher).get("arch", "teacher") != "teacher":
-                raise ConfigError(f"--teacher {teacher} holds a {_card('--teacher', teacher).get('arch')}, "
-                                  "not a teacher")
+            arch = _card("--teacher", teacher).get("arch", "teacher")
+            if arch != "teacher":
+                raise ConfigError(f"--teacher {teacher} holds a {arch}, not a teacher")
         if self.distils and not any(getattr(self, name) > 0 for name in TEACHER_TERMS):
             raise ConfigError(f"--teacher {teachers} with {', '.join(_flag(n) for n in TEACHER_TERMS)} all 0 "
                               "teaches nothing: give one a weight, or use --no-distill")
@@ -237,12 +237,9 @@ def _card(flag: str, weights: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"{flag} {weights}: no such weights file")
     try:
-        card = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{flag} {weights}: no readable card beside the weights ({exc})") from None
-    if not isinstance(card, dict):
-        raise ConfigError(f"{flag} {weights}: {path.with_suffix('.json')} is not a weights card")
-    return card
+        return read_card(path)
+    except WeightsError as exc:
+        raise ConfigError(f"{flag} {weights}: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,7 +106,6 @@ def add_teacher_targets(data: FrameCache, config: TrainConfig, out: Path, write:
     and its maps are cropped and mirrored with the frames; several teachers (an ensemble) give the mean of their
     maps. They are kept in ``OUT/teacher-targets.pt`` (written when ``write``) and reused while the teachers, the
     flip, the frames and their size stay the same."""
-    teachers = [load(path)[0].to(data.device) for path in config.teacher]
     path = out / "teacher-targets.pt"
     key = {"teacher": " ".join(config.teacher), "flip": config.teacher_flip, "data": list(config.data),
            "size": config.size, "limit": config.limit, "frames": len(data)}
@@ -114,6 +113,7 @@ def add_teacher_targets(data: FrameCache, config: TrainConfig, out: Path, write:
     if cached is not None and cached["key"] == key:
         data.teacher = cached["depth"]
         return
+    teachers = [load(weights)[0].to(data.device) for weights in config.teacher]
     data.predict(teachers, flip=config.teacher_flip, batch=32 if data.device.type == "cuda" else 4, progress=progress)
     if write:
         torch.save({"key": key, "depth": data.teacher.cpu()}, out / ".teacher-targets.tmp")
