@@ -125,10 +125,38 @@ WORKING_SCALE_TOLERANCE = 0.05
 KEEP_RAW_M = 0.01  # a valid raw reading the network moved by no more than this is returned exactly
 
 
+def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.ndarray, radius: int = 1,
+                    eps: float = 1e-4) -> np.ndarray:
+    """Upsample ``pred_small`` to the size of ``guide`` with the fast guided filter (He and Sun, 2015): fit
+    ``pred = a * guide + b`` in every (2 ``radius`` + 1)-pixel window at the small scale, upsample the averaged
+    ``a`` and ``b`` linearly, and apply them to the full-resolution guide (grey levels in 0-1). Depth edges then
+    follow the colour image's edges; ``eps`` (depth-metres x grey-level variance) keeps flat colour from
+    imprinting texture on the depth."""
+    k = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
+
+    mean_i, mean_p = box(guide_small), box(pred_small)
+    var_i = box(guide_small * guide_small) - mean_i * mean_i
+    cov_ip = box(guide_small * pred_small) - mean_i * mean_p
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    h, w = guide.shape
+    a_up = cv2.resize(box(a), (w, h), interpolation=cv2.INTER_LINEAR)
+    b_up = cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR)
+    return (a_up * guide + b_up).astype(np.float32)
+
+
+# Guided upsampling of the network's depth: window radius at the working scale, and eps (docs/experiments.md,
+# "Upsampling guided by colour", has the settings tried on simulated 640x480 frames).
+GUIDE_RADIUS, GUIDE_EPS = 1, 1e-4
+
+
 def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray:
     """Complete ``frame`` with ``run`` (numpy depth out for a frame in) at ``size`` (W, H), and return depth at
-    the frame's own resolution: the network's prediction upsampled (linearly, so that it stays continuous where
-    it filled a hole), and every valid raw reading the network left within ``KEEP_RAW_M`` returned exactly. What
+    the frame's own resolution: the network's prediction upsampled, guided by the colour image
+    (``guided_upsample``: continuous where it filled a hole, its edges where the colour's are), and every valid raw reading the network left within ``KEEP_RAW_M`` returned exactly. What
     counts as left alone is decided at the working scale, where the network saw it."""
     h, w = frame.shape
     shrink = size[0] < w
@@ -137,7 +165,12 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
                       intrinsics=frame.intrinsics.scaled(*size), name=frame.name, sensor=frame.sensor)
     pred_small = run(small).astype(np.float32)
     changed_small = ~((small.depth > 0) & (np.abs(pred_small - small.depth) <= KEEP_RAW_M))
-    pred = cv2.resize(pred_small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if shrink:  # back up to the frame's resolution, depth edges following the colour image's
+        gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        gray_small = cv2.cvtColor(small.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        pred = guided_upsample(pred_small, gray_small, gray, GUIDE_RADIUS, GUIDE_EPS)
+    else:
+        pred = cv2.resize(pred_small, (w, h), interpolation=cv2.INTER_LINEAR)
     # a pixel is the network's where any working-scale pixel it overlaps was changed
     changed = cv2.resize(cv2.dilate(changed_small.astype(np.uint8), np.ones((3, 3), np.uint8)), (w, h),
                          interpolation=cv2.INTER_NEAREST) > 0

@@ -4,7 +4,9 @@ and NaN as no-readings, every D400 model in the stereo family."""
 import numpy as np
 import pytest
 
-from pipeline.completion import KEEP_RAW_M, NetworkCompleter, make_completer
+import cv2
+
+from pipeline.completion import KEEP_RAW_M, NetworkCompleter, guided_upsample, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
 from pipeline.types import CameraIntrinsics, RGBDFrame, sensor_family
@@ -31,6 +33,24 @@ def test_the_network_works_at_its_training_scale(student, real_frame):
     small = K.scaled(320, 240)
     assert net.working_size(CameraIntrinsics(320, 240, net.train_fx, net.train_fx, 159.5, 119.5)) == (320, 240)
     assert net.working_size(small) != (320, 240)  # a squashed 1280x720 frame is not at the training scale
+
+
+def test_upsampled_depth_edges_follow_the_colour_image():
+    """A depth step at a colour edge, seen at quarter resolution: guided upsampling puts the step back where
+    the full-resolution colour edge is; linear upsampling smears it over the coarse pixels."""
+    w, h, edge = 160, 40, 83  # the edge falls inside a coarse pixel, not on its border
+    gray = np.where(np.arange(w) < edge, 0.2, 0.8).astype(np.float32)[None].repeat(h, 0)
+    depth = np.where(np.arange(w) < edge, 0.5, 0.8).astype(np.float32)[None].repeat(h, 0)
+    small_gray = cv2.resize(gray, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    small_depth = cv2.resize(depth, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    guided = guided_upsample(small_depth, small_gray, gray)
+    linear = cv2.resize(small_depth, (w, h), interpolation=cv2.INTER_LINEAR)
+    near = slice(edge - 6, edge + 6)
+    err_guided = np.abs(guided - depth)[:, near].mean()
+    err_linear = np.abs(linear - depth)[:, near].mean()
+    assert err_guided < 0.3 * err_linear
+    assert np.abs(guided - depth)[:, :edge - 8].max() < 1e-3  # flat regions stay flat
+    assert np.abs(guided - depth)[:, edge + 8:].max() < 1e-3
 
 
 def test_one_frame_from_two_input_sizes_agrees(student, real_frame):
