@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 
 from pipeline.errors import DistillGraspError
 from pipeline.metrics import MOVED_M
-from pipeline.types import RGBDFrame
+from pipeline.types import RGBDFrame, check_depth
 
 
 class PerceptionError(DistillGraspError):
@@ -57,11 +57,17 @@ class SceneCloud:
     def height(self, pts: np.ndarray) -> np.ndarray:
         return pts @ self.plane[:3] + self.plane[3]
 
-    def others(self, k: int) -> np.ndarray:
-        """Every object point that is not cluster ``k``'s (what its grasps must not touch)."""
-        if not self.cluster_labels:
-            return self.object_points
-        return self.object_points[self.labels != self.cluster_labels[k]]
+    def others(self, k: int, reach: float | None = None) -> np.ndarray:
+        """Every object point that is not cluster ``k``'s (what its grasps must not touch); with ``reach``
+        (metres), only those within that distance of the cluster's footprint box in x and y."""
+        pts = self.object_points
+        if self.cluster_labels:
+            pts = pts[self.labels != self.cluster_labels[k]]
+        if reach is not None and k < len(self.clusters) and len(pts):
+            xy = self.clusters[k][:, :2]
+            lo, hi = xy.min(0) - reach, xy.max(0) + reach
+            pts = pts[((pts[:, :2] >= lo) & (pts[:, :2] <= hi)).all(1)]
+        return pts
 
     def repaired_share(self, k: int) -> float:
         return self.repaired[k] if k < len(self.repaired) else 0.0
@@ -70,21 +76,65 @@ class SceneCloud:
 REPAIR_THRESHOLD_M = MOVED_M
 
 
-def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
-                 max_range: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None, max_range: float = 2.0,
+                 spacing: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Valid depth pixels of ``frame`` as Nx3 points in the base frame, and per point whether the depth was
-    repaired (``raw_depth`` missing there or more than 1 cm away; all False without ``raw_depth``)."""
+    repaired (``raw_depth`` missing there or more than 1 cm away; all False without ``raw_depth``).
+
+    ``spacing`` (metres) thins the image first: every k-th pixel in both directions, k chosen so that
+    neighbouring kept pixels lie about ``spacing`` apart at the frame's median depth (a 320x240 D435 frame of a
+    table 0.8 m away keeps every second pixel at 4 mm; a 1280x720 one every fifth). It does the work of a voxel
+    grid at a fraction of its cost, on any resolution."""
     if frame.T_base_cam is None:
         raise PerceptionError("frame has no camera pose (T_base_cam); cannot place points in the robot frame")
-    pts = frame.intrinsics.depth_to_points(frame.depth).reshape(-1, 3)
-    keep = (pts[:, 2] > 0) & (pts[:, 2] < max_range)
+    K, depth = frame.intrinsics, frame.depth
+    check_depth(depth, "depth", (K.height, K.width))
+    step = 1
+    if spacing:
+        coarse = depth[::4, ::4]
+        valid = coarse[(coarse > 0) & (coarse < max_range)]
+        if len(valid):
+            step = max(1, int(round(np.sqrt(K.fx * K.fy) * spacing / float(np.median(valid)))))
+    z = depth[::step, ::step]
+    keep = (z > 0) & (z < max_range)
+    rows, cols = np.nonzero(keep)
+    z, u, v = z[rows, cols], cols * step, rows * step
+    pts = np.column_stack([(u - K.cx) / K.fx * z, (v - K.cy) / K.fy * z, z])
     if raw_depth is None:
-        repaired = np.zeros(int(keep.sum()), bool)
+        repaired = np.zeros(len(z), bool)
     else:
-        raw = raw_depth.reshape(-1)[keep]
-        repaired = (raw <= 0) | (np.abs(raw - pts[keep, 2]) > REPAIR_THRESHOLD_M)
+        raw = raw_depth[::step, ::step][keep]
+        repaired = (raw <= 0) | (np.abs(raw - z) > REPAIR_THRESHOLD_M)
     T = frame.T_base_cam
-    return pts[keep].astype(np.float64) @ T[:3, :3].T + T[:3, 3], repaired
+    return pts @ T[:3, :3].T + T[:3, 3], repaired
+
+
+def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 0,
+              sample: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """The plane (a, b, c, d; unit normal, n . p + d = 0) holding the most points within ``distance``, and the
+    mask of those points: RANSAC over ``iterations`` three-point hypotheses, all scored at once on a seeded
+    sample of ``sample`` points, the winner refitted by least squares to its inliers among all points. The
+    same points and seed give the same plane."""
+    rng = np.random.default_rng(seed)
+    sub = points if len(points) <= sample else points[rng.choice(len(points), sample, replace=False)]
+    a, b, c = (sub[i] for i in rng.integers(0, len(sub), (3, iterations)))
+    normals = np.cross(b - a, c - a)
+    norms = np.linalg.norm(normals, axis=1)
+    ok = norms > 1e-12
+    if not ok.any():
+        return np.array([0.0, 0.0, 1.0, 0.0]), np.zeros(len(points), bool)
+    normals = normals[ok] / norms[ok, None]
+    offsets = -(normals * a[ok]).sum(1)
+    counts = (np.abs(sub @ normals.T + offsets) < distance).sum(0)
+    best = int(np.argmax(counts))
+    n, d = normals[best], offsets[best]
+    inliers = np.abs(points @ n + d) < distance
+    if inliers.sum() >= 3:  # least squares: the normal is the direction of least spread of the inliers
+        centre = points[inliers].mean(0)
+        n = np.linalg.svd(points[inliers] - centre, full_matrices=False)[2][-1]
+        d = -float(n @ centre)
+        inliers = np.abs(points @ n + d) < distance
+    return np.array([*n, d], dtype=np.float64), inliers
 
 
 def table_aligned_pose(frame: RGBDFrame, table_point: tuple[float, float, float] = (0.75, 0.0, 0.0),
@@ -96,14 +146,11 @@ def table_aligned_pose(frame: RGBDFrame, table_point: tuple[float, float, float]
     pts = pts[(pts[:, 2] > 0) & (pts[:, 2] < cfg.max_range)]
     if len(pts) < 100:
         raise PerceptionError(f"only {len(pts)} valid depth points; cannot find the table")
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts)).voxel_down_sample(cfg.voxel)
-    o3d.utility.random.seed(0)
-    plane, inliers = pcd.segment_plane(cfg.plane_distance, 3, cfg.plane_iterations)
-    if len(inliers) < cfg.min_table_share * len(pcd.points):
-        raise PerceptionError(f"no table found: the largest plane holds {len(inliers)} of {len(pcd.points)} points")
-    n, d = np.asarray(plane[:3], dtype=np.float64), float(plane[3])
-    scale = np.linalg.norm(n)
-    n, d = n / scale, d / scale
+    pts = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts)).voxel_down_sample(cfg.voxel).points)
+    plane, inliers = fit_plane(pts, cfg.plane_distance, cfg.plane_iterations)
+    if inliers.sum() < cfg.min_table_share * len(pts):
+        raise PerceptionError(f"no table found: the largest plane holds {int(inliers.sum())} of {len(pts)} points")
+    n, d = plane[:3], float(plane[3])
     if n[2] > 0:  # the table's normal points up, towards the camera (which looks along +z)
         n, d = -n, -d
     if abs(n[2]) < 0.2:
@@ -120,30 +167,28 @@ def table_aligned_pose(frame: RGBDFrame, table_point: tuple[float, float, float]
 
 
 def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
-            repaired: np.ndarray | None = None) -> SceneCloud:
+            repaired: np.ndarray | None = None, downsample: bool = True) -> SceneCloud:
     """Remove the table plane and cluster what stands on it (``repaired``: per-point flags from
-    ``frame_points``, averaged per cluster)."""
+    ``frame_points``, averaged per cluster). The points are first thinned on a ``cfg.voxel`` grid, unless
+    ``downsample`` is False (points already that far apart: ``frame_points(..., spacing=cfg.voxel)``)."""
     if len(points) < 100:
         raise PerceptionError(f"only {len(points)} valid depth points; nothing to segment")
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    flags = np.zeros(len(points)) if repaired is None else repaired.astype(np.float64)
-    pcd.colors = o3d.utility.Vector3dVector(np.column_stack([flags, flags, flags]))  # averaged by the voxel grid
-    pcd = pcd.voxel_down_sample(cfg.voxel)
-    o3d.utility.random.seed(seed)
-    plane, inliers = pcd.segment_plane(cfg.plane_distance, 3, cfg.plane_iterations)
-    plane = np.asarray(plane, dtype=np.float64)
-    pts = np.asarray(pcd.points)
-    share = np.asarray(pcd.colors)[:, 0]
-    if len(inliers) < cfg.min_table_share * len(pts):
-        raise PerceptionError(f"no table found: the largest plane holds {len(inliers)} of {len(pts)} points")
-    plane /= np.linalg.norm(plane[:3])
+    share = np.zeros(len(points)) if repaired is None else repaired.astype(np.float64)
+    pts = np.asarray(points, dtype=np.float64)
+    if downsample:
+        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+        pcd.colors = o3d.utility.Vector3dVector(np.column_stack([share, share, share]))  # averaged per voxel
+        pcd = pcd.voxel_down_sample(cfg.voxel)
+        pts, share = np.asarray(pcd.points), np.asarray(pcd.colors)[:, 0]
+    plane, table_mask = fit_plane(pts, cfg.plane_distance, cfg.plane_iterations, seed)
+    if table_mask.sum() < cfg.min_table_share * len(pts):
+        raise PerceptionError(f"no table found: the largest plane holds {int(table_mask.sum())} of {len(pts)} "
+                              "points")
     if plane[2] < 0:  # normal pointing up (base z)
         plane = -plane
     if plane[2] < 0.8:
         raise PerceptionError(f"the dominant plane is not horizontal (normal {np.round(plane[:3], 2).tolist()})")
     h = pts @ plane[:3] + plane[3]
-    table_mask = np.zeros(len(pts), bool)
-    table_mask[inliers] = True
     above = (~table_mask) & (h > cfg.min_height)
     obj, obj_share, obj_h = pts[above], share[above], h[above]
     if len(obj) == 0:

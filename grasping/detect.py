@@ -107,34 +107,39 @@ class GraspDetector:
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
         xy = pts[:, :2]
-        others = scene.others(k)
+        others = scene.others(k, self._reach())
         repaired = scene.repaired_share(k)
         gap = g.finger_thickness + 2 * cfg.neighbour_clearance  # a finger fits into a gap this wide
         centres = np.unique(np.round(xy / cfg.part_step), axis=0) * cfg.part_step
         runs = []  # every run under a pad strip: (yaw, centre of the run, extent, its points)
         for yaw in np.radians(np.arange(0.0, 180.0, cfg.part_yaw_step_deg)):
             d, n = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
+            order = np.argsort(xy @ d)  # the points in order along the closing direction, once per direction
+            along_all, across_all = xy[order] @ d, xy[order] @ n
             for c in centres:
-                rel = xy - c
-                strip = np.flatnonzero(np.abs(rel @ n) < g.finger_depth / 2)
+                strip = np.flatnonzero(np.abs(across_all - c @ n) < g.finger_depth / 2)
                 if len(strip) < 10:
                     continue
-                along = rel[strip] @ d
-                order = np.argsort(along)
-                a = along[order]
+                a = along_all[strip] - c @ d
                 cuts = np.flatnonzero(np.diff(a) > gap)  # runs of points without a finger-wide gap
-                starts, ends = np.r_[0, cuts + 1], np.r_[cuts, len(a) - 1]
+                starts, ends = np.concatenate(([0], cuts + 1)), np.concatenate((cuts, [len(a) - 1]))
                 run = int(np.argmin(np.abs((a[starts] + a[ends]) / 2)))  # the run nearest the centre
                 if ends[run] - starts[run] >= 10:
                     lo, hi = a[starts[run]], a[ends[run]]
-                    runs.append((yaw, c + d * (lo + hi) / 2, hi - lo, strip[order[starts[run]:ends[run] + 1]]))
+                    runs.append((yaw, c + d * (lo + hi) / 2, hi - lo, order[strip[starts[run]:ends[run] + 1]]))
         out = []
-        for yaw, mid, extent, part in runs:
+        if not runs:
+            return out
+        yaws = np.array([r[0] for r in runs])
+        mids = np.array([r[1] for r in runs])
+        extents = np.array([r[2] for r in runs])
+        for i, (yaw, mid, extent, part) in enumerate(runs):
             if extent + cfg.min_width_margin > g.stroke_m:
                 continue
             # through a part's axis, not along a chord near its edge or through a waist: the widest run among
             # the parallel ones nearby
-            widest = max(e for y, m, e, _ in runs if y == yaw and np.linalg.norm(m - mid) < cfg.part_neighbourhood)
+            near = (yaws == yaw) & (np.linalg.norm(mids - mid, axis=1) < cfg.part_neighbourhood)
+            widest = extents[near].max()
             if extent < cfg.part_axis_share * widest:
                 continue
             width = min(extent + cfg.width_margin, g.stroke_m)
@@ -167,7 +172,7 @@ class GraspDetector:
         inner = h[r_xy < radius - g.finger_thickness - cfg.rim_opening / 2]
         if len(inner) and np.percentile(inner, 90) > top - g.finger_length / 2:
             return []  # something high inside the rim: not an opening the finger can enter
-        others = scene.others(k)
+        others = scene.others(k)  # a rim pinch may lie outside the footprint box: every neighbour
         repaired = scene.repaired_share(k)
         out = []
         for theta in np.linspace(-np.pi, np.pi, cfg.rim_angles, endpoint=False):
@@ -208,7 +213,7 @@ class GraspDetector:
         w, v = np.linalg.eigh(cov)
         minor = v[:, 0]
         base_yaw = float(np.arctan2(minor[1], minor[0]))
-        others = scene.others(k)
+        others = scene.others(k, self._reach())
         repaired = scene.repaired_share(k)
         out = []
         for off in cfg.yaw_offsets_deg:
@@ -235,6 +240,15 @@ class GraspDetector:
                                  float(score), k))
                 break
         return out
+
+    def _reach(self) -> float:
+        """How far from a cluster's footprint box the open gripper can touch anything: a grasp centre lies in
+        the box, and a finger reaches half the stroke plus its thickness along the closing direction and half
+        its depth across; the palm half its width and depth (plus the clearance kept from neighbours)."""
+        cfg, g = self.config, self.config.gripper
+        along = max(g.stroke_m / 2 + g.finger_thickness, g.palm_width / 2)
+        across = max(g.finger_depth / 2, g.palm_depth / 2)
+        return float(np.hypot(along, across)) + cfg.neighbour_clearance + 0.01
 
     @staticmethod
     def _z_at(scene: SceneCloud, xy: np.ndarray, height: float) -> float:

@@ -62,9 +62,10 @@ def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetecto
     try:
         completed = completer.complete(frame)
         lap("complete")
-        points, repaired = frame_points(completed, raw_depth=frame.depth)
+        cfg = CloudConfig()
+        points, repaired = frame_points(completed, raw_depth=frame.depth, spacing=cfg.voxel)
         lap("cloud")
-        scene = segment(points, CloudConfig(), repaired=repaired)
+        scene = segment(points, cfg, repaired=repaired, downsample=False)
         lap("segment")
         grasps = detector.detect(scene)
         lap("detect")

@@ -6,13 +6,14 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from grasping.cloud import PerceptionError, segment
+from grasping.cloud import PerceptionError, fit_plane, frame_points, segment
 from grasping.detect import DetectorConfig, GraspDetector
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
 from pipeline.completion import make_completer
 from pipeline.config import DEFAULT_GRIPPER
+from pipeline.types import CameraIntrinsics, RGBDFrame
 
 Q_RANDOM = np.random.default_rng(0).uniform(-np.pi, np.pi, (5, 6))
 
@@ -487,3 +488,46 @@ def test_every_failure_reason_the_cells_give_is_on_the_fixed_list():
     assert given and {failure_kind(r) for r in given} <= set(FAILURES), given
     assert failure_kind("IK failure: pose at [1, 0, 0] m is beyond reach") == "IK failure"
     assert failure_kind("something new") == "other"
+
+
+def test_table_plane_fit_is_exact_and_repeatable():
+    """RANSAC + least squares finds a tilted table among 40% clutter, and the same points give the same plane."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-0.3, 0.3, (6000, 2))
+    n = np.array([0.05, -0.03, 1.0]) / np.linalg.norm([0.05, -0.03, 1.0])
+    table = np.column_stack([xy, -(n[0] * xy[:, 0] + n[1] * xy[:, 1] + 0.02) / n[2]])
+    table += rng.normal(0, 0.001, table.shape)
+    clutter = rng.uniform([-0.3, -0.3, 0.01], [0.3, 0.3, 0.3], (4000, 3))
+    pts = np.concatenate([table, clutter])
+    plane, inliers = fit_plane(pts, 0.006, 200)
+    assert np.degrees(np.arccos(abs(plane[:3] @ n))) < 0.3
+    assert inliers[:6000].mean() > 0.99 and inliers[6000:].mean() < 0.05
+    again, same = fit_plane(pts, 0.006, 200)
+    assert np.array_equal(plane, again) and np.array_equal(inliers, same)
+
+
+def test_frame_points_thin_the_image_to_the_same_spacing_at_any_resolution():
+    """A table 0.8 m below a camera looking straight down: every k-th pixel, k set by focal length and depth,
+    so a 640x480 frame and a 320x240 one give points about as far apart, placed where the full image puts them."""
+    T = np.eye(4)
+    T[:3, :3] = np.diag([1.0, -1.0, -1.0])  # looking down
+    T[2, 3] = 0.8
+    spacings = []
+    for w, h, f in ((320, 240, 307.5), (640, 480, 615.0)):
+        K = CameraIntrinsics(w, h, f, f, (w - 1) / 2, (h - 1) / 2)
+        frame = RGBDFrame(np.zeros((h, w, 3), np.uint8), np.full((h, w), 0.8, np.float32), K, T_base_cam=T)
+        full, _ = frame_points(frame)
+        thin, repaired = frame_points(frame, raw_depth=frame.depth, spacing=0.004)
+        assert np.allclose(thin[:, 2], 0.0, atol=1e-6) and not repaired.any()
+        assert set(map(tuple, np.round(thin, 6))) <= set(map(tuple, np.round(full, 6)))
+        row = thin[np.abs(thin[:, 1] - thin[0, 1]) < 1e-9, 0]
+        spacings.append(float(np.median(np.diff(np.sort(row)))))
+    assert all(0.003 <= s <= 0.0055 for s in spacings)
+    assert len(frame_points(frame, spacing=0.004)[0]) < len(full) / 4
+
+
+def test_segmentation_is_repeatable():
+    pts = _table_and_cylinder(0.03)
+    a, b = segment(pts), segment(pts)
+    assert np.array_equal(a.plane, b.plane) and len(a.clusters) == len(b.clusters)
+    assert all(np.array_equal(x, y) for x, y in zip(a.clusters, b.clusters))
