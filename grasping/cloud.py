@@ -94,7 +94,7 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None, max_rang
         coarse = depth[::4, ::4]
         valid = coarse[(coarse > 0) & (coarse < max_range)]
         if len(valid):
-            step = max(1, int(round(np.sqrt(K.fx * K.fy) * spacing / float(np.median(valid)))))
+            step = max(1, round(np.sqrt(K.fx * K.fy) * spacing / float(np.median(valid))))
     z = depth[::step, ::step]
     keep = (z > 0) & (z < max_range)
     rows, cols = np.nonzero(keep)

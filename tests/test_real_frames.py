@@ -1,10 +1,9 @@
 """Real frames as they come: any resolution and aspect (the completer works at its training scale), far codes
 and NaN as no-readings, every D400 model in the stereo family."""
 
+import cv2
 import numpy as np
 import pytest
-
-import cv2
 
 from pipeline.completion import KEEP_RAW_M, NetworkCompleter, guided_upsample, make_completer
 from pipeline.data.dataset import resize_frame
