@@ -110,13 +110,14 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None, max_rang
 
 
 def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 0,
-              sample: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+              sample: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """The plane (a, b, c, d; unit normal, n . p + d = 0) holding the most points within ``distance``, and the
     mask of those points: RANSAC over ``iterations`` three-point hypotheses, all scored at once on a seeded
     sample of ``sample`` points, the winner refitted by least squares to its inliers among all points. The
     same points and seed give the same plane."""
     rng = np.random.default_rng(seed)
-    sub = points if len(points) <= sample else points[rng.choice(len(points), sample, replace=False)]
+    sub = points if len(points) <= sample else points[rng.integers(0, len(points), sample)]
+    sub = sub.astype(np.float32)
     a, b, c = (sub[i] for i in rng.integers(0, len(sub), (3, iterations)))
     normals = np.cross(b - a, c - a)
     norms = np.linalg.norm(normals, axis=1)
@@ -127,11 +128,12 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 
     offsets = -(normals * a[ok]).sum(1)
     counts = (np.abs(sub @ normals.T + offsets) < distance).sum(0)
     best = int(np.argmax(counts))
-    n, d = normals[best], offsets[best]
+    n, d = normals[best].astype(np.float64), float(offsets[best])
     inliers = np.abs(points @ n + d) < distance
     if inliers.sum() >= 3:  # least squares: the normal is the direction of least spread of the inliers
         centre = points[inliers].mean(0)
-        n = np.linalg.svd(points[inliers] - centre, full_matrices=False)[2][-1]
+        spread = points[inliers] - centre
+        n = np.linalg.eigh(spread.T @ spread)[1][:, 0]
         d = -float(n @ centre)
         inliers = np.abs(points @ n + d) < distance
     return np.array([*n, d], dtype=np.float64), inliers
