@@ -62,10 +62,9 @@ def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetecto
     try:
         completed = completer.complete(frame)
         lap("complete")
-        cfg = CloudConfig()
-        points, repaired = frame_points(completed, raw_depth=frame.depth, spacing=cfg.voxel)
+        points, repaired = frame_points(completed, raw_depth=frame.depth)
         lap("cloud")
-        scene = segment(points, cfg, repaired=repaired, downsample=False)
+        scene = segment(points, CloudConfig(), repaired=repaired)
         lap("segment")
         grasps = detector.detect(scene)
         lap("detect")

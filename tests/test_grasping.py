@@ -6,7 +6,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from grasping.cloud import PerceptionError, fit_plane, frame_points, segment
+from grasping.cloud import PerceptionError, fit_plane, segment, voxel_average
 from grasping.detect import DetectorConfig, GraspDetector
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
@@ -506,24 +506,22 @@ def test_table_plane_fit_is_exact_and_repeatable():
     assert np.array_equal(plane, again) and np.array_equal(inliers, same)
 
 
-def test_frame_points_thin_the_image_to_the_same_spacing_at_any_resolution():
-    """A table 0.8 m below a camera looking straight down: every k-th pixel, k set by focal length and depth,
-    so a 640x480 frame and a 320x240 one give points about as far apart, placed where the full image puts them."""
-    T = np.eye(4)
-    T[:3, :3] = np.diag([1.0, -1.0, -1.0])  # looking down
-    T[2, 3] = 0.8
-    spacings = []
-    for w, h, f in ((320, 240, 307.5), (640, 480, 615.0)):
-        K = CameraIntrinsics(w, h, f, f, (w - 1) / 2, (h - 1) / 2)
-        frame = RGBDFrame(np.zeros((h, w, 3), np.uint8), np.full((h, w), 0.8, np.float32), K, T_base_cam=T)
-        full, _ = frame_points(frame)
-        thin, repaired = frame_points(frame, raw_depth=frame.depth, spacing=0.004)
-        assert np.allclose(thin[:, 2], 0.0, atol=1e-6) and not repaired.any()
-        assert set(map(tuple, np.round(thin, 6))) <= set(map(tuple, np.round(full, 6)))
-        row = thin[np.abs(thin[:, 1] - thin[0, 1]) < 1e-9, 0]
-        spacings.append(float(np.median(np.diff(np.sort(row)))))
-    assert all(0.003 <= s <= 0.0055 for s in spacings)
-    assert len(frame_points(frame, spacing=0.004)[0]) < len(full) / 4
+def test_voxel_average_matches_open3d():
+    """One mean point (and mean value) per occupied voxel, on open3d's grid."""
+    import open3d as o3d
+
+    rng = np.random.default_rng(5)
+    pts = rng.uniform(0, 0.1, (5000, 3))
+    vals = rng.uniform(0, 1, 5000)
+    means, avg = voxel_average(pts, vals, 0.004)
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+    pcd.colors = o3d.utility.Vector3dVector(np.column_stack([vals, vals, vals]))
+    ref = pcd.voxel_down_sample(0.004)
+    ref_pts, ref_vals = np.asarray(ref.points), np.asarray(ref.colors)[:, 0]
+    assert len(means) == len(ref_pts)
+    order, ref_order = np.lexsort(means.T), np.lexsort(ref_pts.T)
+    assert np.allclose(means[order], ref_pts[ref_order], atol=1e-9)
+    assert np.allclose(avg[order], ref_vals[ref_order], atol=1e-9)
 
 
 def test_segmentation_is_repeatable():
