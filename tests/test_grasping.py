@@ -13,7 +13,6 @@ from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
 from pipeline.completion import make_completer
 from pipeline.config import DEFAULT_GRIPPER
-from pipeline.types import CameraIntrinsics, RGBDFrame
 
 Q_RANDOM = np.random.default_rng(0).uniform(-np.pi, np.pi, (5, 6))
 
