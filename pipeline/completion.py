@@ -131,7 +131,7 @@ def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.n
     ``pred = a * guide + b`` in every (2 ``radius`` + 1)-pixel window at the small scale, upsample the averaged
     ``a`` and ``b`` linearly, and apply them to the full-resolution guide (grey levels in 0-1). Depth edges then
     follow the colour image's edges; ``eps`` (depth-metres x grey-level variance) keeps flat colour from
-    imprinting texture on the depth."""
+    imprinting texture on the depth. The result stays within the depths of the neighbouring small pixels."""
     k = (2 * radius + 1, 2 * radius + 1)
 
     def box(x: np.ndarray) -> np.ndarray:
@@ -145,7 +145,11 @@ def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.n
     h, w = guide.shape
     a_up = cv2.resize(box(a), (w, h), interpolation=cv2.INTER_LINEAR)
     b_up = cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR)
-    return (a_up * guide + b_up).astype(np.float32)
+    # never beyond the depths of the small pixels around: strong colour edges on smooth depth would overshoot
+    kernel = np.ones((3, 3), np.uint8)
+    lo = cv2.resize(cv2.erode(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST)
+    hi = cv2.resize(cv2.dilate(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST)
+    return np.clip(a_up * guide + b_up, lo, hi).astype(np.float32)
 
 
 # Guided upsampling of the network's depth: window radius at the working scale, and eps (docs/experiments.md,

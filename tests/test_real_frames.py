@@ -50,6 +50,12 @@ def test_upsampled_depth_edges_follow_the_colour_image():
     assert err_guided < 0.3 * err_linear
     assert np.abs(guided - depth)[:, :edge - 8].max() < 1e-3  # flat regions stay flat
     assert np.abs(guided - depth)[:, edge + 8:].max() < 1e-3
+    # colour noise over a smooth ramp: no depth beyond what the small pixels around hold (never negative)
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 1, (h, w)).astype(np.float32)
+    ramp = np.linspace(0.1, 0.2, w // 4, dtype=np.float32)[None].repeat(h // 4, 0)
+    out = guided_upsample(ramp, cv2.resize(noise, (w // 4, h // 4), interpolation=cv2.INTER_AREA), noise)
+    assert out.min() >= 0.1 - 1e-6 and out.max() <= 0.2 + 1e-6
 
 
 def test_one_frame_from_two_input_sizes_agrees(student, real_frame):
