@@ -30,9 +30,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q tests
 
-# The published grasping figures (README): report scene set 9, touched once after every choice was made.
-# Development scene sets are 0-8. About an hour on two cores; rerunning resumes where a run stopped.
-# The report scene set: run once, after every choice (set 9 reported the code of commit 3eab554).
+# The published grasping figures (README): report scene set REPORT_SEED, touched once after every choice was
+# made (set 9 reported the code of commit 3eab554). Development scene sets are 0-8. About an hour on two cores;
+# rerunning resumes where a run stopped.
 REPORT_SEED ?= 10
 
 report-trials: setup

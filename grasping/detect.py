@@ -133,7 +133,7 @@ class GraspDetector:
         yaws = np.array([r[0] for r in runs])
         mids = np.array([r[1] for r in runs])
         extents = np.array([r[2] for r in runs])
-        for i, (yaw, mid, extent, part) in enumerate(runs):
+        for yaw, mid, extent, part in runs:
             if extent + cfg.min_width_margin > g.stroke_m:
                 continue
             # through a part's axis, not along a chord near its edge or through a waist: the widest run among

@@ -125,8 +125,13 @@ WORKING_SCALE_TOLERANCE = 0.05
 KEEP_RAW_M = 0.01  # a valid raw reading the network moved by no more than this is returned exactly
 
 
-def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.ndarray, radius: int = 1,
-                    eps: float = 1e-4) -> np.ndarray:
+# Guided upsampling of the network's depth: window radius at the working scale, and eps (docs/experiments.md,
+# "Upsampling guided by colour", has the settings tried on simulated 640x480 frames).
+GUIDE_RADIUS, GUIDE_EPS = 1, 1e-4
+
+
+def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.ndarray,
+                    radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS) -> np.ndarray:
     """Upsample ``pred_small`` to the size of ``guide`` with the fast guided filter (He and Sun, 2015): fit
     ``pred = a * guide + b`` in every (2 ``radius`` + 1)-pixel window at the small scale, upsample the averaged
     ``a`` and ``b`` linearly, and apply them to the full-resolution guide (grey levels in 0-1). Depth edges then
@@ -152,16 +157,12 @@ def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.n
     return np.clip(a_up * guide + b_up, lo, hi).astype(np.float32)
 
 
-# Guided upsampling of the network's depth: window radius at the working scale, and eps (docs/experiments.md,
-# "Upsampling guided by colour", has the settings tried on simulated 640x480 frames).
-GUIDE_RADIUS, GUIDE_EPS = 1, 1e-4
-
-
 def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray:
     """Complete ``frame`` with ``run`` (numpy depth out for a frame in) at ``size`` (W, H), and return depth at
     the frame's own resolution: the network's prediction upsampled, guided by the colour image
-    (``guided_upsample``: continuous where it filled a hole, its edges where the colour's are), and every valid raw reading the network left within ``KEEP_RAW_M`` returned exactly. What
-    counts as left alone is decided at the working scale, where the network saw it."""
+    (``guided_upsample``: continuous where it filled a hole, its edges where the colour's are), and every valid
+    raw reading the network left within ``KEEP_RAW_M`` returned exactly. What counts as left alone is decided at
+    the working scale, where the network saw it."""
     h, w = frame.shape
     shrink = size[0] < w
     small = RGBDFrame(rgb=cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
@@ -172,7 +173,7 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
     if shrink:  # back up to the frame's resolution, depth edges following the colour image's
         gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         gray_small = cv2.cvtColor(small.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        pred = guided_upsample(pred_small, gray_small, gray, GUIDE_RADIUS, GUIDE_EPS)
+        pred = guided_upsample(pred_small, gray_small, gray)
     else:
         pred = cv2.resize(pred_small, (w, h), interpolation=cv2.INTER_LINEAR)
     # a pixel is the network's where any working-scale pixel it overlaps was changed
