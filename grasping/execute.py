@@ -39,6 +39,7 @@ class PickResult:
     gripper_holding: bool | None = None  # the gripper's own report
     timings: dict[str, float] = field(default_factory=dict)
     stop_active: bool = False  # a protective or emergency stop ended the pick: the session must end too
+    contact: bool | None = None  # the guarded descent stopped on a contact before the grasp pose (None: no descent)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,14 +86,14 @@ class PickExecutor:
                                        cfg.descend_speed)
             self.robot.move_linear(transit, cfg.approach_speed)
             self.robot.move_linear(above, cfg.approach_speed)
-            self.robot.move_linear(at, cfg.descend_speed)
+            contact = self.robot.descend(at, cfg.descend_speed)  # guarded: stops on the first contact
             timings["approach_s"] = time.perf_counter() - t0
             if check_approach is not None:
                 ok, why = check_approach()
                 if not ok:
                     self.robot.move_linear(above, cfg.descend_speed)
                     timings["total_s"] = time.perf_counter() - t0
-                    return PickResult(False, why, None, timings)
+                    return PickResult(False, why, None, timings, contact=contact)
             holding = self.gripper.close(cfg.grip_force)
             self.robot.move_linear(lifted, cfg.descend_speed)
             self.wait(cfg.hold_s)
@@ -106,7 +107,7 @@ class PickExecutor:
             self.gripper.open()
             self.robot.move_linear(parked, cfg.approach_speed)
             timings["total_s"] = time.perf_counter() - t0
-            return PickResult(ok, "ok" if ok else why, holding, timings)
+            return PickResult(ok, "ok" if ok else why, holding, timings, contact=contact)
         except IKError as exc:
             self._safe_stop()
             return PickResult(False, f"IK failure: {exc}", holding, timings)

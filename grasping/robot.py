@@ -87,6 +87,13 @@ class Robot(abc.ABC):
     def move_linear(self, pose: np.ndarray, speed: float) -> np.ndarray:
         """Move the TCP in a straight line to ``pose`` at ``speed`` m/s; returns the pose reached."""
 
+    def descend(self, pose: np.ndarray, speed: float) -> bool:
+        """A guarded straight-line move to ``pose``: the arm stops at the first contact it senses and backs off
+        a little; True when it stopped on contact, False when it reached ``pose``. This default, for an arm
+        that senses no contact, is a plain ``move_linear``."""
+        self.move_linear(pose, speed)
+        return False
+
     @abc.abstractmethod
     def move_joints(self, q, speed: float) -> np.ndarray:
         """Move to joint angles ``q`` (radians) at ``speed`` rad/s; returns the joints reached."""

@@ -93,11 +93,12 @@ class Attempt:
     cell_info: dict = field(default_factory=dict)
     stop_active: bool = False  # a protective or emergency stop ended it: no further attempt may follow
     completer: dict = field(default_factory=dict)  # the weights (content hash) and backend that completed it
+    contact: bool | None = None  # the guarded descent stopped on a contact before the grasp pose
 
     def record(self) -> dict:
         """The attempt's line in ``attempts.jsonl`` (JSON types only)."""
         return {"grasp": asdict(self.grasp) if self.grasp else None, "success": self.success,
-                "reason": self.reason, "gripper_holding": self.gripper_holding,
+                "reason": self.reason, "gripper_holding": self.gripper_holding, "contact": self.contact,
                 "perception_ms": self.perception.ms, "stages_ms": self.perception.stages_ms, "timings": self.timings,
                 "candidates": len(self.perception.grasps), "sensor": self.sensor, "renderer": self.renderer,
                 **self.completer, **self.cell_info}
@@ -114,7 +115,7 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> A
     reason = seen.reason if seen.reason and best is None else result.reason
     sensor = cell.sensor or frame.sensor
     return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings, sensor,
-                   cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor))
+                   cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor), result.contact)
 
 
 def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first: Attempt, tries: int) -> list[dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -46,6 +47,12 @@ class URConfig:
     payload_kg: float = 1.0  # gripper
     connect_timeout_s: float = 3.0  # the TCP connection to the RTDE port
     handshake_timeout_s: float = 10.0  # the controller's answer to the RTDE protocol request
+    # guarded descent (``descend``): the controller's contact detection is polled this often while the move
+    # runs; on contact the arm stops at this deceleration (m/s^2) and backs off this far (metres)
+    contact_poll_s: float = 0.002
+    contact_deceleration: float = 10.0
+    contact_backoff: float = 0.003
+    reached_tolerance: float = 0.002  # metres: a finished move ended this close to its target
 
     @property
     def limits(self) -> MotionLimits:
@@ -205,6 +212,54 @@ class UR10eRTDE(Robot):
             return T
         self._run("moveL", lambda: self.control.moveL(target, speed, cfg.linear_acceleration))
         return self.tcp_pose()
+
+    def descend(self, pose: np.ndarray, speed: float) -> bool:
+        """Guarded descent: the move is sent asynchronously and watched with the controller's contact detection
+        (``toolContact``, from the arm's force sensing) every ``contact_poll_s``; on a contact the arm stops
+        (``stopL``) and backs off ``contact_backoff`` the way it came, a checked move like any other. True when
+        it stopped on contact, False when it reached ``pose``."""
+        cfg = self.config
+        T = self.gate.check_linear(pose, speed, cfg.linear_acceleration)
+        target = pose_to_ur(T)
+        self._controller_accepts(target)
+        if self.dry_run:
+            self.planned.append(("moveL until contact", target, speed))
+            self.log(f"would moveL until contact to {np.round(target, 4).tolist()} at {speed} m/s")
+            return False
+        start = self.tcp_pose()
+        contact = False
+        patience = 2.0 * float(np.linalg.norm(T[:3, 3] - start[:3, 3])) / speed + 2.0  # seconds
+
+        def watch() -> bool:
+            nonlocal contact
+            if not self.control.moveL(target, speed, cfg.linear_acceleration, True):
+                return False
+            give_up = time.monotonic() + patience
+            while True:
+                if self.control.toolContact([0.0] * 6) > 0:
+                    self.control.stopL(cfg.contact_deceleration)
+                    contact = True
+                    return True
+                done = self.control.getAsyncOperationProgress() < 0
+                if done and np.linalg.norm(np.subtract(self.receive.getActualTCPPose()[:3], target[:3])) \
+                        <= cfg.reached_tolerance:
+                    return True
+                if self.receive.isProtectiveStopped() or self.receive.isEmergencyStopped():
+                    return False  # ``_run`` names the stop
+                if time.monotonic() > give_up:
+                    raise RobotError(f"the guarded descent to {np.round(target, 3).tolist()} did not finish within "
+                                     f"{patience:.1f} s")
+                time.sleep(cfg.contact_poll_s)
+
+        self._run("guarded moveL", watch)
+        if contact:
+            here = self.tcp_pose()
+            back = here.copy()
+            way_back = start[:3, 3] - here[:3, 3]
+            back[:3, 3] += way_back / max(float(np.linalg.norm(way_back)), 1e-9) * min(
+                cfg.contact_backoff, float(np.linalg.norm(way_back)))
+            self.move_linear(back, speed)
+        return contact
 
     def move_joints(self, q, speed: float) -> np.ndarray:
         cfg = self.config

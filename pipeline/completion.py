@@ -43,7 +43,7 @@ class DepthCompleter(abc.ABC):
             which = f"frame {frame.name}" if frame.name else "the frame"
             raise FrameError(f"{self.name}: {which} has no valid depth at all; nothing to complete "
                              "(is the camera covered or out of range?)")
-        depth = self._complete(frame).astype(np.float32)
+        depth = np.asarray(self._complete(frame), dtype=np.float32)
         if not np.isfinite(depth).all():
             which = f" on {frame.name}" if frame.name else ""
             raise FrameError(f"{self.name} returned NaN or infinite depth{which} "
@@ -148,13 +148,13 @@ def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.n
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
     h, w = guide.shape
-    a_up = cv2.resize(box(a), (w, h), interpolation=cv2.INTER_LINEAR)
-    b_up = cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR)
+    out = cv2.resize(box(a), (w, h), interpolation=cv2.INTER_LINEAR)
+    out = cv2.add(cv2.multiply(out, guide, dst=out), cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR),
+                  dst=out)
     # never beyond the depths of the small pixels around: strong colour edges on smooth depth would overshoot
     kernel = np.ones((3, 3), np.uint8)
-    lo = cv2.resize(cv2.erode(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST)
-    hi = cv2.resize(cv2.dilate(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST)
-    return np.clip(a_up * guide + b_up, lo, hi).astype(np.float32)
+    cv2.max(out, cv2.resize(cv2.erode(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST), dst=out)
+    return cv2.min(out, cv2.resize(cv2.dilate(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST), dst=out)
 
 
 def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray:
@@ -171,15 +171,16 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
     pred_small = run(small).astype(np.float32)
     changed_small = ~((small.depth > 0) & (np.abs(pred_small - small.depth) <= KEEP_RAW_M))
     if shrink:  # back up to the frame's resolution, depth edges following the colour image's
-        gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        gray_small = cv2.cvtColor(small.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        pred = guided_upsample(pred_small, gray_small, gray)
+        gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gray_small = cv2.cvtColor(small.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        pred = guided_upsample(pred_small, gray_small / 255.0, cv2.multiply(gray, 1.0 / 255.0, dst=gray))
     else:
         pred = cv2.resize(pred_small, (w, h), interpolation=cv2.INTER_LINEAR)
     # a pixel is the network's where any working-scale pixel it overlaps was changed
     changed = cv2.resize(cv2.dilate(changed_small.astype(np.uint8), np.ones((3, 3), np.uint8)), (w, h),
-                         interpolation=cv2.INTER_NEAREST) > 0
-    return np.where((frame.depth > 0) & ~changed, frame.depth, pred).astype(np.float32)
+                         interpolation=cv2.INTER_NEAREST)
+    np.copyto(pred, frame.depth, where=(frame.depth > 0) & (changed == 0))
+    return pred
 
 
 class NetworkCompleter(DepthCompleter):

@@ -28,6 +28,7 @@ HOME_Q = np.array([2.8471, -1.7587, 1.857, -1.6691, -1.5708, -1.8653])  # flange
 ARM_RADII = (0.075, 0.075, 0.06, 0.045, 0.045, 0.045)
 FLANGE_RADIUS, FLANGE_THICKNESS = 0.0315, 0.01  # the tool flange (ISO 9409-1-50-4-M6, 63 mm across)
 FINGER_LINKS = (8, 9)  # links 0-5 are the arm, 6 the flange, 7 the gripper body, 8 and 9 the fingers
+TOOL_LINKS = (7, *FINGER_LINKS)  # the gripper: what a guarded descent may bring into contact with the scene
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class SimRobotConfig:
     max_linear_speed: float = 0.5  # m/s
     max_tool_rotation_speed: float = 1.5  # rad/s, for the orientation part of linear moves
     max_joint_speed_scale: float = 1.0  # share of the UR10e's joint speed limits
+    # A guarded descent (``descend``) stops when the scene pushes back on the tool this hard (newtons): the
+    # UR10e's built-in force-torque sensor is accurate to about 5.5 N, and its contact detection (ur_rtde
+    # ``toolContact``) trips at a few times that.
+    contact_force_n: float = 15.0
+    contact_backoff: float = 0.003  # after a contact, the tool backs off this far (metres) before it closes
 
 
 def _quat(R: np.ndarray) -> list[float]:
@@ -136,6 +142,7 @@ class SimUR10e(Robot):
                                             * config.max_joint_speed_scale), params)
         self.gripper_config = gripper
         self.step_watchers: list = []  # called after every physics step (e.g. contact bookkeeping)
+        self.stopped_on_contact = False  # the last ``descend`` stopped on a contact
         self.body = self._build()
         self.arm_joints = list(range(6))
         self.finger_joints = list(FINGER_LINKS)
@@ -245,12 +252,19 @@ class SimUR10e(Robot):
             for watch in self.step_watchers:
                 watch()
 
-    def _drive(self, path: list[np.ndarray], settle_steps: int = 60) -> None:
+    def _drive(self, path: list[np.ndarray], settle_steps: int = 60, until=None) -> bool:
+        """Follow ``path`` one physics step per point; with ``until``, stop where it first returns True (and
+        return True)."""
         for q in path:
             self._target_q = q
             self._hold()
             self._step()
+            if until is not None and until():
+                self.stop()
+                self._step(settle_steps)
+                return True
         self._step(settle_steps)
+        return False
 
     def move_joints(self, q, speed: float = 1.0) -> np.ndarray:
         q = self.gate.check_joints(q, speed)
@@ -267,6 +281,32 @@ class SimUR10e(Robot):
     def move_linear(self, pose: np.ndarray, speed: float = 0.25) -> np.ndarray:
         """Straight-line TCP move (position interpolated, orientation slerped): IK at knots ``ik_every`` physics
         steps apart (a few millimetres), joints interpolated in between (off the line by micrometres)."""
+        self._linear(pose, speed)
+        return self.tcp_pose()
+
+    def descend(self, pose: np.ndarray, speed: float) -> bool:
+        """Guarded straight-line move: stop where the scene pushes on the arm or tool with more than
+        ``contact_force_n`` newtons, back off ``contact_backoff`` along the way back, and return True; False
+        when ``pose`` was reached without contact."""
+        start = self.tcp_pose()
+        self.stopped_on_contact = self._linear(pose, speed,
+                                               until=lambda: self.contact_force() > self.config.contact_force_n)
+        if not self.stopped_on_contact:
+            return False
+        here = self.tcp_pose()
+        way_back = start[:3, 3] - here[:3, 3]
+        back = here.copy()
+        back[:3, 3] += way_back / max(np.linalg.norm(way_back), 1e-9) * min(self.config.contact_backoff,
+                                                                             np.linalg.norm(way_back))
+        self._linear(back, speed)
+        return True
+
+    def contact_force(self) -> float:
+        """Total normal force (newtons) of every contact between the robot and anything else."""
+        return float(sum(pt[9] for pt in p.getContactPoints(bodyA=self.body, physicsClientId=self.client)
+                         if pt[2] != self.body))
+
+    def _linear(self, pose: np.ndarray, speed: float, until=None) -> bool:
         pose = self.gate.check_linear(pose, speed)
         start = self.tcp_pose()
         dist = np.linalg.norm(pose[:3, 3] - start[:3, 3])
@@ -292,8 +332,7 @@ class SimUR10e(Robot):
         dq = np.abs(np.diff(np.vstack([self.joints(), path]), axis=0)) * self.config.steps_per_second
         if np.any(dq > vmax * 1.001):
             raise LimitError("linear move would exceed a joint speed limit (near a singularity); slow down")
-        self._drive(path)
-        return self.tcp_pose()
+        return self._drive(path, until=until)
 
     def stop(self) -> None:
         self._target_q = self.joints()

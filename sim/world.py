@@ -17,7 +17,7 @@ from pipeline.config import DEFAULT_WORKSPACE
 from pipeline.types import RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import look_at
-from sim.robot import FINGER_LINKS, SimRobotConfig, SimUR10e
+from sim.robot import FINGER_LINKS, TOOL_LINKS, SimRobotConfig, SimUR10e
 from sim.scene import CLUTTER_LAYOUTS, SceneConfig, TabletopScene
 from sim.sensor import SENSORS
 
@@ -131,10 +131,12 @@ class SimWorld(Cell):
 
     def mark(self) -> None:
         """Remember every object's pose before a pick and start noting which objects the robot touches, and the
-        first touch of the table or an object by an arm link or the gripper body (``arm_hit``: (link, body))."""
+        first touch of the table or an object by an arm link or the gripper body (``arm_hit``: (link, body);
+        an arm link's touch wins over the gripper body's)."""
         self._poses = {o.body: self.scene.pose(o.body) for o in self.scene.objects}
         self._touched = set()
         self.arm_hit = None
+        self.robot.stopped_on_contact = False
         bodies = {o.body for o in self.scene.objects}
         scene_bodies = bodies | {self.scene.table_id}
         robot, c, fingers = self.robot.body, self.client, set(FINGER_LINKS)
@@ -145,19 +147,20 @@ class SimWorld(Cell):
                 b, link = pt[2], pt[3]
                 if b in bodies:
                     self._touched.add(b)
-                if self.arm_hit is None and link not in fingers and b in scene_bodies \
-                        and pt[8] < ARM_TOUCH_M:
+                if link not in fingers and b in scene_bodies and pt[8] < ARM_TOUCH_M and (
+                        self.arm_hit is None or (self.arm_hit[0] in TOOL_LINKS and link not in TOOL_LINKS)):
                     self.arm_hit = (link, b)
 
         self.robot.step_watchers[:] = [note_contacts]
 
     def check_approach(self) -> tuple[bool, str]:
-        """Judge the descent from physics: the open gripper must reach the grasp pose without pushing or tipping
-        any object it touched (a real glass hit by a finger falls over or breaks). Objects the robot never
-        touched are not its doing. Any touch of the table or an object by an arm link or the gripper body (not
-        a finger) fails the descent on its own: the real arm would have struck the scene."""
+        """Judge the descent from physics: the open gripper must reach the grasp pose (or the contact its guarded
+        descent stopped on) without pushing or tipping any object it touched (a real glass hit by a finger falls
+        over or breaks). Objects the robot never touched are not its doing. A touch of the table or an object by
+        an arm link fails the descent on its own, and so does one by the gripper body that the descent did not
+        stop on: the real arm would have struck the scene."""
         self.robot.step_watchers.clear()
-        if self.arm_hit is not None:
+        if self.arm_hit is not None and not (self.arm_hit[0] in TOOL_LINKS and self.robot.stopped_on_contact):
             return False, "arm hit the scene on the way down"
         for o in self.scene.objects:
             if o.body not in self._touched:

@@ -136,9 +136,9 @@ def test_executor_picks_single_opaque_cylinder_with_ground_truth():
     assert record["candidates"] == len(result.perception.grasps) >= 1
 
 
-def test_a_finger_landing_on_the_object_is_a_failed_approach_not_a_pick():
-    """A grasp whose finger comes down on the object's top (depth that put the object lower than it is):
-    the descent knocks it, and the attempt fails with that reason instead of closing on whatever is there."""
+def test_a_finger_landing_on_the_object_stops_the_descent_without_knocking_it():
+    """A grasp whose finger comes down on the object's top (depth that put the object lower than it is): the
+    guarded descent stops on the contact, so the object stays where it stood; the fingers close on nothing."""
     from grasping.detect import Grasp
     from grasping.execute import PickExecutor
     from sim.glassware import make_opaque
@@ -152,9 +152,12 @@ def test_a_finger_landing_on_the_object_is_a_failed_approach_not_a_pick():
         world.mark()
         top = world.scene.objects[0].model.height
         finger_on_top = Grasp((0.78, -0.02 + 0.03, top - 0.03), 1.5708, 0.03, 1.0, 0)
+        start = world.scene.pose(world.scene.objects[0].body)[0]
         result = PickExecutor(world.robot, world.gripper, wait=world.wait).pick(
             finger_on_top, verify=world.verify, check_approach=world.check_approach)
-    assert not result.success and result.reason == "hit an object on the way down"
+        end = world.scene.pose(world.scene.objects[0].body)[0]
+    assert result.contact and not result.success and result.reason == "empty gripper"
+    assert np.linalg.norm(np.subtract(end, start)) < 0.005
 
 
 def test_objects_the_robot_never_touched_do_not_fail_the_approach():
@@ -243,6 +246,10 @@ def test_executor_travels_above_the_scene_before_descending():
             self.path.append(T[:3, 3].copy())
             self.T = T
             return T
+
+        def descend(self, T, speed):
+            self.move_linear(T, speed)
+            return False
 
         def stop(self):
             pass

@@ -143,7 +143,7 @@ def test_a_wrist_driven_into_the_table_is_an_arm_hit():
     assert hit is not None and hit[0] <= 6 and hit[1] == world.scene.table_id
 
 
-def test_the_palm_landing_on_an_object_is_an_arm_hit_and_a_finger_push_is_not():
+def test_the_palm_landing_on_an_object_stops_a_guarded_descent_and_is_an_arm_hit_otherwise_a_finger_push_not():
     from grasping.detect import Grasp
     from grasping.execute import PickExecutor
     from sim.world import SimWorld, WorldConfig
@@ -153,20 +153,36 @@ def test_the_palm_landing_on_an_object_is_an_arm_hit_and_a_finger_push_is_not():
         top = world.scene.objects[0].model.height  # 0.116 m tall, 50 mm across
         # fingers wide open around the cylinder, the TCP low enough that the palm's underside meets its top
         deep = Grasp((*xy, top - DEFAULT_GRIPPER.palm_above_tcp - 0.01), 0.0, DEFAULT_GRIPPER.stroke_m, 1.0, 0)
+        r = world.robot
+        world.gripper.open(deep.width)
+        r.move_linear(top_down_pose(*xy, deep.center[2] + 0.1, 0.0), 0.25)
+        world.mark()
+        assert r.descend(top_down_pose(*deep.center, 0.0), 0.1) is True  # stopped on the palm's contact ...
+        stopped = r.tcp_pose()[2, 3]
+        assert world.check_approach() == (True, "ok")  # ... which pushed nothing over
+        world.mark()
+        r.move_linear(top_down_pose(*deep.center, 0.0), 0.1)  # an unguarded move presses on
+        hit = world.arm_hit
+        assert world.check_approach() == (False, "arm hit the scene on the way down")
+    assert hit is not None and hit[0] == 7
+    # the palm's underside stopped at the top (10 mm above the TCP target), and backed off a little
+    assert deep.center[2] + 0.01 < stopped < deep.center[2] + 0.02
+
+    with SimWorld(0, WorldConfig(glass_is_target=False), populate=_one_object(xy=xy, seed=1)) as world:
         world.mark()
         result = PickExecutor(world.robot, world.gripper, wait=world.wait).pick(
             deep, verify=world.verify, check_approach=world.check_approach)
-        hit = world.arm_hit
-    assert not result.success and result.reason == "arm hit the scene on the way down"
-    assert hit is not None and hit[0] == 7
+    assert result.contact and result.success  # the executor's descent is the guarded one: it closes there
 
     with SimWorld(0, WorldConfig(glass_is_target=False), populate=_one_object(xy=xy)) as world:
         top = world.scene.objects[0].model.height
-        finger_on_top = Grasp((xy[0], xy[1] + 0.03, top - 0.03), 1.5708, 0.03, 1.0, 0)
+        r = world.robot
+        world.gripper.open(0.03)
+        finger_on_top = top_down_pose(xy[0], xy[1] + 0.03, top - 0.03, 1.5708)
+        r.move_linear(top_down_pose(xy[0], xy[1] + 0.03, top + 0.1, 1.5708), 0.25)
         world.mark()
-        result = PickExecutor(world.robot, world.gripper, wait=world.wait).pick(
-            finger_on_top, verify=world.verify, check_approach=world.check_approach)
-    assert not result.success and result.reason == "hit an object on the way down"
+        r.move_linear(finger_on_top, 0.1)  # a finger pressed down on the top, unguarded
+        assert world.check_approach() == (False, "hit an object on the way down")  # a finger is not the arm
 
 
 def test_gripper_has_the_2f85_numbers():

@@ -56,6 +56,28 @@ def test_protective_stop_mid_pick_aborts_and_stops_the_arm():
     assert len(state.sent) == 2  # nothing more was sent after the stop
 
 
+def test_guarded_descent_stops_on_contact_and_backs_off():
+    state = FakeURState()
+    with _robot(state) as robot:
+        robot.move_linear(top_down_pose(0.7, 0.0, 0.25, 0.0), 0.2)
+        assert robot.descend(top_down_pose(0.7, 0.0, 0.10, 0.0), 0.1) is False  # nothing in the way
+        assert state.asynchronous and state.stop_calls == 0
+        np.testing.assert_allclose(state.tcp[:3], [0.7, 0.0, 0.10])
+        robot.move_linear(top_down_pose(0.7, 0.0, 0.25, 0.0), 0.2)
+        state.contact_z = 0.15  # a glass top the depth put lower than it is
+        assert robot.descend(top_down_pose(0.7, 0.0, 0.10, 0.0), 0.1) is True
+        assert state.stop_calls == 1
+        kind, target, speed, _ = state.sent[-1]  # backed off the way it came
+        assert kind == "moveL" and speed == 0.1
+        np.testing.assert_allclose(target[:3], [0.7, 0.0, 0.15 + URConfig().contact_backoff], atol=1e-9)
+    dry = FakeURState()
+    robot = _robot(dry, dry_run=True)
+    robot.connect()
+    robot.enable()
+    assert robot.descend(top_down_pose(0.7, 0.0, 0.10, 0.0), 0.1) is False
+    assert dry.sent == [] and robot.planned[-1][0] == "moveL until contact"
+
+
 def test_emergency_stop_and_mode_checked_on_connect():
     state = FakeURState()
     state.emergency_stop = True

@@ -16,6 +16,8 @@ class FakeURState:
         self.protective_stop_on_move: int | None = None  # raise a protective stop during the Nth motion
         self.unsafe = False
         self.tcp_set = None
+        self.contact_z: float | None = None  # a surface at this height stops a linear move down onto it
+        self.in_contact = False
 
 
 class FakeControl:
@@ -42,11 +44,16 @@ class FakeControl:
             return False
         if kind == "moveL":
             self.s.tcp = list(target)
+            if self.s.contact_z is not None and target[2] < self.s.contact_z:
+                self.s.tcp[2], self.s.in_contact = self.s.contact_z, True
+            else:
+                self.s.in_contact = False
         else:
             self.s.q = list(target)
         return True
 
     def moveL(self, pose, speed=0.25, acceleration=1.2, asynchronous=False):
+        self.s.asynchronous = asynchronous
         return self._motion("moveL", pose, speed, acceleration)
 
     def moveJ(self, q, speed=1.05, acceleration=1.4, asynchronous=False):
@@ -54,6 +61,12 @@ class FakeControl:
 
     def stopL(self, a=10.0):
         self.s.stop_calls += 1
+
+    def toolContact(self, direction):
+        return 3 if self.s.in_contact else 0
+
+    def getAsyncOperationProgress(self):
+        return -1  # every motion of the fake is over when its call returns
 
     def stopScript(self):
         pass
