@@ -36,7 +36,7 @@ from tqdm import tqdm
 from grasping.cell import Cell
 from grasping.detect import GraspDetector
 from grasping.report import TrialLog, plot_clutter, summarise_clutter
-from grasping.trials import Attempt, attempt, check_resume, completer_for
+from grasping.trials import Attempt, attempt, check_resume, check_scene_set, completer_for
 from pipeline.cli import write_json
 from pipeline.completion import DepthCompleter
 
@@ -210,6 +210,7 @@ def run_clutter(make_cell: Callable[[int], Cell], sources: list[str], rounds: in
         completers = {s: completer_for(s, weights_dir, backend) for s in sources}
         check_resume(existing, out, completers, {"protocol": "clutter", **(provenance or {})}, allow_fallback)
         check_layout(existing, out, scene, objects)
+        check_scene_set(existing, out, seed)
         existing = set_aside_interrupted(log, out)
         _COMPLETERS.update({(s, weights_dir, backend): c for s, c in completers.items()})
         images = out / "images" if save_images else None

@@ -205,6 +205,7 @@ def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int
         existing = log.records()
         completers = {s: completer_for(s, weights_dir, backend) for s in sources}
         check_resume(existing, out, completers, provenance or {}, allow_fallback)
+        check_scene_set(existing, out, seed)
         # a single-process run uses these; worker processes load their own
         _COMPLETERS.update({(s, weights_dir, backend): c for s, c in completers.items()})
         images = out / "images" if save_images else None
@@ -233,6 +234,15 @@ def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int
         write_json(out / "summary.json", summary)
         plot_success(summary, out / "success.png")
     return summary
+
+
+def check_scene_set(records: list[dict], out: Path, seed: int) -> None:
+    """Refuse to add scene set ``seed`` (scenes ``seed * 100000 + t``) to a folder holding another set's trials:
+    a report set's folder must hold that set alone."""
+    other = sorted({int(r["scene_seed"]) // 100_000 for r in records if "scene_seed" in r} - {seed})
+    if other:
+        raise ValueError(f"{out} holds trials of scene set {', '.join(map(str, other))} (--seed); use another --out "
+                         f"for --seed {seed}")
 
 
 def check_resume(records: list[dict], out: Path, completers: dict[str, DepthCompleter],

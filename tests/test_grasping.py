@@ -361,6 +361,9 @@ def test_trials_resume(tmp_path):
     assert len((tmp_path / "attempts.jsonl").read_text().splitlines()) == len(lines) == 1
     assert s1 == s2 and (tmp_path / "success.png").is_file()
     assert json.loads((tmp_path / "summary.json").read_text())["gt"]["trials"] == 1
+    with pytest.raises(ValueError, match="holds trials of scene set 5"):  # a folder holds one scene set
+        run_trials(sim_cell_factory("d435", "fast"), ["gt"], 1, 6, tmp_path, progress=False,
+                   provenance={"sensor": "d435", "renderer": "fast"})
     picture = cv2.imread(str(tmp_path / "images" / "500000-gt.png"))
     assert picture is not None and picture.shape[1] > 3 * 320  # RGB, raw, repaired side by side, and a bar
     # the camera is part of the trial: another sensor's trials go to another folder
