@@ -66,6 +66,17 @@ def top_down_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
     return T
 
 
+def backed_off(start: np.ndarray, here: np.ndarray, distance: float) -> np.ndarray:
+    """Pose ``here`` moved ``distance`` back towards ``start`` along the line between them (no further than
+    ``start``), orientation kept: where a guarded move that stopped on a contact backs off to."""
+    way_back = np.asarray(start, dtype=np.float64)[:3, 3] - here[:3, 3]
+    length = float(np.linalg.norm(way_back))
+    back = np.array(here, dtype=np.float64)
+    if length > 0:
+        back[:3, 3] += way_back / length * min(distance, length)
+    return back
+
+
 class Robot(abc.ABC):
     """An arm driven by TCP poses (base frame) or joint angles. ``connect``/``disconnect`` do nothing for an arm
     that needs no connection (a simulated one)."""

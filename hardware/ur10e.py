@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from grasping.robot import Robot, RobotError, StopActiveError, WorkspaceBox, pose_from_ur, pose_to_ur
+from grasping.robot import Robot, RobotError, StopActiveError, WorkspaceBox, backed_off, pose_from_ur, pose_to_ur
 from grasping.safety import MotionLimits, SafetyError, SafetyGate
 from pipeline.config import DEFAULT_GRIPPER
 
@@ -253,12 +253,7 @@ class UR10eRTDE(Robot):
 
         self._run("guarded moveL", watch)
         if contact:
-            here = self.tcp_pose()
-            back = here.copy()
-            way_back = start[:3, 3] - here[:3, 3]
-            back[:3, 3] += way_back / max(float(np.linalg.norm(way_back)), 1e-9) * min(
-                cfg.contact_backoff, float(np.linalg.norm(way_back)))
-            self.move_linear(back, speed)
+            self.move_linear(backed_off(start, self.tcp_pose(), cfg.contact_backoff), speed)
         return contact
 
     def move_joints(self, q, speed: float) -> np.ndarray:

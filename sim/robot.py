@@ -19,7 +19,7 @@ import pybullet as p
 from scipy.spatial.transform import Rotation, Slerp
 
 from grasping.kinematics import UR10E, URParameters, fk, ik
-from grasping.robot import Gripper, LimitError, Robot, WorkspaceBox
+from grasping.robot import Gripper, LimitError, Robot, WorkspaceBox, backed_off
 from grasping.safety import MotionLimits, SafetyGate
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
@@ -293,12 +293,7 @@ class SimUR10e(Robot):
                                                until=lambda: self.contact_force() > self.config.contact_force_n)
         if not self.stopped_on_contact:
             return False
-        here = self.tcp_pose()
-        way_back = start[:3, 3] - here[:3, 3]
-        back = here.copy()
-        back[:3, 3] += way_back / max(np.linalg.norm(way_back), 1e-9) * min(self.config.contact_backoff,
-                                                                             np.linalg.norm(way_back))
-        self._linear(back, speed)
+        self._linear(backed_off(start, self.tcp_pose(), self.config.contact_backoff), speed)
         return True
 
     def contact_force(self) -> float:
