@@ -201,14 +201,21 @@ class UR10eRTDE(Robot):
         self.gate.check_linear(pose, speed, self.config.linear_acceleration)
         self._controller_accepts(pose_to_ur(pose))
 
-    def move_linear(self, pose: np.ndarray, speed: float) -> np.ndarray:
-        cfg = self.config
-        T = self.gate.check_linear(pose, speed, cfg.linear_acceleration)
+    def _linear_target(self, pose: np.ndarray, speed: float, kind: str) -> tuple[np.ndarray, list[float]]:
+        """``pose`` passed through the safety gate and the controller's own limits: the checked pose and UR's
+        [x, y, z, rx, ry, rz] for it. A dry run records and logs the move (``kind``) here instead of sending it."""
+        T = self.gate.check_linear(pose, speed, self.config.linear_acceleration)
         target = pose_to_ur(T)
         self._controller_accepts(target)
         if self.dry_run:
-            self.planned.append(("moveL", target, speed))
-            self.log(f"would moveL to {np.round(target, 4).tolist()} at {speed} m/s")
+            self.planned.append((kind, target, speed))
+            self.log(f"would {kind} to {np.round(target, 4).tolist()} at {speed} m/s")
+        return T, target
+
+    def move_linear(self, pose: np.ndarray, speed: float) -> np.ndarray:
+        cfg = self.config
+        T, target = self._linear_target(pose, speed, "moveL")
+        if self.dry_run:
             return T
         self._run("moveL", lambda: self.control.moveL(target, speed, cfg.linear_acceleration))
         return self.tcp_pose()
@@ -219,12 +226,8 @@ class UR10eRTDE(Robot):
         (``stopL``) and backs off ``contact_backoff`` the way it came, a checked move like any other. True when
         it stopped on contact, False when it reached ``pose``."""
         cfg = self.config
-        T = self.gate.check_linear(pose, speed, cfg.linear_acceleration)
-        target = pose_to_ur(T)
-        self._controller_accepts(target)
+        T, target = self._linear_target(pose, speed, "moveL until contact")
         if self.dry_run:
-            self.planned.append(("moveL until contact", target, speed))
-            self.log(f"would moveL until contact to {np.round(target, 4).tolist()} at {speed} m/s")
             return False
         start = self.tcp_pose()
         contact = False
