@@ -1,4 +1,4 @@
-"""Depth -> points in the robot base frame, table plane removal (RANSAC) and object clustering (open3d).
+"""Depth -> points in the robot base frame, table plane removal (RANSAC) and object clustering (DBSCAN).
 
 All points are Nx3 float64 metres in the robot ``base`` frame.
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import open3d as o3d
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from pipeline.errors import DistillGraspError
@@ -29,6 +30,7 @@ class CloudConfig:
     min_table_share: float = 0.2  # the table must hold this share of the points
     min_height: float = 0.008  # object points must be this far above the table
     cluster_eps: float = 0.009  # in the table plane
+    footprint_cell: float = 0.002  # clustering counts the points in footprint cells this wide (metres)
     cluster_min_points: int = 15
     min_cluster_points: int = 60  # fewer voxels than this is a fragment (edge pixels), not an object
     min_cluster_extent: float = 0.015  # metres: a footprint smaller than this in both directions is a fragment
@@ -97,11 +99,13 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
     return pts @ T[:3, :3].T + T[:3, 3], repaired
 
 
-def voxel_average(points: np.ndarray, values: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
-    """One point per occupied cube of a ``voxel``-sized grid (its corner half a voxel below the points' lowest
-    corner, as open3d's ``voxel_down_sample`` places it): the mean of the points in it, and the mean of their
-    ``values``. Rows come out in the grid's order."""
-    idx = np.floor((points - (points.min(0) - voxel / 2)) / voxel).astype(np.int64)
+def voxel_average(points: np.ndarray, values: np.ndarray, voxel: float,
+                  corner: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One point per occupied cube of a ``voxel``-sized grid (its ``corner`` by default half a voxel below the
+    points' lowest corner, as open3d's ``voxel_down_sample`` places it): the mean of the points in it, and the
+    mean of their ``values``. Rows come out in the grid's order."""
+    corner = points.min(0) - voxel / 2 if corner is None else corner
+    idx = np.floor((points - corner) / voxel).astype(np.int64)
     dims = idx.max(0) + 1
     key = (idx[:, 0] * dims[1] + idx[:, 1]) * dims[2] + idx[:, 2]
     cells, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
@@ -110,11 +114,11 @@ def voxel_average(points: np.ndarray, values: np.ndarray, voxel: float) -> tuple
 
 
 def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 0,
-              sample: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+              sample: int = 2000, refit: int = 10000) -> tuple[np.ndarray, np.ndarray]:
     """The plane (a, b, c, d; unit normal, n . p + d = 0) holding the most points within ``distance``, and the
     mask of those points: RANSAC over ``iterations`` three-point hypotheses, all scored at once on a seeded
-    sample of ``sample`` points, the winner refitted by least squares to its inliers among all points. The
-    same points and seed give the same plane."""
+    sample of ``sample`` points, the winner refitted by least squares to its inliers among about ``refit`` points
+    spread evenly over the cloud. The same points and seed give the same plane."""
     rng = np.random.default_rng(seed)
     sub = points if len(points) <= sample else points[rng.integers(0, len(points), sample)]
     sub = sub.astype(np.float32)
@@ -129,13 +133,14 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 
     counts = (np.abs(sub @ normals.T + offsets) < distance).sum(0)
     best = int(np.argmax(counts))
     n, d = normals[best].astype(np.float64), float(offsets[best])
-    inliers = np.abs(points @ n + d) < distance
+    fit = points[::max(1, len(points) // refit)]  # evenly strided: enough points for a least-squares plane
+    inliers = np.abs(fit @ n + d) < distance
     if inliers.sum() >= 3:  # least squares: the normal is the direction of least spread of the inliers
-        centre = points[inliers].mean(0)
-        spread = points[inliers] - centre
+        centre = fit[inliers].mean(0)
+        spread = fit[inliers] - centre
         n = np.linalg.eigh(spread.T @ spread)[1][:, 0]
         d = -float(n @ centre)
-        inliers = np.abs(points @ n + d) < distance
+    inliers = np.abs(points @ n + d) < distance
     return np.array([*n, d], dtype=np.float64), inliers
 
 
@@ -170,37 +175,65 @@ def table_aligned_pose(frame: RGBDFrame, table_point: tuple[float, float, float]
 
 def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
             repaired: np.ndarray | None = None) -> SceneCloud:
-    """Average the points on a ``cfg.voxel`` grid, remove the table plane and cluster what stands on it
-    (``repaired``: per-point flags from ``frame_points``, averaged per voxel and per cluster)."""
+    """Remove the table plane, average what stands on it on a ``cfg.voxel`` grid and cluster it (``repaired``:
+    per-point flags from ``frame_points``, averaged per voxel and per cluster). The plane is fitted to the raw
+    points (a seeded sample scores the hypotheses), so only the few points above it are averaged (on the grid the
+    whole cloud would have) and clustered."""
     if len(points) < 100:
         raise PerceptionError(f"only {len(points)} valid depth points; nothing to segment")
-    share = np.zeros(len(points)) if repaired is None else repaired.astype(np.float64)
-    pts, share = voxel_average(np.asarray(points, dtype=np.float64), share, cfg.voxel)
-    plane, table_mask = fit_plane(pts, cfg.plane_distance, cfg.plane_iterations, seed)
-    if table_mask.sum() < cfg.min_table_share * len(pts):
-        raise PerceptionError(f"no table found: the largest plane holds {int(table_mask.sum())} of {len(pts)} "
+    points = np.asarray(points, dtype=np.float64)
+    plane, table_mask = fit_plane(points, cfg.plane_distance, cfg.plane_iterations, seed)
+    if table_mask.sum() < cfg.min_table_share * len(points):
+        raise PerceptionError(f"no table found: the largest plane holds {int(table_mask.sum())} of {len(points)} "
                               "points")
     if plane[2] < 0:  # normal pointing up (base z)
         plane = -plane
     if plane[2] < 0.8:
         raise PerceptionError(f"the dominant plane is not horizontal (normal {np.round(plane[:3], 2).tolist()})")
-    h = pts @ plane[:3] + plane[3]
-    above = (~table_mask) & (h > cfg.min_height)
-    obj, obj_share, obj_h = pts[above], share[above], h[above]
-    if len(obj) == 0:
-        return SceneCloud(plane, pts[table_mask], obj, np.zeros(0, int), [])
+    above = (~table_mask) & (points @ plane[:3] + plane[3] > cfg.min_height)
+    table = points[table_mask]
+    if not above.any():
+        return SceneCloud(plane, table, np.zeros((0, 3)), np.zeros(0, int), [])
+    share = np.zeros(int(above.sum())) if repaired is None else repaired[above].astype(np.float64)
+    obj, obj_share = voxel_average(points[above], share, cfg.voxel, corner=points.min(0) - cfg.voxel / 2)
+    obj_h = obj @ plane[:3] + plane[3]
     # Cluster the footprint (x, y) so that a vessel's rim and the bottom seen inside it stay one object.
-    flat = np.column_stack([obj[:, :2], np.zeros(len(obj))])
-    labels = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(flat)).cluster_dbscan(
-        cfg.cluster_eps, cfg.cluster_min_points, print_progress=False))
+    labels = cluster_footprint(obj[:, :2], cfg.cluster_eps, cfg.cluster_min_points, cfg.footprint_cell)
     def is_object(k: int) -> bool:
         xy = obj[labels == k, :2]
         return len(xy) >= cfg.min_cluster_points and float((xy.max(0) - xy.min(0)).max()) >= cfg.min_cluster_extent
 
     labels = _merge_rim_arcs(obj, labels, plane, cfg)
     kept = [k for k in range(labels.max() + 1) if is_object(k)]
-    return SceneCloud(plane, pts[table_mask], obj, labels, [obj[labels == k] for k in kept],
+    return SceneCloud(plane, table, obj, labels, [obj[labels == k] for k in kept],
                       [_upper_share(obj_h[labels == k], obj_share[labels == k]) for k in kept], kept)
+
+
+def cluster_footprint(xy: np.ndarray, eps: float, min_points: int, cell: float) -> np.ndarray:
+    """DBSCAN of 2-D points (labels 0, 1, ...; -1 = noise), run on the occupied ``cell``-wide squares of the
+    footprint, each weighted by the points it holds: a square is a core when the points within ``eps`` of its
+    centroid, its own included, number at least ``min_points``; cores within ``eps`` of each other form one
+    cluster, and a square within ``eps`` of a core joins that core's cluster. Seen from above, an object's wall
+    stacks many points on few squares, so this is DBSCAN of the points themselves (to a cell's width) at a
+    fraction of the neighbour searches."""
+    idx = np.floor((xy - xy.min(0)) / cell).astype(np.int64)
+    _, inverse, weight = np.unique(idx[:, 0] * (idx[:, 1].max() + 1) + idx[:, 1], return_inverse=True,
+                                   return_counts=True)
+    centres = np.column_stack([np.bincount(inverse, xy[:, j]) for j in range(2)]) / weight[:, None]
+    n = len(centres)
+    pairs = cKDTree(centres).query_pairs(eps, output_type="ndarray")
+    i, j = pairs[:, 0], pairs[:, 1]
+    core = weight + np.bincount(i, weight[j], n) + np.bincount(j, weight[i], n) >= min_points
+    both = core[i] & core[j]
+    _, component = connected_components(coo_matrix((np.ones(int(both.sum())), (i[both], j[both])), shape=(n, n)),
+                                        directed=False)
+    labels = np.where(core, component, -1)
+    for a, b in ((i, j), (j, i)):  # border squares: the cluster of a core neighbour
+        edge = core[a] & ~core[b]
+        labels[b[edge]] = component[a[edge]]
+    used, labels = np.unique(labels, return_inverse=True)  # clusters numbered 0, 1, ... in order, noise -1
+    labels = labels - int(used[0] < 0)
+    return labels[inverse]
 
 
 def _upper_share(h: np.ndarray, share: np.ndarray) -> float:

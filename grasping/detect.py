@@ -62,7 +62,6 @@ class DetectorConfig:
     part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
     part_axis_share: float = 0.9  # a part grasp's run is at least this share of the widest one near it
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
-    swept_check: bool = True  # collisions along the whole descent, palm included (False: fingers at the grasp)
 
 
 class GraspDetector:
@@ -116,34 +115,38 @@ class GraspDetector:
             d, n = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
             order = np.argsort(xy @ d)  # the points in order along the closing direction, once per direction
             along_all, across_all = xy[order] @ d, xy[order] @ n
-            for c in centres:
-                strip = np.flatnonzero(np.abs(across_all - c @ n) < g.finger_depth / 2)
-                if len(strip) < 10:
-                    continue
-                a = along_all[strip] - c @ d
-                cuts = np.flatnonzero(np.diff(a) > gap)  # runs of points without a finger-wide gap
-                starts, ends = np.concatenate(([0], cuts + 1)), np.concatenate((cuts, [len(a) - 1]))
-                run = int(np.argmin(np.abs((a[starts] + a[ends]) / 2)))  # the run nearest the centre
-                if ends[run] - starts[run] >= 10:
-                    lo, hi = a[starts[run]], a[ends[run]]
-                    runs.append((yaw, c + d * (lo + hi) / 2, hi - lo, order[strip[starts[run]:ends[run] + 1]]))
+            # all centres at once: (row = centre, col = point in order) under the centre's pad strip
+            row, col = np.nonzero(np.abs(across_all[None, :] - (centres @ n)[:, None]) < g.finger_depth / 2)
+            a = along_all[col] - (centres @ d)[row]
+            starts = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (np.diff(a) > gap)])  # runs without a
+            ends = np.r_[starts[1:] - 1, len(a) - 1]  # finger-wide gap, each within one centre's strip
+            mids = (a[starts] + a[ends]) / 2
+            by_row = np.lexsort((np.abs(mids), row[starts]))  # per centre, the run nearest it first
+            nearest = by_row[np.r_[True, np.diff(row[starts][by_row]) != 0]]
+            strip_size = np.bincount(row, minlength=len(centres))
+            for r in nearest:
+                c = row[starts[r]]
+                if strip_size[c] >= 10 and ends[r] - starts[r] >= 10:
+                    runs.append((yaw, centres[c] + d * mids[r], a[ends[r]] - a[starts[r]],
+                                 order[col[starts[r]:ends[r] + 1]]))
         out = []
         if not runs:
             return out
         yaws = np.array([r[0] for r in runs])
         mids = np.array([r[1] for r in runs])
         extents = np.array([r[2] for r in runs])
-        for yaw, mid, extent, part in runs:
-            if extent + cfg.min_width_margin > g.stroke_m:
-                continue
-            # through a part's axis, not along a chord near its edge or through a waist: the widest run among
-            # the parallel ones nearby
-            near = (yaws == yaw) & (np.linalg.norm(mids - mid, axis=1) < cfg.part_neighbourhood)
-            widest = extents[near].max()
-            if extent < cfg.part_axis_share * widest:
-                continue
+        # through a part's axis, not along a chord near its edge or through a waist: a run at least
+        # ``part_axis_share`` of the widest among the parallel ones nearby
+        widests = np.zeros(len(runs))
+        for yaw in np.unique(yaws):
+            same = np.flatnonzero(yaws == yaw)
+            gap2 = ((mids[same, None] - mids[None, same]) ** 2).sum(2)
+            widests[same] = np.where(gap2 < cfg.part_neighbourhood ** 2, extents[None, same], 0.0).max(1)
+        fits = (extents + cfg.min_width_margin <= g.stroke_m) & (extents >= cfg.part_axis_share * widests)
+        for i in np.flatnonzero(fits):
+            (yaw, mid, extent, part), widest = runs[i], widests[i]
             width = min(extent + cfg.width_margin, g.stroke_m)
-            z_h = max(float(np.percentile(h[part], cfg.top_percentile)) - cfg.grasp_depths[0],
+            z_h = max(_percentile(h[part], cfg.top_percentile) - cfg.grasp_depths[0],
                       g.finger_length / 2 + cfg.tip_clearance)
             z = self._z_at(scene, mid, z_h)
             hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
@@ -269,21 +272,30 @@ class GraspDetector:
         g = self.config.gripper
         if len(points) == 0:
             return 0
+        m = clearance
+        dz = points[:, 2] - z
+        low = dz > -g.finger_length / 2 - m  # the fingertips' lowest reach; the palm's underside is higher
+        if not low.any():
+            return 0
+        pts, dz = points[low], dz[low]
         c, s = np.cos(yaw), np.sin(yaw)
-        rel = points - np.array([mid[0], mid[1], z])
-        u = np.abs(rel[:, 0] * c + rel[:, 1] * s)  # along the closing direction
-        v = np.abs(-rel[:, 0] * s + rel[:, 1] * c)
-        if self.config.swept_check:
-            m = clearance
-            inner = 0.0 if between else width / 2  # from the centre: the whole closing space counts
-            finger = (u > inner) & (u < width / 2 + g.finger_thickness + m) & (v < g.finger_depth / 2 + m) \
-                & (rel[:, 2] > -g.finger_length / 2 - m)
-            palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) \
-                & (rel[:, 2] > g.palm_above_tcp - m - headroom)
-            return int((finger | palm).sum())
-        inside_z = (rel[:, 2] > -g.finger_length / 2) & (rel[:, 2] < g.finger_length / 2 + 0.05)
-        inside_u = (u > width / 2) & (u < width / 2 + g.finger_thickness)
-        return int((inside_u & (v < g.finger_depth / 2) & inside_z).sum())
+        dx, dy = pts[:, 0] - mid[0], pts[:, 1] - mid[1]
+        u = np.abs(dx * c + dy * s)  # along the closing direction
+        v = np.abs(dy * c - dx * s)
+        inner = 0.0 if between else width / 2  # from the centre: the whole closing space counts
+        finger = (u > inner) & (u < width / 2 + g.finger_thickness + m) & (v < g.finger_depth / 2 + m)
+        palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) & (dz > g.palm_above_tcp - m - headroom)
+        return int((finger | palm).sum())
+
+
+def _percentile(x: np.ndarray, q: float) -> float:
+    """``np.percentile(x, q)`` (linear interpolation) of a 1-D array, from a partial sort: the same number at a
+    fraction of the cost on the short arrays of a grasp search."""
+    pos = (len(x) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(x) - 1)
+    part = np.partition(x, (lo, hi))
+    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
 
 
 def _wrap(yaw: float) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from grasping.cloud import PerceptionError, fit_plane, segment, voxel_average
+from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
 from grasping.detect import DetectorConfig, GraspDetector
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
@@ -211,8 +211,6 @@ def test_settling_stops_a_rolling_object():
 def test_swept_check_sees_a_tall_neighbour_above_the_fingers():
     """A tall glass beside the target whose visible points lie above the fingers' reach at the grasp
     height: the palm and the descent would still meet it, so the grasp across towards it is rejected."""
-    from grasping.detect import DetectorConfig
-
     target = _table_and_cylinder(0.025, height=0.06)
     rng = np.random.default_rng(0)
     # the top of a tall neighbour 75 mm away along +y (its lower wall hidden from the camera)
@@ -222,8 +220,7 @@ def test_swept_check_sees_a_tall_neighbour_above_the_fingers():
     assert len(scene.clusters) == 2
     k = min(range(2), key=lambda i: scene.clusters[i][:, 2].max())
     swept = GraspDetector()._cluster_grasps(scene, k, scene.clusters[k])
-    old = GraspDetector(DetectorConfig(swept_check=False))._cluster_grasps(scene, k, scene.clusters[k])
-    assert len(old) > len(swept)  # the finger-box check alone lets some through
+    assert swept  # across the other way
     assert all(abs(np.sin(g.yaw)) < 0.9 for g in swept)  # none closes along y, towards the neighbour
 
 
@@ -531,6 +528,28 @@ def test_voxel_average_matches_open3d():
     order, ref_order = np.lexsort(means.T), np.lexsort(ref_pts.T)
     assert np.allclose(means[order], ref_pts[ref_order], atol=1e-9)
     assert np.allclose(avg[order], ref_vals[ref_order], atol=1e-9)
+
+
+def test_footprint_clustering_is_dbscan():
+    """Blobs, a thin ring, a bridge of sparse points and scattered noise: with cells finer than the points'
+    spacing the clusters are open3d's DBSCAN clusters, core points and all; at the 2 mm cells segmentation uses
+    they still are, to a few border points."""
+    import open3d as o3d
+
+    rng = np.random.default_rng(8)
+    th = rng.uniform(0, 2 * np.pi, 600)
+    xy = np.concatenate([rng.normal([0.0, 0.0], 0.012, (800, 2)), rng.normal([0.12, 0.0], 0.01, (600, 2)),
+                         np.column_stack([0.3 + 0.05 * np.cos(th), 0.05 * np.sin(th)]),  # a glass's rim
+                         np.column_stack([np.linspace(0.04, 0.08, 9), np.zeros(9)]),  # too sparse to join
+                         rng.uniform(-0.1, 0.4, (60, 2))])
+    ref = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.column_stack([xy, np.zeros(len(xy))])))
+                     .cluster_dbscan(0.009, 15))
+    for cell, border in ((1e-6, 0), (0.002, 10)):
+        got = cluster_footprint(xy, 0.009, 15, cell)
+        assert got.max() == ref.max() >= 2
+        pairs = {(a, b) for a, b in zip(ref, got) if a >= 0 and b >= 0}
+        assert len(pairs) == ref.max() + 1  # one found cluster per DBSCAN cluster
+        assert ((ref >= 0) != (got >= 0)).sum() <= border
 
 
 def test_segmentation_is_repeatable():
