@@ -164,7 +164,7 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
     raw reading the network left within ``KEEP_RAW_M`` returned exactly. What counts as left alone is decided at
     the working scale, where the network saw it."""
     h, w = frame.shape
-    shrink = size[0] < w
+    shrink = size[0] * size[1] < w * h
     small = RGBDFrame(rgb=cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
                       depth=cv2.resize(frame.depth, size, interpolation=cv2.INTER_NEAREST),
                       intrinsics=frame.intrinsics.scaled(*size), name=frame.name, sensor=frame.sensor)
@@ -231,11 +231,13 @@ class NetworkCompleter(DepthCompleter):
 
     def working_size(self, intrinsics) -> tuple[int, int]:
         """(W, H) at which a frame of ``intrinsics`` shows objects as many pixels across as the training frames
-        did: scaled by train_fx / fx, aspect kept. Frames already within 5% of that scale are left as they are."""
-        scale = self.train_fx / np.sqrt(intrinsics.fx * intrinsics.fy)
-        if abs(scale - 1.0) <= WORKING_SCALE_TOLERANCE:
+        did: each axis scaled by train_fx over its focal length, so the network sees square pixels at its
+        training focal length even in a frame resized to another aspect (fx != fy). Frames already within 5% of
+        that scale are left as they are."""
+        sx, sy = self.train_fx / intrinsics.fx, self.train_fx / intrinsics.fy
+        if max(abs(sx - 1.0), abs(sy - 1.0)) <= WORKING_SCALE_TOLERANCE:
             return intrinsics.width, intrinsics.height
-        return max(32, round(intrinsics.width * scale)), max(32, round(intrinsics.height * scale))
+        return max(32, round(intrinsics.width * sx)), max(32, round(intrinsics.height * sy))
 
     def _complete(self, frame):
         w, h = self.working_size(frame.intrinsics)

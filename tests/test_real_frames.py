@@ -32,6 +32,9 @@ def test_the_network_works_at_its_training_scale(student, real_frame):
     small = K.scaled(320, 240)
     assert net.working_size(CameraIntrinsics(320, 240, net.train_fx, net.train_fx, 159.5, 119.5)) == (320, 240)
     assert net.working_size(small) != (320, 240)  # a squashed 1280x720 frame is not at the training scale
+    w, h = net.working_size(small)  # ... and is unsquashed: square pixels at the training focal length
+    assert abs(small.fx * w / small.width - net.train_fx) < 0.01 * net.train_fx
+    assert abs(small.fy * h / small.height - net.train_fx) < 0.01 * net.train_fx
 
 
 def test_upsampled_depth_edges_follow_the_colour_image():
