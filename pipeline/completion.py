@@ -17,7 +17,6 @@ student on two CPU cores). ``backend="auto"`` does that where the export works a
 from __future__ import annotations
 
 import abc
-import dataclasses
 import hashlib
 import io
 import warnings
@@ -48,7 +47,7 @@ class DepthCompleter(abc.ABC):
             which = f" on {frame.name}" if frame.name else ""
             raise FrameError(f"{self.name} returned NaN or infinite depth{which} "
                              f"({int((~np.isfinite(depth)).sum())} pixels); its weights may be damaged")
-        return dataclasses.replace(frame, depth=depth)
+        return frame.with_depth(depth)
 
     @abc.abstractmethod
     def _complete(self, frame: RGBDFrame) -> np.ndarray: ...
@@ -122,6 +121,9 @@ def _joint_bilateral(depth: np.ndarray, gray: np.ndarray, radius: int, sigma_col
 # (615 px at 640x480) at the training size 320x240. A card's ``train_fx`` overrides it.
 TRAINING_FOCAL_PX = 307.5
 WORKING_SCALE_TOLERANCE = 0.05
+# A working size within this of a multiple of the network's padding is rounded to it: the network pads to that
+# multiple anyway, so the pixels it would pad are used for the image (848x480 works at 432x240, not 427x242).
+SNAP_TOLERANCE = 0.03
 KEEP_RAW_M = 0.01  # a valid raw reading the network moved by no more than this is returned exactly
 
 
@@ -134,9 +136,10 @@ def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.n
                     radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS) -> np.ndarray:
     """Upsample ``pred_small`` to the size of ``guide`` with the fast guided filter (He and Sun, 2015): fit
     ``pred = a * guide + b`` in every (2 ``radius`` + 1)-pixel window at the small scale, upsample the averaged
-    ``a`` and ``b`` linearly, and apply them to the full-resolution guide (grey levels in 0-1). Depth edges then
-    follow the colour image's edges; ``eps`` (depth-metres x grey-level variance) keeps flat colour from
-    imprinting texture on the depth. The result stays within the depths of the neighbouring small pixels."""
+    ``a`` and ``b`` linearly, and apply them to the full-resolution guide (grey levels in 0-1, or 0-255 as
+    uint8). Depth edges then follow the colour image's edges; ``eps`` (depth-metres x grey-level variance) keeps
+    flat colour from imprinting texture on the depth. The result stays within the depths of the neighbouring
+    small pixels."""
     k = (2 * radius + 1, 2 * radius + 1)
 
     def box(x: np.ndarray) -> np.ndarray:
@@ -148,13 +151,22 @@ def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.n
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
     h, w = guide.shape
-    out = cv2.resize(box(a), (w, h), interpolation=cv2.INTER_LINEAR)
-    out = cv2.add(cv2.multiply(out, guide, dst=out), cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR),
-                  dst=out)
+    unit = 1.0 / 255.0 if guide.dtype == np.uint8 else 1.0  # grey levels to 0-1, folded into the product
+    out = cv2.multiply(cv2.resize(box(a), (w, h), interpolation=cv2.INTER_LINEAR), guide, scale=unit,
+                       dtype=cv2.CV_32F)
+    out = cv2.add(out, cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR), dst=out)
     # never beyond the depths of the small pixels around: strong colour edges on smooth depth would overshoot
     kernel = np.ones((3, 3), np.uint8)
     cv2.max(out, cv2.resize(cv2.erode(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST), dst=out)
     return cv2.min(out, cv2.resize(cv2.dilate(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST), dst=out)
+
+
+def downscale(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` area-averaged down to ``size`` (W, H): halved (an exact 2x2 mean, the fast case of OpenCV's area
+    resize) while it stays at least twice the size, then area-averaged the rest of the way."""
+    while img.shape[1] >= 2 * size[0] and img.shape[0] >= 2 * size[1]:
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return img if img.shape[1::-1] == tuple(size) else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
 def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray:
@@ -165,22 +177,21 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
     the working scale, where the network saw it."""
     h, w = frame.shape
     shrink = size[0] * size[1] < w * h
-    small = RGBDFrame(rgb=cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
+    small = RGBDFrame(rgb=downscale(frame.rgb, size) if shrink else cv2.resize(frame.rgb, size),
                       depth=cv2.resize(frame.depth, size, interpolation=cv2.INTER_NEAREST),
                       intrinsics=frame.intrinsics.scaled(*size), name=frame.name, sensor=frame.sensor)
     pred_small = run(small).astype(np.float32)
     changed_small = ~((small.depth > 0) & (np.abs(pred_small - small.depth) <= KEEP_RAW_M))
     if shrink:  # back up to the frame's resolution, depth edges following the colour image's
-        gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        gray_small = cv2.cvtColor(small.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        pred = guided_upsample(pred_small, gray_small / 255.0, cv2.multiply(gray, 1.0 / 255.0, dst=gray))
+        gray_small = cv2.cvtColor(small.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        pred = guided_upsample(pred_small, gray_small, cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
     else:
         pred = cv2.resize(pred_small, (w, h), interpolation=cv2.INTER_LINEAR)
-    # a pixel is the network's where any working-scale pixel it overlaps was changed
-    changed = cv2.resize(cv2.dilate(changed_small.astype(np.uint8), np.ones((3, 3), np.uint8)), (w, h),
-                         interpolation=cv2.INTER_NEAREST)
-    np.copyto(pred, frame.depth, where=(frame.depth > 0) & (changed == 0))
-    return pred
+    # a raw reading is kept where no working-scale pixel it overlaps was changed
+    kept_small = (cv2.dilate(changed_small.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0).view(np.uint8)
+    kept = cv2.resize(kept_small, (w, h), interpolation=cv2.INTER_NEAREST)
+    cv2.bitwise_and(kept, (frame.depth > 0).view(np.uint8), dst=kept)
+    return cv2.copyTo(frame.depth, kept, pred)
 
 
 class NetworkCompleter(DepthCompleter):
@@ -233,11 +244,17 @@ class NetworkCompleter(DepthCompleter):
         """(W, H) at which a frame of ``intrinsics`` shows objects as many pixels across as the training frames
         did: each axis scaled by train_fx over its focal length, so the network sees square pixels at its
         training focal length even in a frame resized to another aspect (fx != fy). Frames already within 5% of
-        that scale are left as they are."""
+        that scale are left as they are; a side within 3% of the network's padding multiple is rounded to it."""
         sx, sy = self.train_fx / intrinsics.fx, self.train_fx / intrinsics.fy
         if max(abs(sx - 1.0), abs(sy - 1.0)) <= WORKING_SCALE_TOLERANCE:
             return intrinsics.width, intrinsics.height
-        return max(32, round(intrinsics.width * sx)), max(32, round(intrinsics.height * sy))
+        multiple = getattr(self.model, "multiple", 1)  # the network pads its input's sides to this
+
+        def side(n: float) -> int:  # the nearest padding multiple where that is within SNAP_TOLERANCE
+            snapped = max(multiple, round(n / multiple) * multiple)
+            return snapped if abs(snapped / n - 1.0) <= SNAP_TOLERANCE else max(32, round(n))
+
+        return side(intrinsics.width * sx), side(intrinsics.height * sy)
 
     def _complete(self, frame):
         w, h = self.working_size(frame.intrinsics)

@@ -40,6 +40,9 @@ def onnx_session(path: str | Path | bytes, threads: int = 2):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle worker threads sleep instead of spinning: a spinning pool keeps the cores busy after every run and
+    # slows the OpenCV and NumPy work around the network (and any other session's pool) to a crawl.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     model = path if isinstance(path, bytes) else str(path)
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 

@@ -10,6 +10,8 @@ Conventions used throughout the project:
 from __future__ import annotations
 
 import abc
+import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -195,6 +197,19 @@ class RGBDFrame:
     @property
     def shape(self) -> tuple[int, int]:
         return self.intrinsics.height, self.intrinsics.width
+
+    def with_depth(self, depth: np.ndarray) -> "RGBDFrame":
+        """A copy of this frame with ``depth`` (HxW metres) in place of its own. Depth whose range is already
+        plain metres (0 to ``MAX_PLAUSIBLE_DEPTH_M``, no NaN: one pass over it) is taken as it is; any other goes
+        through every check of a new frame."""
+        depth = np.asarray(depth, dtype=np.float32)
+        if depth.shape == self.shape and depth.size:
+            lo, hi = depth.min(), depth.max()
+            if 0 <= lo and hi <= MAX_PLAUSIBLE_DEPTH_M:  # NaN fails both comparisons
+                out = copy.copy(self)
+                out.depth = depth
+                return out
+        return dataclasses.replace(self, depth=depth)
 
 
 class Camera(abc.ABC):
