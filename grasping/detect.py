@@ -146,12 +146,15 @@ class GraspDetector:
         for i in np.flatnonzero(fits):
             (yaw, mid, extent, part), widest = runs[i], widests[i]
             width = min(extent + cfg.width_margin, g.stroke_m)
-            z_h = max(_percentile(h[part], cfg.top_percentile) - cfg.grasp_depths[0],
-                      g.finger_length / 2 + cfg.tip_clearance)
-            z = self._z_at(scene, mid, z_h)
-            hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
-                    + self._finger_hits(pts, mid, yaw, z, width, scene, headroom=cfg.palm_headroom))
-            if hits > cfg.collision_points:
+            top = _percentile(h[part], cfg.top_percentile)
+            for depth in cfg.grasp_depths:  # the deepest grasp that clears the rest of the cluster and the others
+                z_h = max(top - depth, g.finger_length / 2 + cfg.tip_clearance)
+                z = self._z_at(scene, mid, z_h)
+                hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
+                        + self._finger_hits(pts, mid, yaw, z, width, scene, headroom=cfg.palm_headroom))
+                if hits <= cfg.collision_points:
+                    break
+            else:
                 continue
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),

@@ -104,6 +104,22 @@ def test_detector_grasps_one_of_two_touching_cylinders():
     assert abs(np.cos(g.yaw)) > 0.95  # closing along x: across one cylinder, not across the pair
 
 
+def test_detector_grasps_part_of_a_cluster_higher_where_the_deepest_grasp_collides():
+    """A glass 80 mm tall touching one 110 mm tall: one cluster. The palm above a grasp 40 or 30 mm down the
+    short glass would meet the tall one's top; 20 mm down it clears, and that grasp is found."""
+    short = _table_and_cylinder(0.02, centre=(0.75, 0.02), height=0.08)
+    tall = _table_and_cylinder(0.02, centre=(0.75, -0.02), height=0.11)
+    table = short[short[:, 2] == 0]
+    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] + 0.02) > 0.02]
+    scene = segment(np.concatenate([table, short[short[:, 2] > 0], tall[tall[:, 2] > 0]]))
+    assert len(scene.clusters) == 1
+    cfg = DetectorConfig()
+    on_short = [g for g in GraspDetector(cfg).detect(scene)
+                if np.hypot(g.center[0] - 0.75, g.center[1] - 0.02) < 0.008]
+    assert on_short
+    assert max(g.center[2] for g in on_short) == pytest.approx(0.08 - cfg.grasp_depths[-1], abs=0.006)
+
+
 def test_detector_rejects_object_wider_than_stroke():
     scene = segment(_table_and_cylinder(0.06))  # 120 mm across
     assert len(scene.clusters) == 1 and GraspDetector().detect(scene) == []
