@@ -147,15 +147,15 @@ class GraspDetector:
             (yaw, mid, extent, part), widest = runs[i], widests[i]
             width = min(extent + cfg.width_margin, g.stroke_m)
             top = _percentile(h[part], cfg.top_percentile)
-            for depth in cfg.grasp_depths:  # the deepest grasp that clears the rest of the cluster and the others
-                z_h = max(top - depth, g.finger_length / 2 + cfg.tip_clearance)
-                z = self._z_at(scene, mid, z_h)
-                hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
-                        + self._finger_hits(pts, mid, yaw, z, width, scene, headroom=cfg.palm_headroom))
-                if hits <= cfg.collision_points:
-                    break
-            else:
+            # the deepest grasp that clears the rest of the cluster and the other objects
+            z_hs = [max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.grasp_depths]
+            zs = np.array([self._z_at(scene, mid, z_h) for z_h in z_hs])
+            hits = (self._finger_hits_at(others, mid, yaw, zs, width, cfg.neighbour_clearance, between=True)
+                    + self._finger_hits_at(pts, mid, yaw, zs, width, headroom=cfg.palm_headroom))
+            clear = np.flatnonzero(hits <= cfg.collision_points)
+            if not len(clear):
                 continue
+            z_h, z = z_hs[clear[0]], float(zs[clear[0]])
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))
@@ -272,23 +272,32 @@ class GraspDetector:
         depth is uncertain). Every point counts all the way up (the descent sweeps through it), and
         what the camera sees of an object stands on the table with solid matter below it, which the finger
         would meet too."""
+        return int(self._finger_hits_at(points, mid, yaw, np.array([z]), width, clearance, between, headroom)[0])
+
+    def _finger_hits_at(self, points: np.ndarray, mid: np.ndarray, yaw: float, zs: np.ndarray, width: float,
+                        clearance: float = 0.0, between: bool = False, headroom: float = 0.0) -> np.ndarray:
+        """``_finger_hits`` for the same grasp at each TCP height of ``zs``: the footprints are found once."""
         g = self.config.gripper
+        zs = np.asarray(zs, dtype=np.float64)
         if len(points) == 0:
-            return 0
+            return np.zeros(len(zs), int)
         m = clearance
-        dz = points[:, 2] - z
-        low = dz > -g.finger_length / 2 - m  # the fingertips' lowest reach; the palm's underside is higher
-        if not low.any():
-            return 0
-        pts, dz = points[low], dz[low]
+        tip = -g.finger_length / 2 - m  # the fingertips' lowest reach below the TCP
+        underside = g.palm_above_tcp - m - headroom  # the palm's underside above it (higher than the tips)
+        pts = points[points[:, 2] > zs.min() + tip]
+        if len(pts) == 0:
+            return np.zeros(len(zs), int)
         c, s = np.cos(yaw), np.sin(yaw)
         dx, dy = pts[:, 0] - mid[0], pts[:, 1] - mid[1]
         u = np.abs(dx * c + dy * s)  # along the closing direction
         v = np.abs(dy * c - dx * s)
         inner = 0.0 if between else width / 2  # from the centre: the whole closing space counts
         finger = (u > inner) & (u < width / 2 + g.finger_thickness + m) & (v < g.finger_depth / 2 + m)
-        palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) & (dz > g.palm_above_tcp - m - headroom)
-        return int((finger | palm).sum())
+        palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m)
+        either = finger | palm
+        fz, pz = pts[either, 2], np.where(palm[either], pts[either, 2], -np.inf)
+        finger = finger[either]
+        return np.array([int(((finger & (fz - z > tip)) | (pz - z > underside)).sum()) for z in zs])
 
 
 def _percentile(x: np.ndarray, q: float) -> float:
