@@ -104,6 +104,25 @@ def test_far_codes_nan_and_zeros_are_no_readings(student):
         RGBDFrame(frame.rgb, np.full((240, 320), 800.0, np.float32), K)
 
 
+def test_a_frame_with_new_depth_keeps_the_rest_and_checks_what_is_not_plain_metres():
+    K = CameraIntrinsics(64, 48, 60.0, 60.0, 31.5, 23.5)
+    mask = np.zeros((48, 64), bool)
+    mask[10:20, 10:20] = True
+    frame = RGBDFrame(np.full((48, 64, 3), 100, np.uint8), np.full((48, 64), 0.8, np.float32), K, mask=mask,
+                      name="f", sensor="d435")
+    plain = frame.with_depth(np.full((48, 64), 0.7, np.float32))
+    assert plain.depth.max() == np.float32(0.7) and plain.mask is frame.mask and plain.name == "f"
+    assert frame.depth.max() == np.float32(0.8)  # the original is untouched
+    far = np.full((48, 64), 0.7, np.float32)
+    far[0, :3] = 65.535  # a far code: taken through every check of a new frame
+    checked = frame.with_depth(far)
+    assert checked.dropped == 3 and checked.depth.max() == np.float32(0.7)
+    from pipeline.errors import FrameError
+
+    with pytest.raises(FrameError, match="shape"):
+        frame.with_depth(np.zeros((10, 10), np.float32))
+
+
 @pytest.mark.parametrize("name", ["Intel RealSense D415", "Intel RealSense D435", "Intel RealSense D435I",
                                   "Intel RealSense D455", "Intel RealSense D405", "D435IF"])
 def test_every_d400_model_is_in_the_stereo_family(name):
