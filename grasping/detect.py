@@ -64,6 +64,9 @@ class DetectorConfig:
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
 
 
+HITS_CHUNK = 64  # grasps checked together against a cloud (``GraspDetector._hits``)
+
+
 class GraspDetector:
     def __init__(self, config: DetectorConfig = DetectorConfig()):
         self.config = config
@@ -129,9 +132,8 @@ class GraspDetector:
                 if strip_size[c] >= 10 and ends[r] - starts[r] >= 10:
                     runs.append((yaw, centres[c] + d * mids[r], a[ends[r]] - a[starts[r]],
                                  order[col[starts[r]:ends[r] + 1]]))
-        out = []
         if not runs:
-            return out
+            return []
         yaws = np.array([r[0] for r in runs])
         mids = np.array([r[1] for r in runs])
         extents = np.array([r[2] for r in runs])
@@ -143,19 +145,28 @@ class GraspDetector:
             gap2 = ((mids[same, None] - mids[None, same]) ** 2).sum(2)
             widests[same] = np.where(gap2 < cfg.part_neighbourhood ** 2, extents[None, same], 0.0).max(1)
         fits = (extents + cfg.min_width_margin <= g.stroke_m) & (extents >= cfg.part_axis_share * widests)
+        # every fitting run at each pad depth, checked at once; per run, the deepest grasp that clears the rest of
+        # the cluster and the other objects
+        cands = []  # (run, width, height above the table, TCP height)
         for i in np.flatnonzero(fits):
-            (yaw, mid, extent, part), widest = runs[i], widests[i]
+            (yaw, mid, extent, part) = runs[i]
             width = min(extent + cfg.width_margin, g.stroke_m)
             top = _percentile(h[part], cfg.top_percentile)
-            # the deepest grasp that clears the rest of the cluster and the other objects
-            z_hs = [max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.grasp_depths]
-            zs = np.array([self._z_at(scene, mid, z_h) for z_h in z_hs])
-            hits = (self._finger_hits_at(others, mid, yaw, zs, width, cfg.neighbour_clearance, between=True)
-                    + self._finger_hits_at(pts, mid, yaw, zs, width, headroom=cfg.palm_headroom))
-            clear = np.flatnonzero(hits <= cfg.collision_points)
-            if not len(clear):
+            for depth in cfg.grasp_depths:
+                z_h = max(top - depth, g.finger_length / 2 + cfg.tip_clearance)
+                cands.append((i, width, z_h, self._z_at(scene, mid, z_h)))
+        if not cands:
+            return []
+        at = np.array([runs[c[0]][1] for c in cands])
+        yaws_c, widths, zs = [runs[c[0]][0] for c in cands], [c[1] for c in cands], [c[3] for c in cands]
+        hits = (self._hits(others, at, yaws_c, zs, widths, cfg.neighbour_clearance, between=True)
+                + self._hits(pts, at, yaws_c, zs, widths, headroom=cfg.palm_headroom))
+        out, done = [], set()
+        for (i, width, z_h, z), n in zip(cands, hits):
+            if i in done or n > cfg.collision_points:
                 continue
-            z_h, z = z_hs[clear[0]], float(zs[clear[0]])
+            done.add(i)
+            (yaw, mid, extent, part), widest = runs[i], widests[i]
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))
@@ -221,30 +232,38 @@ class GraspDetector:
         base_yaw = float(np.arctan2(minor[1], minor[0]))
         others = scene.others(k, self._reach())
         repaired = scene.repaired_share(k)
-        out = []
-        for off in cfg.yaw_offsets_deg:
+        # every closing direction at every height (deepest first) whose opening fits the stroke, checked at once;
+        # per direction, the deepest grasp the neighbours allow
+        cands = []  # (direction, mid, yaw, width, height above the table, TCP height)
+        for i, off in enumerate(cfg.yaw_offsets_deg):
             yaw = base_yaw + np.radians(off)
             d = np.array([np.cos(yaw), np.sin(yaw)])
-            for z_h, xy in footprints:  # the deepest grasp the neighbours allow
+            for z_h, xy in footprints:
                 centre_xy = (xy.max(0) + xy.min(0)) / 2
                 along = (xy - centre_xy) @ d
                 lo, hi = along.min(), along.max()
-                mid = centre_xy + d * (lo + hi) / 2
                 if (hi - lo) + cfg.min_width_margin > g.stroke_m:
                     continue
+                mid = centre_xy + d * (lo + hi) / 2
                 width = min((hi - lo) + cfg.width_margin, g.stroke_m)  # a wide object gets the whole stroke
                 # the grasp point height in the base frame: on the plane below the pad centre
-                z = self._z_at(scene, mid, z_h)
-                hits = (self._finger_hits(others, mid, yaw, z, width, scene, cfg.neighbour_clearance, between=True)
-                        + self._finger_hits(pts, mid, yaw, z, width, scene))
-                if hits > cfg.collision_points:
-                    continue
-                centred = 1.0 - min(abs(off) / 90.0, 1.0)
-                score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
-                         + cfg.repaired_weight * repaired)
-                out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
-                                 float(score), k))
-                break
+                cands.append((i, mid, yaw, width, z_h, self._z_at(scene, mid, z_h)))
+        if not cands:
+            return []
+        mids = np.array([c[1] for c in cands])
+        yaws, widths, zs = ([c[k] for c in cands] for k in (2, 3, 5))
+        hits = (self._hits(others, mids, yaws, zs, widths, cfg.neighbour_clearance, between=True)
+                + self._hits(pts, mids, yaws, zs, widths))
+        out, done = [], set()
+        for (i, mid, yaw, width, z_h, z), n in zip(cands, hits):
+            if i in done or n > cfg.collision_points:
+                continue
+            done.add(i)
+            centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
+            score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
+                     + cfg.repaired_weight * repaired)
+            out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
+                             float(score), k))
         return out
 
     def _reach(self) -> float:
@@ -272,32 +291,34 @@ class GraspDetector:
         depth is uncertain). Every point counts all the way up (the descent sweeps through it), and
         what the camera sees of an object stands on the table with solid matter below it, which the finger
         would meet too."""
-        return int(self._finger_hits_at(points, mid, yaw, np.array([z]), width, clearance, between, headroom)[0])
+        return int(self._hits(points, np.asarray(mid)[None], [yaw], [z], [width], clearance, between, headroom)[0])
 
-    def _finger_hits_at(self, points: np.ndarray, mid: np.ndarray, yaw: float, zs: np.ndarray, width: float,
-                        clearance: float = 0.0, between: bool = False, headroom: float = 0.0) -> np.ndarray:
-        """``_finger_hits`` for the same grasp at each TCP height of ``zs``: the footprints are found once."""
+    def _hits(self, points: np.ndarray, mids: np.ndarray, yaws, zs, widths, clearance: float = 0.0,
+              between: bool = False, headroom: float = 0.0) -> np.ndarray:
+        """``_finger_hits`` of several grasps at once: grasp i at ``mids[i]`` (x, y), ``yaws[i]``, TCP height
+        ``zs[i]`` and opening ``widths[i]``; one count per grasp."""
         g = self.config.gripper
         zs = np.asarray(zs, dtype=np.float64)
-        if len(points) == 0:
-            return np.zeros(len(zs), int)
+        if len(zs) > HITS_CHUNK:  # a grasp per row of points: a few rows at a time bounds the memory
+            return np.concatenate([self._hits(points, mids[i:i + HITS_CHUNK], yaws[i:i + HITS_CHUNK],
+                                              zs[i:i + HITS_CHUNK], widths[i:i + HITS_CHUNK], clearance, between,
+                                              headroom) for i in range(0, len(zs), HITS_CHUNK)])
         m = clearance
         tip = -g.finger_length / 2 - m  # the fingertips' lowest reach below the TCP
         underside = g.palm_above_tcp - m - headroom  # the palm's underside above it (higher than the tips)
-        pts = points[points[:, 2] > zs.min() + tip]
+        pts = points[points[:, 2] > zs.min() + tip] if len(points) and len(zs) else points[:0]
         if len(pts) == 0:
             return np.zeros(len(zs), int)
-        c, s = np.cos(yaw), np.sin(yaw)
-        dx, dy = pts[:, 0] - mid[0], pts[:, 1] - mid[1]
+        yaws, half = np.asarray(yaws, dtype=np.float64)[:, None], np.asarray(widths, dtype=np.float64)[:, None] / 2
+        c, s = np.cos(yaws), np.sin(yaws)
+        dx, dy = pts[None, :, 0] - mids[:, :1], pts[None, :, 1] - mids[:, 1:2]
         u = np.abs(dx * c + dy * s)  # along the closing direction
         v = np.abs(dy * c - dx * s)
-        inner = 0.0 if between else width / 2  # from the centre: the whole closing space counts
-        finger = (u > inner) & (u < width / 2 + g.finger_thickness + m) & (v < g.finger_depth / 2 + m)
-        palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m)
-        either = finger | palm
-        fz, pz = pts[either, 2], np.where(palm[either], pts[either, 2], -np.inf)
-        finger = finger[either]
-        return np.array([int(((finger & (fz - z > tip)) | (pz - z > underside)).sum()) for z in zs])
+        dz = pts[None, :, 2] - zs[:, None]
+        inner = 0.0 if between else half  # from the centre: the whole closing space counts
+        finger = (u > inner) & (u < half + g.finger_thickness + m) & (v < g.finger_depth / 2 + m) & (dz > tip)
+        palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) & (dz > underside)
+        return (finger | palm).sum(1)
 
 
 def _percentile(x: np.ndarray, q: float) -> float:
