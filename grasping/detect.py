@@ -251,7 +251,7 @@ class GraspDetector:
         if not cands:
             return []
         mids = np.array([c[1] for c in cands])
-        yaws, widths, zs = ([c[k] for c in cands] for k in (2, 3, 5))
+        yaws, widths, zs = ([c[j] for c in cands] for j in (2, 3, 5))  # (k is the cluster's index)
         hits = (self._hits(others, mids, yaws, zs, widths, cfg.neighbour_clearance, between=True)
                 + self._hits(pts, mids, yaws, zs, widths))
         out, done = [], set()
