@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -38,12 +39,12 @@ class DepthCompleter(abc.ABC):
 
     def complete(self, frame: RGBDFrame) -> RGBDFrame:
         """A copy of ``frame`` whose ``depth`` is the completed depth (HxW float32 metres)."""
-        if not (frame.depth > 0).any():
+        if not cv2.hasNonZero(frame.depth):  # a frame's depth is never negative: nonzero is a reading
             which = f"frame {frame.name}" if frame.name else "the frame"
             raise FrameError(f"{self.name}: {which} has no valid depth at all; nothing to complete "
                              "(is the camera covered or out of range?)")
         depth = np.asarray(self._complete(frame), dtype=np.float32)
-        if not np.isfinite(depth).all():
+        if not np.isfinite(depth.min() + depth.max()):  # NaN and +-inf each make the sum so; one pass each
             which = f" on {frame.name}" if frame.name else ""
             raise FrameError(f"{self.name} returned NaN or infinite depth{which} "
                              f"({int((~np.isfinite(depth)).sum())} pixels); its weights may be damaged")
@@ -121,8 +122,9 @@ def _joint_bilateral(depth: np.ndarray, gray: np.ndarray, radius: int, sigma_col
 # (615 px at 640x480) at the training size 320x240. A card's ``train_fx`` overrides it.
 TRAINING_FOCAL_PX = 307.5
 WORKING_SCALE_TOLERANCE = 0.05
-# A working size within this of a multiple of the network's padding is rounded to it: the network pads to that
-# multiple anyway, so the pixels it would pad are used for the image (848x480 works at 432x240, not 427x242).
+# A working size within this of a multiple of the network's padding is rounded to it, down where that is close
+# enough: the network pads up to that multiple anyway, so a side just above one costs the next multiple's
+# pixels for nothing (848x480 and 1280x720 frames work at 416x240, not 427x242 padded to 432x256).
 SNAP_TOLERANCE = 0.03
 KEEP_RAW_M = 0.01  # a valid raw reading the network moved by no more than this is returned exactly
 
@@ -156,17 +158,21 @@ def guided_upsample(pred_small: np.ndarray, guide_small: np.ndarray, guide: np.n
                        dtype=cv2.CV_32F)
     out = cv2.add(out, cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR), dst=out)
     # never beyond the depths of the small pixels around: strong colour edges on smooth depth would overshoot
+    # (pixel-centred nearest neighbours: OpenCV's INTER_NEAREST_EXACT is also the fast one for float images)
     kernel = np.ones((3, 3), np.uint8)
-    cv2.max(out, cv2.resize(cv2.erode(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST), dst=out)
-    return cv2.min(out, cv2.resize(cv2.dilate(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST), dst=out)
+    cv2.max(out, cv2.resize(cv2.erode(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST_EXACT), dst=out)
+    return cv2.min(out, cv2.resize(cv2.dilate(pred_small, kernel), (w, h), interpolation=cv2.INTER_NEAREST_EXACT),
+                   dst=out)
 
 
 def downscale(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``img`` area-averaged down to ``size`` (W, H): halved (an exact 2x2 mean, the fast case of OpenCV's area
-    resize) while it stays at least twice the size, then area-averaged the rest of the way."""
+    """``img`` brought down to ``size`` (W, H): halved (an exact 2x2 mean, the fast case of OpenCV's area
+    resize) while it stays at least twice the size, then linearly interpolated the rest of the way (less than
+    2x, where a linear sample still spans each output pixel's footprint; OpenCV's area resize at such a
+    fractional ratio costs several times the halvings)."""
     while img.shape[1] >= 2 * size[0] and img.shape[0] >= 2 * size[1]:
         img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    return img if img.shape[1::-1] == tuple(size) else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return img if img.shape[1::-1] == tuple(size) else cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
 
 
 def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray:
@@ -177,9 +183,9 @@ def at_working_scale(frame: RGBDFrame, run, size: tuple[int, int]) -> np.ndarray
     the working scale, where the network saw it."""
     h, w = frame.shape
     shrink = size[0] * size[1] < w * h
-    small = RGBDFrame(rgb=downscale(frame.rgb, size) if shrink else cv2.resize(frame.rgb, size),
-                      depth=cv2.resize(frame.depth, size, interpolation=cv2.INTER_NEAREST),
-                      intrinsics=frame.intrinsics.scaled(*size), name=frame.name, sensor=frame.sensor)
+    small = frame.resampled(rgb=downscale(frame.rgb, size) if shrink else cv2.resize(frame.rgb, size),
+                            depth=cv2.resize(frame.depth, size, interpolation=cv2.INTER_NEAREST),
+                            intrinsics=frame.intrinsics.scaled(*size))
     pred_small = run(small).astype(np.float32)
     changed_small = ~((small.depth > 0) & (np.abs(pred_small - small.depth) <= KEEP_RAW_M))
     if shrink:  # back up to the frame's resolution, depth edges following the colour image's
@@ -244,15 +250,18 @@ class NetworkCompleter(DepthCompleter):
         """(W, H) at which a frame of ``intrinsics`` shows objects as many pixels across as the training frames
         did: each axis scaled by train_fx over its focal length, so the network sees square pixels at its
         training focal length even in a frame resized to another aspect (fx != fy). Frames already within 5% of
-        that scale are left as they are; a side within 3% of the network's padding multiple is rounded to it."""
+        that scale are left as they are; a side within 3% of a multiple of the network's padding is rounded to
+        it, to the multiple below first."""
         sx, sy = self.train_fx / intrinsics.fx, self.train_fx / intrinsics.fy
         if max(abs(sx - 1.0), abs(sy - 1.0)) <= WORKING_SCALE_TOLERANCE:
             return intrinsics.width, intrinsics.height
         multiple = getattr(self.model, "multiple", 1)  # the network pads its input's sides to this
 
-        def side(n: float) -> int:  # the nearest padding multiple where that is within SNAP_TOLERANCE
-            snapped = max(multiple, round(n / multiple) * multiple)
-            return snapped if abs(snapped / n - 1.0) <= SNAP_TOLERANCE else max(32, round(n))
+        def side(n: float) -> int:  # the padding multiple below, else above, within SNAP_TOLERANCE
+            for snapped in (math.floor(n / multiple) * multiple, math.ceil(n / multiple) * multiple):
+                if snapped >= multiple and abs(snapped / n - 1.0) <= SNAP_TOLERANCE:
+                    return snapped
+            return max(32, round(n))
 
         return side(intrinsics.width * sx), side(intrinsics.height * sy)
 

@@ -198,6 +198,18 @@ class RGBDFrame:
     def shape(self) -> tuple[int, int]:
         return self.intrinsics.height, self.intrinsics.width
 
+    def resampled(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics) -> "RGBDFrame":
+        """This frame brought to ``intrinsics``' size: ``rgb`` and ``depth`` are its own, resampled (depth by
+        nearest neighbours, so every value is one of its readings), and are taken without the checks of a new
+        frame. Mask, ground truth and pose are left behind."""
+        if rgb.shape != (intrinsics.height, intrinsics.width, 3) or depth.shape != rgb.shape[:2]:
+            raise FrameError(f"resampled frame: rgb {rgb.shape} and depth {depth.shape} do not match "
+                             f"{intrinsics.width}x{intrinsics.height}")
+        out = copy.copy(self)
+        out.rgb, out.depth, out.intrinsics = rgb, depth, intrinsics
+        out.mask = out.depth_gt = out.T_base_cam = None
+        return out
+
     def with_depth(self, depth: np.ndarray) -> "RGBDFrame":
         """A copy of this frame with ``depth`` (HxW metres) in place of its own. Depth whose range is already
         plain metres (0 to ``MAX_PLAUSIBLE_DEPTH_M``, no NaN: one pass over it) is taken as it is; any other goes

@@ -76,7 +76,7 @@ def test_bench_writes_schema(tmp_path, monkeypatch):
     assert r["params"] > 0 and r["64x48"]["torch_ms"] > 0 and r["64x48"]["onnx_ms"] > 0
     c = result["completer"]  # a camera frame end to end: brought to the working scale, completed, upsampled
     assert c["name"] == "student" and c["320x240"]["over_320x240"] == 1.0 and c["640x360"]["ms"] > 0
-    assert c["640x360"]["working_size"] == "432x240"  # fx 460.5 at 640x360: 427x240 at 307.5, rounded to 16s
+    assert c["640x360"]["working_size"] == "416x240"  # fx 460.5 at 640x360: 427x240 at 307.5, rounded down to 16s
 
 
 def test_moved_share_counts_only_correct_raw_depth_outside_glass():

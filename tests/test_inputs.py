@@ -47,14 +47,17 @@ def test_damaged_weights_and_cards(tmp_path):
     assert not (tmp_path / "nan.safetensors").exists()  # nothing half-written
 
 
-def test_nan_output_of_a_network_is_an_error():
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_output_of_a_network_is_an_error(bad):
     from pipeline.completion import DepthCompleter
 
     class Broken(DepthCompleter):
         name = "broken"
 
         def _complete(self, frame):
-            return np.full(frame.depth.shape, np.nan, np.float32)
+            out = np.ones(frame.depth.shape, np.float32)
+            out[3, 5] = bad
+            return out
 
     K = CameraIntrinsics(32, 24, 30.0, 30.0, 16.0, 12.0)
     frame = RGBDFrame(rgb=np.zeros((24, 32, 3), np.uint8), depth=np.ones((24, 32), np.float32), intrinsics=K)

@@ -8,6 +8,7 @@ import pytest
 from pipeline.completion import KEEP_RAW_M, SNAP_TOLERANCE, NetworkCompleter, guided_upsample, make_completer
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import discover
+from pipeline.errors import FrameError
 from pipeline.types import CameraIntrinsics, RGBDFrame, sensor_family
 
 
@@ -30,13 +31,26 @@ def test_the_network_works_at_its_training_scale(student, real_frame):
     tol = SNAP_TOLERANCE + 0.005  # sides are rounded to the network's padding multiple where that is close
     assert abs(np.sqrt(K.fx * K.fy) * w / K.width - net.train_fx) < tol * net.train_fx  # focal length matched
     assert abs(w / h - K.width / K.height) < 2 * tol  # aspect kept
-    assert w % net.model.multiple == 0 and h % net.model.multiple == 0  # no padding wasted (432x240 here)
+    assert w % net.model.multiple == 0 and h % net.model.multiple == 0  # no padding wasted (416x240 here)
     small = K.scaled(320, 240)
     assert net.working_size(CameraIntrinsics(320, 240, net.train_fx, net.train_fx, 159.5, 119.5)) == (320, 240)
     assert net.working_size(small) != (320, 240)  # a squashed 1280x720 frame is not at the training scale
     w, h = net.working_size(small)  # ... and is unsquashed: square pixels at the training focal length
     assert abs(small.fx * w / small.width - net.train_fx) < tol * net.train_fx
     assert abs(small.fy * h / small.height - net.train_fx) < tol * net.train_fx
+
+
+def test_working_sides_round_to_the_padding_multiple_below_first(student):
+    net = student.for_sensor("d435") if hasattr(student, "for_sensor") else student
+    assert net.model.multiple == 16
+
+    def at(w: float, h: float) -> tuple[int, int]:  # the working size of a frame whose sides scale to w x h
+        return net.working_size(CameraIntrinsics(1000, 1000, net.train_fx * 1000 / w, net.train_fx * 1000 / h,
+                                                  499.5, 499.5))
+
+    assert at(427.8, 240.6) == (416, 240)  # a 16:9 D435 frame: 2.8% down beats padding up to 432
+    assert at(252.0, 300.0) == (256, 304)  # the multiple below is more than 3% away: the one above
+    assert at(200.0, 200.0) == (200, 200)  # neither within 3%: as it is, padded inside the network
 
 
 def test_upsampled_depth_edges_follow_the_colour_image():
@@ -102,6 +116,16 @@ def test_far_codes_nan_and_zeros_are_no_readings(student):
 
     with pytest.raises(FrameError, match="millimetres"):  # the bulk in millimetres is still an error
         RGBDFrame(frame.rgb, np.full((240, 320), 800.0, np.float32), K)
+
+
+def test_a_resampled_frame_must_match_its_new_size():
+    K = CameraIntrinsics(64, 48, 60.0, 60.0, 31.5, 23.5)
+    frame = RGBDFrame(np.zeros((48, 64, 3), np.uint8), np.ones((48, 64), np.float32), K, name="f", sensor="d435",
+                      mask=np.zeros((48, 64), bool))
+    small = frame.resampled(np.zeros((24, 32, 3), np.uint8), np.ones((24, 32), np.float32), K.scaled(32, 24))
+    assert small.shape == (24, 32) and small.name == "f" and small.sensor == "d435" and small.mask is None
+    with pytest.raises(FrameError, match="do not match 32x24"):
+        frame.resampled(np.zeros((24, 32, 3), np.uint8), np.ones((48, 64), np.float32), K.scaled(32, 24))
 
 
 def test_a_frame_with_new_depth_keeps_the_rest_and_checks_what_is_not_plain_metres():
