@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grasping.cloud import SceneCloud, fit_circle
+from grasping.cloud import SceneCloud, fit_circle, highs, lows
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 
@@ -90,10 +90,13 @@ class GraspDetector:
         _, vecs = np.linalg.eigh(np.cov(xy.T))
         along, across = xy @ vecs[:, 1], xy @ vecs[:, 0]
         bins = np.floor((along - along.min()) / self.config.waist_bin).astype(int)
-        widths = np.zeros(bins.max() + 1)
-        for b in np.unique(bins):
-            sel = across[bins == b]
-            widths[b] = sel.max() - sel.min() if len(sel) >= 3 else 0.0
+        order = np.argsort(bins, kind="stable")  # each cross-section's points together
+        binned, across = bins[order], across[order]
+        starts = np.flatnonzero(np.r_[True, binned[1:] != binned[:-1]])
+        counts = np.diff(np.r_[starts, len(binned)])
+        widths = np.zeros(bins.max() + 1)  # per cross-section, the extent across (0 for fewer than 3 points)
+        widths[binned[starts]] = np.where(counts >= 3, np.maximum.reduceat(across, starts)
+                                          - np.minimum.reduceat(across, starts), 0.0)
         if len(widths) < 3:
             return False
         left, right = np.maximum.accumulate(widths), np.maximum.accumulate(widths[::-1])[::-1]
@@ -112,7 +115,10 @@ class GraspDetector:
         others = scene.others(k, self._reach())
         repaired = scene.repaired_share(k)
         gap = g.finger_thickness + 2 * cfg.neighbour_clearance  # a finger fits into a gap this wide
-        centres = np.unique(np.round(xy / cfg.part_step), axis=0) * cfg.part_step
+        cells = np.round(xy / cfg.part_step).astype(np.int64)
+        lo, span = lows(cells), np.ptp(cells[:, 1]) + 1  # occupied grid cells, in (x, y) order
+        keys = np.unique((cells[:, 0] - lo[0]) * span + (cells[:, 1] - lo[1]))
+        centres = (np.column_stack([keys // span, keys % span]) + lo) * cfg.part_step
         runs = []  # every run under a pad strip: (yaw, centre of the run, extent, its points)
         for yaw in np.radians(np.arange(0.0, 180.0, cfg.part_yaw_step_deg)):
             d, n = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
@@ -127,11 +133,11 @@ class GraspDetector:
             by_row = np.lexsort((np.abs(mids), row[starts]))  # per centre, the run nearest it first
             nearest = by_row[np.r_[True, np.diff(row[starts][by_row]) != 0]]
             strip_size = np.bincount(row, minlength=len(centres))
-            for r in nearest:
-                c = row[starts[r]]
-                if strip_size[c] >= 10 and ends[r] - starts[r] >= 10:
-                    runs.append((yaw, centres[c] + d * mids[r], a[ends[r]] - a[starts[r]],
-                                 order[col[starts[r]:ends[r] + 1]]))
+            nearest = nearest[(strip_size[row[starts[nearest]]] >= 10) & (ends[nearest] - starts[nearest] >= 10)]
+            run_mids = centres[row[starts[nearest]]] + d * mids[nearest, None]
+            run_extents = a[ends[nearest]] - a[starts[nearest]]
+            runs.extend((yaw, m, e, order[col[s:t + 1]])
+                        for m, e, s, t in zip(run_mids, run_extents, starts[nearest], ends[nearest]))
         if not runs:
             return []
         yaws = np.array([r[0] for r in runs])
@@ -157,15 +163,13 @@ class GraspDetector:
                 cands.append((i, width, z_h, self._z_at(scene, mid, z_h)))
         if not cands:
             return []
+        group = np.array([c[0] for c in cands])
         at = np.array([runs[c[0]][1] for c in cands])
-        yaws_c, widths, zs = [runs[c[0]][0] for c in cands], [c[1] for c in cands], [c[3] for c in cands]
-        hits = (self._hits(others, at, yaws_c, zs, widths, cfg.neighbour_clearance, between=True)
-                + self._hits(pts, at, yaws_c, zs, widths, headroom=cfg.palm_headroom))
-        out, done = [], set()
-        for (i, width, z_h, z), n in zip(cands, hits):
-            if i in done or n > cfg.collision_points:
-                continue
-            done.add(i)
+        yaws_c, widths, zs = (np.array(v) for v in ([runs[c[0]][0] for c in cands], [c[1] for c in cands],
+                                                       [c[3] for c in cands]))
+        out = []
+        for j in self._first_clear(others, pts, group, at, yaws_c, zs, widths, headroom=cfg.palm_headroom):
+            i, width, z_h, z = cands[j]
             (yaw, mid, extent, part), widest = runs[i], widests[i]
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
@@ -212,19 +216,21 @@ class GraspDetector:
     def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
         cfg = self.config
         h = scene.height(pts)
-        top = np.percentile(h, cfg.top_percentile)
+        top = _percentile(h, cfg.top_percentile)
         g = cfg.gripper
         # pad centre heights above the table, deepest first: never lower than the fingertips allow, nor so low
         # that the palm comes within ``palm_headroom`` of the object's highest points (a bottle's neck)
         lowest = max(g.finger_length / 2 + cfg.tip_clearance,
-                     float(np.percentile(h, cfg.max_percentile)) + cfg.palm_headroom - g.palm_above_tcp)
+                     _percentile(h, cfg.max_percentile) + cfg.palm_headroom - g.palm_above_tcp)
         heights = sorted({max(top - depth, lowest) for depth in cfg.grasp_depths})
         # Everything the descending fingers pass must fit between them: the footprint of all points above the
         # fingertips (the top view sees the top faces, which a band of wall points alone would miss).
-        footprints = []
+        footprints = []  # (height, footprint, the centre of its box, the footprint about that centre)
         for z_h in heights:
             above = pts[h > z_h - g.finger_length / 2]
-            footprints.append((z_h, (above if len(above) >= 5 else pts)[:, :2]))
+            xy = (above if len(above) >= 5 else pts)[:, :2]
+            centre_xy = (highs(xy) + lows(xy)) / 2
+            footprints.append((z_h, xy, centre_xy, xy - centre_xy))
         xy = footprints[0][1]  # the closing directions follow the deepest footprint's principal axes
         cov = np.cov((xy - xy.mean(0)).T) if len(xy) > 2 else np.eye(2)
         w, v = np.linalg.eigh(cov)
@@ -238,9 +244,8 @@ class GraspDetector:
         for i, off in enumerate(cfg.yaw_offsets_deg):
             yaw = base_yaw + np.radians(off)
             d = np.array([np.cos(yaw), np.sin(yaw)])
-            for z_h, xy in footprints:
-                centre_xy = (xy.max(0) + xy.min(0)) / 2
-                along = (xy - centre_xy) @ d
+            for z_h, _, centre_xy, centred_xy in footprints:
+                along = centred_xy @ d
                 lo, hi = along.min(), along.max()
                 if (hi - lo) + cfg.min_width_margin > g.stroke_m:
                     continue
@@ -250,15 +255,11 @@ class GraspDetector:
                 cands.append((i, mid, yaw, width, z_h, self._z_at(scene, mid, z_h)))
         if not cands:
             return []
-        mids = np.array([c[1] for c in cands])
-        yaws, widths, zs = ([c[j] for c in cands] for j in (2, 3, 5))  # (k is the cluster's index)
-        hits = (self._hits(others, mids, yaws, zs, widths, cfg.neighbour_clearance, between=True)
-                + self._hits(pts, mids, yaws, zs, widths))
-        out, done = [], set()
-        for (i, mid, yaw, width, z_h, z), n in zip(cands, hits):
-            if i in done or n > cfg.collision_points:
-                continue
-            done.add(i)
+        group, mids = np.array([c[0] for c in cands]), np.array([c[1] for c in cands])
+        yaws, widths, zs = (np.array([c[j] for c in cands]) for j in (2, 3, 5))  # (k is the cluster's index)
+        out = []
+        for j in self._first_clear(others, pts, group, mids, yaws, zs, widths):
+            i, mid, yaw, width, z_h, z = cands[j]
             centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
@@ -281,6 +282,33 @@ class GraspDetector:
         # point on the plane below (x, y): n . (x, y, z) + d = 0, then raise by height along z
         z_plane = -(n[0] * xy[0] + n[1] * xy[1] + d) / n[2]
         return float(z_plane + height / n[2])
+
+    def _first_clear(self, others: np.ndarray, pts: np.ndarray, group: np.ndarray, mids: np.ndarray,
+                     yaws: np.ndarray, zs: np.ndarray, widths: np.ndarray, headroom: float = 0.0) -> list[int]:
+        """Candidate grasps in groups (``group``: each candidate's group, groups contiguous, each in order of
+        preference): per group, the index of its first candidate that clears the scene, for the groups that
+        have one, in group order. A candidate clears when the object's own points (``pts``, with the palm's
+        ``headroom``) and the other objects' (``others``, kept ``neighbour_clearance`` away and out from
+        between the fingers) put no more than ``collision_points`` in its way. All groups' next candidates are
+        checked together, and a group's later ones only while it has none that clears; the object's own points
+        only for candidates its neighbours leave clear."""
+        cfg = self.config
+        firsts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        ends = np.r_[firsts[1:], len(group)]
+        at, chosen = firsts.copy(), np.full(len(firsts), -1)
+        todo = np.arange(len(firsts))  # groups still without a clear candidate
+        while len(todo):
+            idx = at[todo]
+            n = self._hits(others, mids[idx], yaws[idx], zs[idx], widths[idx], cfg.neighbour_clearance, between=True)
+            near = n <= cfg.collision_points
+            if near.any():
+                sub = idx[near]
+                n[near] += self._hits(pts, mids[sub], yaws[sub], zs[sub], widths[sub], headroom=headroom)
+            clear = n <= cfg.collision_points
+            chosen[todo[clear]] = idx[clear]
+            at[todo] += 1
+            todo = todo[~clear & (at[todo] < ends[todo])]
+        return [int(j) for j in chosen if j >= 0]
 
     def _finger_hits(self, points: np.ndarray, mid: np.ndarray, yaw: float, z: float, width: float,
                      scene: SceneCloud, clearance: float = 0.0, between: bool = False, headroom: float = 0.0) -> int:
