@@ -120,6 +120,30 @@ def test_detector_grasps_part_of_a_cluster_higher_where_the_deepest_grasp_collid
     assert max(g.center[2] for g in on_short) == pytest.approx(0.08 - cfg.grasp_depths[-1], abs=0.006)
 
 
+def test_candidates_checked_in_rounds_give_each_group_its_first_grasp_that_clears():
+    """``_first_clear`` checks all groups' candidates together, round by round; it must choose what checking
+    each group's candidates one at a time, in order, chooses."""
+    rng = np.random.default_rng(3)
+    det, cfg = GraspDetector(), DetectorConfig()
+    pts = rng.uniform([-0.05, -0.05, 0.0], [0.05, 0.05, 0.12], (400, 3))  # the object
+    others = rng.uniform([-0.12, -0.12, 0.0], [0.12, 0.12, 0.08], (150, 3))
+    group = np.repeat(np.arange(30), rng.integers(1, 4, 30))
+    n = len(group)
+    mids = rng.uniform(-0.03, 0.03, (n, 2))
+    yaws, zs, widths = rng.uniform(0, np.pi, n), rng.uniform(0.02, 0.2, n), rng.uniform(0.02, 0.085, n)
+    expected = []
+    for gid in np.unique(group):
+        for j in np.flatnonzero(group == gid):
+            hits = (det._finger_hits(others, mids[j], yaws[j], zs[j], widths[j], None, cfg.neighbour_clearance,
+                                     between=True)
+                    + det._finger_hits(pts, mids[j], yaws[j], zs[j], widths[j], None, headroom=0.01))
+            if hits <= cfg.collision_points:
+                expected.append(j)
+                break
+    assert 5 < len(expected) < 30  # some groups clear at their first candidate, some later, some never
+    assert det._first_clear(others, pts, group, mids, yaws, zs, widths, headroom=0.01) == expected
+
+
 def test_detector_rejects_object_wider_than_stroke():
     scene = segment(_table_and_cylinder(0.06))  # 120 mm across
     assert len(scene.clusters) == 1 and GraspDetector().detect(scene) == []
