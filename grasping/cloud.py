@@ -55,6 +55,7 @@ class SceneCloud:
     clusters: list[np.ndarray] = field(default_factory=list)
     repaired: list[float] = field(default_factory=list)
     cluster_labels: list[int] = field(default_factory=list)  # the DBSCAN label of each cluster
+    point_repaired: list[np.ndarray] = field(default_factory=list)  # per cluster, each point's repaired share
 
     def height(self, pts: np.ndarray) -> np.ndarray:
         return pts @ self.plane[:3] + self.plane[3]
@@ -72,7 +73,11 @@ class SceneCloud:
             pts = np.compress((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]), pts, axis=0)
         return pts
 
-    def repaired_share(self, k: int) -> float:
+    def repaired_share(self, k: int, part: np.ndarray | None = None) -> float:
+        """Cluster ``k``'s repaired share; with ``part`` (indices of its points), that part's own: where
+        touching objects came out as one cluster, a glass part and an opaque part differ."""
+        if part is not None and k < len(self.point_repaired):
+            return upper_share(self.height(self.clusters[k][part]), self.point_repaired[k][part])
         return self.repaired[k] if k < len(self.repaired) else 0.0
 
 
@@ -223,7 +228,8 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
     labels = _merge_rim_arcs(obj, labels, plane, cfg)
     kept = [k for k in range(labels.max() + 1) if is_object(k)]
     return SceneCloud(plane, table, obj, labels, [obj[labels == k] for k in kept],
-                      [_upper_share(obj_h[labels == k], obj_share[labels == k]) for k in kept], kept)
+                      [upper_share(obj_h[labels == k], obj_share[labels == k]) for k in kept], kept,
+                      [obj_share[labels == k] for k in kept])
 
 
 def cluster_footprint(xy: np.ndarray, eps: float, min_points: int, cell: float) -> np.ndarray:
@@ -253,7 +259,7 @@ def cluster_footprint(xy: np.ndarray, eps: float, min_points: int, cell: float) 
     return labels[inverse]
 
 
-def _upper_share(h: np.ndarray, share: np.ndarray) -> float:
+def upper_share(h: np.ndarray, share: np.ndarray) -> float:
     """Mean repaired share of a cluster's upper half (points above its median height). A camera looking down
     measures an opaque object's top faces directly and misses glass tops; the lower points also hold whatever
     a completer smeared around an object's outline, which would make opaque objects look repaired."""

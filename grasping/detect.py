@@ -57,6 +57,8 @@ class DetectorConfig:
     rim_angles: int = 12
     waist_bin: float = 0.004  # a cluster's cross-sections along its long axis, this long each (metres)
     waist_ratio: float = 0.6  # a cross-section this much narrower than the widest on both sides: two objects
+    waist_side_points: int = 30  # ... when each side holds this many points (fewer is a fragment: stray points at
+    # a completed glass's edge, as ``CloudConfig.min_cluster_points`` counts them)
     part_step: float = 0.015  # grasps on part of a wide cluster: centres on a grid this fine (metres)
     part_yaw_step_deg: float = 30.0
     part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
@@ -82,8 +84,9 @@ class GraspDetector:
 
     def _is_several(self, pts: np.ndarray) -> bool:
         """Whether a cluster's footprint has a waist: along its long axis, a cross-section narrower than
-        ``waist_ratio`` of the widest on both sides of it, as where two touching objects meet. One object
-        grasped across the waist would be two objects in the hand."""
+        ``waist_ratio`` of the widest on both sides of it, each side holding at least ``waist_side_points``
+        points, as where two touching objects meet. One object grasped across the waist would be two objects in
+        the hand; a few stray points beyond a glass's edge are not a second object."""
         xy = pts[:, :2] - pts[:, :2].mean(0)
         if len(xy) < 20:
             return False
@@ -101,6 +104,9 @@ class GraspDetector:
             return False
         left, right = np.maximum.accumulate(widths), np.maximum.accumulate(widths[::-1])[::-1]
         inner = widths[1:-1] < self.config.waist_ratio * np.minimum(left[:-2], right[2:])
+        per_bin = np.bincount(bins, minlength=len(widths))
+        before, after = np.cumsum(per_bin)[:-2], len(bins) - np.cumsum(per_bin)[1:-1]  # points either side
+        inner &= np.minimum(before, after) >= self.config.waist_side_points
         return bool(inner.any())
 
     def _part_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
@@ -113,7 +119,6 @@ class GraspDetector:
         h = scene.height(pts)
         xy = pts[:, :2]
         others = scene.others(k, self._reach())
-        repaired = scene.repaired_share(k)
         gap = g.finger_thickness + 2 * cfg.neighbour_clearance  # a finger fits into a gap this wide
         cells = np.round(xy / cfg.part_step).astype(np.int64)
         lo, span = lows(cells), np.ptp(cells[:, 1]) + 1  # occupied grid cells, in (x, y) order
@@ -171,6 +176,9 @@ class GraspDetector:
         for j in self._first_clear(others, pts, group, at, yaws_c, zs, widths, headroom=cfg.palm_headroom):
             i, width, z_h, z = cands[j]
             (yaw, mid, extent, part), widest = runs[i], widests[i]
+            # an opaque part of a cluster that is mostly glass counts as opaque; a glass part as its cluster does
+            # (so part grasps gain nothing on whole-object grasps elsewhere)
+            repaired = min(scene.repaired_share(k, part), scene.repaired_share(k))
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))

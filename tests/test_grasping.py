@@ -144,6 +144,22 @@ def test_candidates_checked_in_rounds_give_each_group_its_first_grasp_that_clear
     assert det._first_clear(others, pts, group, mids, yaws, zs, widths, headroom=0.01) == expected
 
 
+def test_a_few_stray_points_beyond_a_glass_edge_are_not_a_second_object():
+    """Completed depth leaves a few points just beyond a glass's edge. Joined to its cluster, they make a narrow
+    cross-section past a gap, which must not read as a waist between two objects: the glass is grasped whole,
+    across its axis."""
+    pts = _table_and_cylinder(0.03)
+    tip = np.array([[0.75 + 0.03 + 0.008, 0.05 + dy, z] for dy in (-0.004, 0.0, 0.004)
+                    for z in (0.02, 0.04, 0.06, 0.08)])  # 12 stray points 8 mm beyond the edge, 8 mm across
+    scene = segment(np.concatenate([pts, tip]))
+    assert len(scene.clusters) == 1 and len(scene.clusters[0]) > 400
+    det = GraspDetector()
+    assert not det._is_several(scene.clusters[0])
+    g = det.detect(scene)[0]
+    assert np.hypot(g.center[0] - 0.75, g.center[1] - 0.05) < 0.005
+    assert det._cluster_grasps(scene, 0, scene.clusters[0])  # a whole-object grasp is what it gets
+
+
 def test_detector_rejects_object_wider_than_stroke():
     scene = segment(_table_and_cylinder(0.06))  # 120 mm across
     assert len(scene.clusters) == 1 and GraspDetector().detect(scene) == []
@@ -434,6 +450,27 @@ def test_repaired_share_prefers_objects_the_camera_could_not_see():
     scene = segment(allpts, repaired=repaired | low)
     assert sorted(np.round(scene.repaired, 2)) == [0.0, 1.0]
     assert GraspDetector().detect(scene)[0].center[1] == pytest.approx(-0.1, abs=0.01)
+
+
+def test_in_one_cluster_of_glass_and_an_opaque_object_the_glass_part_ranks_first():
+    """A glass touching an opaque cylinder of the same size: one cluster, graspable only in part. Grasps on the
+    opaque part lose the preference the glass gives the cluster; grasps on the glass keep it."""
+    a = _table_and_cylinder(0.025, centre=(0.75, 0.025))
+    b = _table_and_cylinder(0.025, centre=(0.75, -0.025))
+    table = a[a[:, 2] == 0]
+    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] + 0.025) > 0.025]
+    glass, opaque = a[a[:, 2] > 0], b[b[:, 2] > 0]
+    pts = np.concatenate([table, opaque, glass])
+    repaired = np.zeros(len(pts), bool)
+    repaired[-len(glass):] = True
+    scene = segment(pts, repaired=repaired)
+    assert len(scene.clusters) == 1
+    grasps = GraspDetector().detect(scene)
+    on_glass = [g.score for g in grasps if abs(g.center[1] - 0.025) < 0.01]
+    on_opaque = [g.score for g in grasps if abs(g.center[1] + 0.025) < 0.01]
+    assert on_glass and on_opaque
+    assert grasps[0].center[1] > 0.0  # not on the opaque cylinder
+    assert max(on_opaque) < max(on_glass) - 0.3
 
 
 def _table_and_ring(radius, centre=(0.75, 0.0), height=0.06, step=0.004, sides=True):
