@@ -57,8 +57,8 @@ class DetectorConfig:
     rim_angles: int = 12
     waist_bin: float = 0.004  # a cluster's cross-sections along its long axis, this long each (metres)
     waist_ratio: float = 0.6  # a cross-section this much narrower than the widest on both sides: two objects
-    waist_side_points: int = 30  # ... when each side holds this many points (fewer is a fragment: stray points at
-    # a completed glass's edge, as ``CloudConfig.min_cluster_points`` counts them)
+    waist_side_points: int = 30  # ... when each side holds this many points (fewer: stray points past a completed
+    # glass's edge; chosen on development clouds, docs/experiments.md)
     part_step: float = 0.015  # grasps on part of a wide cluster: centres on a grid this fine (metres)
     part_yaw_step_deg: float = 30.0
     part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
