@@ -13,9 +13,12 @@ size; loading converts back to float32). ``--sensor`` ships a variant for one ca
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
+
+import torch
 
 from pipeline.cli import HelpFormatter, list_argument, setup_logging
 from pipeline.completion import NetworkCompleter
@@ -56,8 +59,10 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
     if card.get("arch") != name:
         raise WeightsError(f"{run / 'best.safetensors'} is a {card.get('arch')} network; shipping it as {name!r} "
                            "would put it where the other network is expected")
+    kept = []
     if half:
-        model = model.half().float()  # what the stored float16 tensors will load as
+        model, kept = as_float16(model)
+        model = model.float()  # what the stored tensors will load as
     completer = NetworkCompleter.from_model(model, card)
     frames = load_frames(test, None, size)
     result = evaluate_frames(frames, {name: completer}, progress=True)
@@ -70,13 +75,34 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
                  **{k: result["results"][name][k] for k in ("transparent", "all")}},
         "stored_as": "float16" if half else "float32",
     })
+    if kept:
+        card["stored_as_float32"] = kept
     if sensor is not None:
         card["sensor"] = sensor
     for key in ("arch", "config", "params", "commit"):
         card.pop(key, None)
     stem = f"{name}-{sensor}" if sensor else name
-    path = save(model.half() if half else model, out_dir / f"{stem}.safetensors", card)
+    path = save(as_float16(model)[0] if half else model, out_dir / f"{stem}.safetensors", card)
     return {"weights": str(path), "test": card["test"]}
+
+
+FLOAT16_MAX = float(torch.finfo(torch.float16).max)
+
+
+def as_float16(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
+    """A float16 copy of ``model``, except the tensors holding values beyond float16's range (a batch norm's
+    running variance can reach 1e7), which stay float32 rather than become infinite; and their names."""
+    values = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    out = copy.deepcopy(model).half()
+    kept = sorted(k for k, v in values.items() if v.is_floating_point() and v.abs().max() > FLOAT16_MAX)
+    for key in kept:
+        owner, _, attr = key.rpartition(".")
+        module = out.get_submodule(owner)
+        if attr in module._buffers:
+            module._buffers[attr] = values[key]
+        else:
+            getattr(module, attr).data = values[key]
+    return out, kept
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,3 +121,21 @@ def test_a_variance_overflowed_in_float16_storage_loads_as_the_same_layer(tmp_pa
     assert torch.equal(fixed(x), before)
     nan = {**bn.state_dict(), "running_mean": torch.tensor([float("nan"), 0, 0])}
     assert not torch.isfinite(_settle_overflowed_variances(nan, tmp_path)["running_mean"]).all()  # still refused
+
+
+def test_float16_storage_keeps_tensors_beyond_its_range_in_float32():
+    """A batch norm whose running variance exceeds float16's range (1.8e7 in a trained teacher) would become
+    +inf in float16, a different layer; ``as_float16`` keeps that tensor float32 and halves the rest."""
+    from pipeline.ship import as_float16
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    with torch.no_grad():
+        net[1].running_var.copy_(torch.tensor([1.8e7, 2.0, 3.0, 4.0]))
+        net[1].running_mean.copy_(torch.tensor([100.0, 0.0, 0.0, 0.0]))
+    half, kept = as_float16(net)
+    assert kept == ["1.running_var"]
+    state = half.state_dict()
+    assert state["1.running_var"].dtype == torch.float32 and state["0.weight"].dtype == torch.float16
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.allclose(half.float()(x), net(x), atol=1e-2)
+    assert not torch.isfinite(net[1].running_var.half()).all()  # plain float16 would have made it infinite
