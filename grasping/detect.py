@@ -212,7 +212,7 @@ class GraspDetector:
             for depth in cfg.rim_depths:  # deepest collision-free pinch (sloped bowl walls allow only a shallow one)
                 z_h = max(top - depth, g.finger_length / 2 + cfg.tip_clearance)
                 z = self._z_at(scene, mid, z_h)
-                if self._finger_hits(obstacles, mid, theta, z, cfg.rim_opening, scene) <= cfg.collision_points:
+                if self._finger_hits(obstacles, mid, theta, z, cfg.rim_opening) <= cfg.collision_points:
                     break
             else:
                 continue
@@ -319,7 +319,7 @@ class GraspDetector:
         return [int(j) for j in chosen if j >= 0]
 
     def _finger_hits(self, points: np.ndarray, mid: np.ndarray, yaw: float, z: float, width: float,
-                     scene: SceneCloud, clearance: float = 0.0, between: bool = False, headroom: float = 0.0) -> int:
+                     clearance: float = 0.0, between: bool = False, headroom: float = 0.0) -> int:
         """Scene points in the way of the open gripper coming straight down to the grasp: inside either finger's
         footprint above the fingertips, or inside the palm's footprint above the palm's underside, both grown
         by ``clearance``; with ``between``, also points in the space between the fingers (another object there

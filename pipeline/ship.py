@@ -59,10 +59,9 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
     if card.get("arch") != name:
         raise WeightsError(f"{run / 'best.safetensors'} is a {card.get('arch')} network; shipping it as {name!r} "
                            "would put it where the other network is expected")
-    kept = []
+    stored, kept = as_float16(model) if half else (model, [])
     if half:
-        model, kept = as_float16(model)
-        model = model.float()  # what the stored tensors will load as
+        model = copy.deepcopy(stored).float()  # what the stored tensors will load as
     completer = NetworkCompleter.from_model(model, card)
     frames = load_frames(test, None, size)
     result = evaluate_frames(frames, {name: completer}, progress=True)
@@ -82,7 +81,7 @@ def ship(run: Path, name: str, test: list[str], half: bool, size=(320, 240), out
     for key in ("arch", "config", "params", "commit"):
         card.pop(key, None)
     stem = f"{name}-{sensor}" if sensor else name
-    path = save(as_float16(model)[0] if half else model, out_dir / f"{stem}.safetensors", card)
+    path = save(stored, out_dir / f"{stem}.safetensors", card)
     return {"weights": str(path), "test": card["test"]}
 
 

@@ -134,9 +134,9 @@ def test_candidates_checked_in_rounds_give_each_group_its_first_grasp_that_clear
     expected = []
     for gid in np.unique(group):
         for j in np.flatnonzero(group == gid):
-            hits = (det._finger_hits(others, mids[j], yaws[j], zs[j], widths[j], None, cfg.neighbour_clearance,
+            hits = (det._finger_hits(others, mids[j], yaws[j], zs[j], widths[j], cfg.neighbour_clearance,
                                      between=True)
-                    + det._finger_hits(pts, mids[j], yaws[j], zs[j], widths[j], None, headroom=0.01))
+                    + det._finger_hits(pts, mids[j], yaws[j], zs[j], widths[j], headroom=0.01))
             if hits <= cfg.collision_points:
                 expected.append(j)
                 break
