@@ -5,6 +5,7 @@ All points are Nx3 float64 metres in the robot ``base`` frame.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from pipeline.errors import DistillGraspError
 from pipeline.metrics import MOVED_M
-from pipeline.types import RGBDFrame, check_depth
+from pipeline.types import CameraIntrinsics, RGBDFrame, check_depth
 
 
 class PerceptionError(DistillGraspError):
@@ -73,11 +74,8 @@ class SceneCloud:
             pts = np.compress((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]), pts, axis=0)
         return pts
 
-    def repaired_share(self, k: int, part: np.ndarray | None = None) -> float:
-        """Cluster ``k``'s repaired share; with ``part`` (indices of its points), that part's own: where
-        touching objects came out as one cluster, a glass part and an opaque part differ."""
-        if part is not None and k < len(self.point_repaired):
-            return upper_share(self.height(self.clusters[k][part]), self.point_repaired[k][part])
+    def repaired_share(self, k: int) -> float:
+        """Cluster ``k``'s repaired share (0 for a cluster without one)."""
         return self.repaired[k] if k < len(self.repaired) else 0.0
 
 
@@ -97,16 +95,17 @@ def highs(a: np.ndarray) -> np.ndarray:
 
 def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
                  max_range: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Valid depth pixels of ``frame`` as Nx3 points in the base frame, and per point whether the depth was
-    repaired (``raw_depth`` missing there or more than 1 cm away; all False without ``raw_depth``)."""
+    """Valid depth pixels of ``frame`` as Nx3 points in the base frame (in pixel order), and per point whether
+    the depth was repaired (``raw_depth`` missing there or more than 1 cm away; all False without
+    ``raw_depth``)."""
     if frame.T_base_cam is None:
         raise PerceptionError("frame has no camera pose (T_base_cam); cannot place points in the robot frame")
     K, depth = frame.intrinsics, frame.depth
     check_depth(depth, "depth", (K.height, K.width))
-    keep = (depth > 0) & (depth < max_range)
-    v, u = np.nonzero(keep)
-    z = depth[v, u].astype(np.float64)
-    cam = ((u - K.cx) / K.fx * z, (v - K.cy) / K.fy * z, z)
+    keep = ((depth > 0) & (depth < max_range)).ravel()  # (flat: np.compress costs a fraction of a 2-D index)
+    z = np.compress(keep, depth.ravel()).astype(np.float64)
+    ray_x, ray_y = _rays(K)
+    cam = (np.compress(keep, ray_x) * z, np.compress(keep, ray_y) * z, z)
     R, t = frame.T_base_cam[:3, :3], frame.T_base_cam[:3, 3]
     pts = np.empty((len(z), 3))
     for i in range(3):  # R @ p + t a column at a time: a BLAS product of an N x 3 by a 3 x 3 costs several times more
@@ -114,9 +113,18 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
     if raw_depth is None:
         repaired = np.zeros(len(z), bool)
     else:
-        raw = raw_depth[v, u]
+        raw = np.compress(keep, np.asarray(raw_depth).ravel())
         repaired = (raw <= 0) | (np.abs(raw - z) > REPAIR_THRESHOLD_M)
     return pts, repaired
+
+
+@functools.lru_cache(maxsize=8)
+def _rays(K: CameraIntrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel (flattened, row by row), x / z and y / z of the ray through it: (u - cx) / fx, (v - cy) / fy."""
+    v, u = np.mgrid[:K.height, :K.width]
+    ray_x, ray_y = (u.ravel() - K.cx) / K.fx, (v.ravel() - K.cy) / K.fy
+    ray_x.flags.writeable = ray_y.flags.writeable = False  # shared between calls
+    return ray_x, ray_y
 
 
 def voxel_average(points: np.ndarray, values: np.ndarray, voxel: float,
@@ -150,7 +158,9 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 
         return np.array([0.0, 0.0, 1.0, 0.0]), np.zeros(len(points), bool)
     normals = normals[ok] / norms[ok, None]
     offsets = -(normals * a[ok]).sum(1)
-    counts = (np.abs(sub @ normals.T + offsets) < distance).sum(0)
+    dist = sub @ normals.T  # (point, hypothesis); in place from here: temporaries of this size cost more than
+    np.add(dist, offsets, out=dist)  # the arithmetic
+    counts = np.count_nonzero(np.abs(dist, out=dist) < distance, axis=0)
     best = int(np.argmax(counts))
     n, d = normals[best].astype(np.float64), float(offsets[best])
     fit = points[::max(1, len(points) // refit)]  # evenly strided: enough points for a least-squares plane
@@ -263,7 +273,20 @@ def upper_share(h: np.ndarray, share: np.ndarray) -> float:
     """Mean repaired share of a cluster's upper half (points above its median height). A camera looking down
     measures an opaque object's top faces directly and misses glass tops; the lower points also hold whatever
     a completer smeared around an object's outline, which would make opaque objects look repaired."""
-    return float(share[h >= np.median(h)].mean())
+    return float(share[h >= median(h)].mean())
+
+
+def median(x: np.ndarray) -> float:
+    """``np.median`` of a 1-D array without NaN (the same number), from one partial sort: a grasp search takes
+    the median of many short arrays, where ``np.median``'s own overhead is most of its cost."""
+    n = len(x)
+    if n == 0:
+        return float("nan")
+    m = n // 2
+    if n % 2:
+        return float(np.partition(x, m)[m])
+    part = np.partition(x, (m - 1, m))
+    return (float(part[m - 1]) + float(part[m])) / 2
 
 
 def fit_circle(xy: np.ndarray) -> tuple[np.ndarray, float, float]:

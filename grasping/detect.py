@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grasping.cloud import SceneCloud, fit_circle, highs, lows
+from grasping.cloud import SceneCloud, fit_circle, highs, lows, upper_share
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 
@@ -153,7 +153,8 @@ class GraspDetector:
         widests = np.zeros(len(runs))
         for yaw in np.unique(yaws):
             same = np.flatnonzero(yaws == yaw)
-            gap2 = ((mids[same, None] - mids[None, same]) ** 2).sum(2)
+            dx, dy = (mids[same, None, j] - mids[None, same, j] for j in (0, 1))
+            gap2 = dx * dx + dy * dy
             widests[same] = np.where(gap2 < cfg.part_neighbourhood ** 2, extents[None, same], 0.0).max(1)
         fits = (extents + cfg.min_width_margin <= g.stroke_m) & (extents >= cfg.part_axis_share * widests)
         # every fitting run at each pad depth, checked at once; per run, the deepest grasp that clears the rest of
@@ -172,13 +173,16 @@ class GraspDetector:
         at = np.array([runs[c[0]][1] for c in cands])
         yaws_c, widths, zs = (np.array(v) for v in ([runs[c[0]][0] for c in cands], [c[1] for c in cands],
                                                        [c[3] for c in cands]))
+        cluster_repaired = scene.repaired_share(k)
+        part_repaired = scene.point_repaired[k] if k < len(scene.point_repaired) else None
         out = []
         for j in self._first_clear(others, pts, group, at, yaws_c, zs, widths, headroom=cfg.palm_headroom):
             i, width, z_h, z = cands[j]
             (yaw, mid, extent, part), widest = runs[i], widests[i]
             # an opaque part of a cluster that is mostly glass counts as opaque; a glass part as its cluster does
             # (so part grasps gain nothing on whole-object grasps elsewhere)
-            repaired = min(scene.repaired_share(k, part), scene.repaired_share(k))
+            repaired = (cluster_repaired if part_repaired is None
+                        else min(upper_share(h[part], part_repaired[part]), cluster_repaired))
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))
@@ -342,7 +346,7 @@ class GraspDetector:
         m = clearance
         tip = -g.finger_length / 2 - m  # the fingertips' lowest reach below the TCP
         underside = g.palm_above_tcp - m - headroom  # the palm's underside above it (higher than the tips)
-        pts = points[points[:, 2] > zs.min() + tip] if len(points) and len(zs) else points[:0]
+        pts = np.compress(points[:, 2] > zs.min() + tip, points, axis=0) if len(points) and len(zs) else points[:0]
         if len(pts) == 0:
             return np.zeros(len(zs), int)
         yaws, half = np.asarray(yaws, dtype=np.float64)[:, None], np.asarray(widths, dtype=np.float64)[:, None] / 2

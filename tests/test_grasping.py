@@ -634,3 +634,39 @@ def test_segmentation_is_repeatable():
     a, b = segment(pts), segment(pts)
     assert np.array_equal(a.plane, b.plane) and len(a.clusters) == len(b.clusters)
     assert all(np.array_equal(x, y) for x, y in zip(a.clusters, b.clusters))
+
+
+def test_frame_points_are_the_valid_pixels_in_the_base_frame():
+    """Pixel order, pinhole back-projection, the camera pose applied, the range cut and the repaired flags."""
+    from grasping.cloud import frame_points
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    rng = np.random.default_rng(3)
+    K = CameraIntrinsics(40, 30, 35.0, 36.0, 19.5, 14.0)
+    depth = rng.uniform(0.3, 1.5, (30, 40)).astype(np.float32)
+    depth[rng.random((30, 40)) < 0.2] = 0.0
+    depth[0, :5] = 2.5  # beyond max_range
+    raw = depth.copy()
+    raw[5, :] = 0.0  # no raw reading
+    raw[6, :] += 0.05  # moved by the completer
+    T = np.eye(4)
+    T[:3, :3] = np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+    T[:3, 3] = (0.5, 0.1, 1.2)
+    frame = RGBDFrame(np.zeros((30, 40, 3), np.uint8), depth, K, T_base_cam=T)
+    pts, repaired = frame_points(frame, raw_depth=raw, max_range=2.0)
+    v, u = np.nonzero((depth > 0) & (depth < 2.0))
+    z = depth[v, u].astype(np.float64)
+    cam = np.column_stack([(u - K.cx) / K.fx * z, (v - K.cy) / K.fy * z, z])
+    np.testing.assert_allclose(pts, cam @ T[:3, :3].T + T[:3, 3], atol=1e-12)
+    np.testing.assert_array_equal(repaired, (v == 5) | (v == 6))
+    assert not frame_points(frame)[1].any()  # without raw depth nothing counts as repaired
+
+
+def test_median_is_numpys():
+    from grasping.cloud import median
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 11, 200):
+        x = rng.normal(size=n)
+        assert median(x) == np.median(x)
+    assert np.isnan(median(np.zeros(0)))
