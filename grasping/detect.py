@@ -207,19 +207,25 @@ class GraspDetector:
             return []  # something high inside the rim: not an opening the finger can enter
         others = scene.others(k)  # a rim pinch may lie outside the footprint box: every neighbour
         repaired = scene.repaired_share(k)
+        # every angle at every depth (deepest first) at once; the obstacles are the neighbours and the vessel's
+        # own points outside the opening
+        thetas = np.linspace(-np.pi, np.pi, cfg.rim_angles, endpoint=False)
+        mids = centre + radius * np.column_stack([np.cos(thetas), np.sin(thetas)])
+        # (sloped bowl walls allow only a shallow pinch)
+        z_hs = [max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.rim_depths]
+        between = np.array([np.abs((pts[:, :2] - mid) @ np.array([np.cos(t), np.sin(t)])) <= cfg.rim_opening / 2
+                            for t, mid in zip(thetas, mids)])
+        per = len(z_hs)
+        zs = np.array([self._z_at(scene, mid, z_h) for mid in mids for z_h in z_hs])
+        at, yaws, widths = np.repeat(mids, per, axis=0), np.repeat(thetas, per), np.full(len(zs), cfg.rim_opening)
+        n = (self._hits(others, at, yaws, zs, widths)
+             + self._hits(pts, at, yaws, zs, widths, ignore=np.repeat(between, per, axis=0)))
         out = []
-        for theta in np.linspace(-np.pi, np.pi, cfg.rim_angles, endpoint=False):
-            d = np.array([np.cos(theta), np.sin(theta)])
-            mid = centre + radius * d
-            between = np.abs((pts[:, :2] - mid) @ d) <= cfg.rim_opening / 2
-            obstacles = np.concatenate([others, pts[~between]])
-            for depth in cfg.rim_depths:  # deepest collision-free pinch (sloped bowl walls allow only a shallow one)
-                z_h = max(top - depth, g.finger_length / 2 + cfg.tip_clearance)
-                z = self._z_at(scene, mid, z_h)
-                if self._finger_hits(obstacles, mid, theta, z, cfg.rim_opening) <= cfg.collision_points:
-                    break
-            else:
+        for a, theta in enumerate(thetas):
+            clear = np.flatnonzero(n[a * per:(a + 1) * per] <= cfg.collision_points)
+            if not len(clear):
                 continue
+            z_h, z, mid = z_hs[clear[0]], zs[a * per + clear[0]], mids[a]  # the deepest pinch that clears
             score = 0.25 + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(theta)), cfg.rim_opening,
                              float(score), k))
@@ -334,19 +340,22 @@ class GraspDetector:
         return int(self._hits(points, np.asarray(mid)[None], [yaw], [z], [width], clearance, between, headroom)[0])
 
     def _hits(self, points: np.ndarray, mids: np.ndarray, yaws, zs, widths, clearance: float = 0.0,
-              between: bool = False, headroom: float = 0.0) -> np.ndarray:
+              between: bool = False, headroom: float = 0.0, ignore: np.ndarray | None = None) -> np.ndarray:
         """``_finger_hits`` of several grasps at once: grasp i at ``mids[i]`` (x, y), ``yaws[i]``, TCP height
-        ``zs[i]`` and opening ``widths[i]``; one count per grasp."""
+        ``zs[i]`` and opening ``widths[i]``; one count per grasp. ``ignore`` (grasps x points, bool): points
+        that do not count for that grasp."""
         g = self.config.gripper
         zs = np.asarray(zs, dtype=np.float64)
         if len(zs) > HITS_CHUNK:  # a grasp per row of points: a few rows at a time bounds the memory
             return np.concatenate([self._hits(points, mids[i:i + HITS_CHUNK], yaws[i:i + HITS_CHUNK],
                                               zs[i:i + HITS_CHUNK], widths[i:i + HITS_CHUNK], clearance, between,
-                                              headroom) for i in range(0, len(zs), HITS_CHUNK)])
+                                              headroom, None if ignore is None else ignore[i:i + HITS_CHUNK])
+                                   for i in range(0, len(zs), HITS_CHUNK)])
         m = clearance
         tip = -g.finger_length / 2 - m  # the fingertips' lowest reach below the TCP
         underside = g.palm_above_tcp - m - headroom  # the palm's underside above it (higher than the tips)
-        pts = np.compress(points[:, 2] > zs.min() + tip, points, axis=0) if len(points) and len(zs) else points[:0]
+        high = points[:, 2] > zs.min() + tip if len(points) and len(zs) else np.zeros(len(points), bool)
+        pts = np.compress(high, points, axis=0)
         if len(pts) == 0:
             return np.zeros(len(zs), int)
         yaws, half = np.asarray(yaws, dtype=np.float64)[:, None], np.asarray(widths, dtype=np.float64)[:, None] / 2
@@ -358,6 +367,8 @@ class GraspDetector:
         inner = 0.0 if between else half  # from the centre: the whole closing space counts
         finger = (u > inner) & (u < half + g.finger_thickness + m) & (v < g.finger_depth / 2 + m) & (dz > tip)
         palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) & (dz > underside)
+        if ignore is not None:
+            return (finger | palm).sum(1, where=~np.compress(high, ignore, axis=1))
         return (finger | palm).sum(1)
 
 
