@@ -210,11 +210,11 @@ class GraspDetector:
         # every angle at every depth (deepest first) at once; the obstacles are the neighbours and the vessel's
         # own points outside the opening
         thetas = np.linspace(-np.pi, np.pi, cfg.rim_angles, endpoint=False)
-        mids = centre + radius * np.column_stack([np.cos(thetas), np.sin(thetas)])
+        dirs = np.column_stack([np.cos(thetas), np.sin(thetas)])
+        mids = centre + radius * dirs
         # (sloped bowl walls allow only a shallow pinch)
         z_hs = [max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.rim_depths]
-        between = np.array([np.abs((pts[:, :2] - mid) @ np.array([np.cos(t), np.sin(t)])) <= cfg.rim_opening / 2
-                            for t, mid in zip(thetas, mids)])
+        between = np.array([np.abs((pts[:, :2] - mid) @ d) <= cfg.rim_opening / 2 for d, mid in zip(dirs, mids)])
         per = len(z_hs)
         zs = np.array([self._z_at(scene, mid, z_h) for mid in mids for z_h in z_hs])
         at, yaws, widths = np.repeat(mids, per, axis=0), np.repeat(thetas, per), np.full(len(zs), cfg.rim_opening)
@@ -328,22 +328,16 @@ class GraspDetector:
             todo = todo[~clear & (at[todo] < ends[todo])]
         return [int(j) for j in chosen if j >= 0]
 
-    def _finger_hits(self, points: np.ndarray, mid: np.ndarray, yaw: float, z: float, width: float,
-                     clearance: float = 0.0, between: bool = False, headroom: float = 0.0) -> int:
-        """Scene points in the way of the open gripper coming straight down to the grasp: inside either finger's
+    def _hits(self, points: np.ndarray, mids: np.ndarray, yaws, zs, widths, clearance: float = 0.0,
+              between: bool = False, headroom: float = 0.0, ignore: np.ndarray | None = None) -> np.ndarray:
+        """Per grasp, the scene points in the way of the open gripper coming straight down to it (grasp i at
+        ``mids[i]`` (x, y), ``yaws[i]``, TCP height ``zs[i]``, opening ``widths[i]``): inside either finger's
         footprint above the fingertips, or inside the palm's footprint above the palm's underside, both grown
         by ``clearance``; with ``between``, also points in the space between the fingers (another object there
         would be grasped with the target); ``headroom`` lowers the palm's underside further (for a top whose
         depth is uncertain). Every point counts all the way up (the descent sweeps through it), and
         what the camera sees of an object stands on the table with solid matter below it, which the finger
-        would meet too."""
-        return int(self._hits(points, np.asarray(mid)[None], [yaw], [z], [width], clearance, between, headroom)[0])
-
-    def _hits(self, points: np.ndarray, mids: np.ndarray, yaws, zs, widths, clearance: float = 0.0,
-              between: bool = False, headroom: float = 0.0, ignore: np.ndarray | None = None) -> np.ndarray:
-        """``_finger_hits`` of several grasps at once: grasp i at ``mids[i]`` (x, y), ``yaws[i]``, TCP height
-        ``zs[i]`` and opening ``widths[i]``; one count per grasp. ``ignore`` (grasps x points, bool): points
-        that do not count for that grasp."""
+        would meet too. ``ignore`` (grasps x points, bool): points that do not count for that grasp."""
         g = self.config.gripper
         zs = np.asarray(zs, dtype=np.float64)
         if len(zs) > HITS_CHUNK:  # a grasp per row of points: a few rows at a time bounds the memory

@@ -91,9 +91,10 @@ FLOAT16_MAX = float(torch.finfo(torch.float16).max)
 def as_float16(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
     """A float16 copy of ``model``, except the tensors holding values beyond float16's range (a batch norm's
     running variance can reach 1e7), which stay float32 rather than become infinite; and their names."""
-    values = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    kept = sorted(k for k, v in state.items() if v.is_floating_point() and v.abs().max() > FLOAT16_MAX)
+    values = {k: state[k].detach().clone() for k in kept}
     out = copy.deepcopy(model).half()
-    kept = sorted(k for k, v in values.items() if v.is_floating_point() and v.abs().max() > FLOAT16_MAX)
     for key in kept:
         owner, _, attr = key.rpartition(".")
         module = out.get_submodule(owner)

@@ -134,9 +134,10 @@ def test_candidates_checked_in_rounds_give_each_group_its_first_grasp_that_clear
     expected = []
     for gid in np.unique(group):
         for j in np.flatnonzero(group == gid):
-            hits = (det._finger_hits(others, mids[j], yaws[j], zs[j], widths[j], cfg.neighbour_clearance,
-                                     between=True)
-                    + det._finger_hits(pts, mids[j], yaws[j], zs[j], widths[j], headroom=0.01))
+            one = slice(j, j + 1)  # this grasp alone
+            hits = (det._hits(others, mids[one], yaws[one], zs[one], widths[one], cfg.neighbour_clearance,
+                              between=True)[0]
+                    + det._hits(pts, mids[one], yaws[one], zs[one], widths[one], headroom=0.01)[0])
             if hits <= cfg.collision_points:
                 expected.append(j)
                 break
