@@ -50,7 +50,6 @@ class SceneCloud:
     """
 
     plane: np.ndarray
-    table_points: np.ndarray
     object_points: np.ndarray
     labels: np.ndarray  # per object point, -1 = noise
     clusters: list[np.ndarray] = field(default_factory=list)
@@ -104,12 +103,10 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
     check_depth(depth, "depth", (K.height, K.width))
     keep = ((depth > 0) & (depth < max_range)).ravel()  # (flat: np.compress costs a fraction of a 2-D index)
     z = np.compress(keep, depth.ravel()).astype(np.float64)
-    ray_x, ray_y = _rays(K)
-    cam = (np.compress(keep, ray_x) * z, np.compress(keep, ray_y) * z, z)
-    R, t = frame.T_base_cam[:3, :3], frame.T_base_cam[:3, 3]
+    T = np.ascontiguousarray(frame.T_base_cam, dtype=np.float64)
     pts = np.empty((len(z), 3))
-    for i in range(3):  # R @ p + t a column at a time: a BLAS product of an N x 3 by a 3 x 3 costs several times more
-        np.add(R[i, 0] * cam[0] + R[i, 1] * cam[1] + R[i, 2] * cam[2], t[i], out=pts[:, i])
+    for i, ray in enumerate(_base_rays(K, T.tobytes())):  # a coordinate at a time: a BLAS product of an N x 3
+        np.add(np.compress(keep, ray) * z, T[i, 3], out=pts[:, i])  # by a 3 x 3 costs several times more
     if raw_depth is None:
         repaired = np.zeros(len(z), bool)
     else:
@@ -118,13 +115,18 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
     return pts, repaired
 
 
-@functools.lru_cache(maxsize=8)
-def _rays(K: CameraIntrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel (flattened, row by row), x / z and y / z of the ray through it: (u - cx) / fx, (v - cy) / fy."""
+@functools.lru_cache(maxsize=4)
+def _base_rays(K: CameraIntrinsics, T_base_cam: bytes) -> tuple[np.ndarray, ...]:
+    """Per pixel (flattened, row by row), the base-frame x, y and z of the ray through it per metre of depth:
+    ``R @ ((u - cx) / fx, (v - cy) / fy, 1)`` for the camera pose ``T_base_cam`` (a 4 x 4 float64 array's
+    bytes). A fixed camera keeps its pose, so every frame after the first reuses them."""
+    R = np.frombuffer(T_base_cam).reshape(4, 4)[:3, :3]
     v, u = np.mgrid[:K.height, :K.width]
     ray_x, ray_y = (u.ravel() - K.cx) / K.fx, (v.ravel() - K.cy) / K.fy
-    ray_x.flags.writeable = ray_y.flags.writeable = False  # shared between calls
-    return ray_x, ray_y
+    rays = tuple(R[i, 0] * ray_x + R[i, 1] * ray_y + R[i, 2] for i in range(3))
+    for ray in rays:
+        ray.flags.writeable = False  # shared between calls
+    return rays
 
 
 def voxel_average(points: np.ndarray, values: np.ndarray, voxel: float,
@@ -147,6 +149,13 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 
     mask of those points: RANSAC over ``iterations`` three-point hypotheses, all scored at once on a seeded
     sample of ``sample`` points, the winner refitted by least squares to its inliers among about ``refit`` points
     spread evenly over the cloud. The same points and seed give the same plane."""
+    plane, h = _fit_plane(points, distance, iterations, seed, sample, refit)
+    return plane, np.abs(h) < distance
+
+
+def _fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 0, sample: int = 2000,
+               refit: int = 10000) -> tuple[np.ndarray, np.ndarray]:
+    """``fit_plane``'s plane and every point's signed distance from it (what segmentation needs next)."""
     rng = np.random.default_rng(seed)
     sub = points if len(points) <= sample else points[rng.integers(0, len(points), sample)]
     sub = sub.astype(np.float32)
@@ -155,7 +164,7 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 
     norms = np.linalg.norm(normals, axis=1)
     ok = norms > 1e-12
     if not ok.any():
-        return np.array([0.0, 0.0, 1.0, 0.0]), np.zeros(len(points), bool)
+        return np.array([0.0, 0.0, 1.0, 0.0]), np.full(len(points), np.inf)
     normals = normals[ok] / norms[ok, None]
     offsets = -(normals * a[ok]).sum(1)
     dist = sub @ normals.T  # (point, hypothesis); in place from here: temporaries of this size cost more than
@@ -167,12 +176,11 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 
     inliers = np.abs(fit @ n + d) < distance
     if inliers.sum() >= 3:  # least squares: the normal is the direction of least spread of the inliers
         held = np.compress(inliers, fit, axis=0)  # (np.compress: rows of an N x 3 array, 4x faster than fit[inliers])
-        centre = held.mean(0)
+        centre = np.array([held[:, j].mean() for j in range(3)])  # (column by column, as in ``lows``)
         spread = held - centre
         n = np.linalg.eigh(spread.T @ spread)[1][:, 0]
         d = -float(n @ centre)
-    inliers = np.abs(points @ n + d) < distance
-    return np.array([*n, d], dtype=np.float64), inliers
+    return np.array([*n, d], dtype=np.float64), points @ n + d
 
 
 def table_aligned_pose(frame: RGBDFrame, table_point: tuple[float, float, float] = (0.75, 0.0, 0.0),
@@ -213,18 +221,19 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
     if len(points) < 100:
         raise PerceptionError(f"only {len(points)} valid depth points; nothing to segment")
     points = np.asarray(points, dtype=np.float64)
-    plane, table_mask = fit_plane(points, cfg.plane_distance, cfg.plane_iterations, seed)
-    if table_mask.sum() < cfg.min_table_share * len(points):
-        raise PerceptionError(f"no table found: the largest plane holds {int(table_mask.sum())} of {len(points)} "
-                              "points")
+    plane, h = _fit_plane(points, cfg.plane_distance, cfg.plane_iterations, seed)
+    table = np.count_nonzero(np.abs(h) < cfg.plane_distance)
+    if table < cfg.min_table_share * len(points):
+        raise PerceptionError(f"no table found: the largest plane holds {table} of {len(points)} points")
     if plane[2] < 0:  # normal pointing up (base z)
-        plane = -plane
+        plane, h = -plane, np.negative(h, out=h)
     if plane[2] < 0.8:
         raise PerceptionError(f"the dominant plane is not horizontal (normal {np.round(plane[:3], 2).tolist()})")
-    above = (~table_mask) & (points @ plane[:3] + plane[3] > cfg.min_height)
-    table = np.compress(table_mask, points, axis=0)
+    above = h > cfg.min_height
+    if cfg.min_height < cfg.plane_distance:  # no table point is an object point
+        above &= h >= cfg.plane_distance
     if not above.any():
-        return SceneCloud(plane, table, np.zeros((0, 3)), np.zeros(0, int), [])
+        return SceneCloud(plane, np.zeros((0, 3)), np.zeros(0, int), [])
     share = np.zeros(int(above.sum())) if repaired is None else repaired[above].astype(np.float64)
     obj, obj_share = voxel_average(np.compress(above, points, axis=0), share, cfg.voxel,
                                    corner=lows(points) - cfg.voxel / 2)
@@ -237,7 +246,7 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
 
     labels = _merge_rim_arcs(obj, labels, plane, cfg)
     kept = [k for k in range(labels.max() + 1) if is_object(k)]
-    return SceneCloud(plane, table, obj, labels, [obj[labels == k] for k in kept],
+    return SceneCloud(plane, obj, labels, [obj[labels == k] for k in kept],
                       [upper_share(obj_h[labels == k], obj_share[labels == k]) for k in kept], kept,
                       [obj_share[labels == k] for k in kept])
 

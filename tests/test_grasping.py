@@ -661,6 +661,10 @@ def test_frame_points_are_the_valid_pixels_in_the_base_frame():
     np.testing.assert_allclose(pts, cam @ T[:3, :3].T + T[:3, 3], atol=1e-12)
     np.testing.assert_array_equal(repaired, (v == 5) | (v == 6))
     assert not frame_points(frame)[1].any()  # without raw depth nothing counts as repaired
+    moved = T.copy()  # the rays are cached per camera pose: a camera that moved gets its own
+    moved[:3, :3] = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    pts, _ = frame_points(RGBDFrame(frame.rgb, depth, K, T_base_cam=moved), max_range=2.0)
+    np.testing.assert_allclose(pts, cam @ moved[:3, :3].T + moved[:3, 3], atol=1e-12)
 
 
 def test_median_is_numpys():
