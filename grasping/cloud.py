@@ -143,19 +143,19 @@ def voxel_average(points: np.ndarray, values: np.ndarray, voxel: float,
     return means, np.bincount(inverse, values, len(cells)) / counts
 
 
-def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 0,
-              sample: int = 2000, refit: int = 10000) -> tuple[np.ndarray, np.ndarray]:
+def fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The plane (a, b, c, d; unit normal, n . p + d = 0) holding the most points within ``distance``, and the
-    mask of those points: RANSAC over ``iterations`` three-point hypotheses, all scored at once on a seeded
-    sample of ``sample`` points, the winner refitted by least squares to its inliers among about ``refit`` points
-    spread evenly over the cloud. The same points and seed give the same plane."""
-    plane, h = _fit_plane(points, distance, iterations, seed, sample, refit)
+    mask of those points (``_fit_plane``)."""
+    plane, h = _fit_plane(points, distance, iterations, seed)
     return plane, np.abs(h) < distance
 
 
 def _fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int = 0, sample: int = 2000,
                refit: int = 10000) -> tuple[np.ndarray, np.ndarray]:
-    """``fit_plane``'s plane and every point's signed distance from it (what segmentation needs next)."""
+    """``fit_plane``'s plane and every point's signed distance from it (what segmentation needs next): RANSAC
+    over ``iterations`` three-point hypotheses, all scored at once on a seeded sample of ``sample`` points, the
+    winner refitted by least squares to its inliers among about ``refit`` points spread evenly over the cloud.
+    The same points and seed give the same plane."""
     rng = np.random.default_rng(seed)
     sub = points if len(points) <= sample else points[rng.integers(0, len(points), sample)]
     sub = sub.astype(np.float32)
