@@ -6,13 +6,14 @@ A vessel too wide for the stroke gets rim pinches; touching objects that segment
 one part. A candidate is kept when the opening needed fits the stroke and the open fingers and palm, coming
 straight down to the grasp height, touch no point of the scene and keep clear of other objects. Candidates
 are scored by how much of the object's depth had to be repaired (glass the camera could not see is the
-target), how centred the grasp is on the object's narrow side, how little of the stroke it needs and how high
-it grasps; the list comes back best first. ``docs/architecture.md`` gives the numbers.
+target), how round the cluster's footprint is (an upright vessel seen from above; an elongated cluster is an
+object on its side or neighbours joined into one), how centred the grasp is on the object's narrow side, how
+little of the stroke it needs and how high it grasps; the list comes back best first. ``docs/architecture.md`` gives the numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,6 +65,19 @@ class DetectorConfig:
     part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
     part_axis_share: float = 0.9  # a part grasp's run is at least this share of the widest one near it
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
+    roundness_weight: float = 0.6  # preference for round footprints (``roundness``): an elongated cluster is an
+    # object lying down or, more often, neighbours that completed depth joined, grasped across the gap between
+    # them (chosen on development sets 7 and 8, docs/experiments.md)
+
+
+def roundness(xy: np.ndarray) -> float:
+    """How round a footprint is: the ratio of its spreads along its principal axes (the square root of the
+    smaller covariance eigenvalue over the larger), 1 for a disc or a ring, about 0.5 for two touching ones, towards
+    0 for a line."""
+    if len(xy) < 3:
+        return 0.0
+    small, large = np.linalg.eigvalsh(np.cov((xy - xy.mean(0)).T))
+    return float(np.sqrt(max(small, 0.0) / large)) if large > 0 else 0.0
 
 
 HITS_CHUNK = 64  # grasps checked together against a cloud (``GraspDetector._hits``)
@@ -79,7 +93,11 @@ class GraspDetector:
         for k, cluster in enumerate(scene.clusters):
             found = [] if self._is_several(cluster) else (self._cluster_grasps(scene, k, cluster)
                                                           or self._rim_grasps(scene, k, cluster))
-            grasps.extend(found or self._part_grasps(scene, k, cluster))
+            found = found or self._part_grasps(scene, k, cluster)
+            if found and self.config.roundness_weight:
+                bonus = self.config.roundness_weight * roundness(cluster[:, :2])
+                found = [replace(g, score=g.score + bonus) for g in found]
+            grasps.extend(found)
         return sorted(grasps, key=lambda g: -g.score)
 
     def _is_several(self, pts: np.ndarray) -> bool:

@@ -7,7 +7,7 @@ import pybullet as p
 import pytest
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
-from grasping.detect import DetectorConfig, GraspDetector
+from grasping.detect import DetectorConfig, GraspDetector, roundness
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
@@ -451,6 +451,39 @@ def test_repaired_share_prefers_objects_the_camera_could_not_see():
     scene = segment(allpts, repaired=repaired | low)
     assert sorted(np.round(scene.repaired, 2)) == [0.0, 1.0]
     assert GraspDetector().detect(scene)[0].center[1] == pytest.approx(-0.1, abs=0.01)
+
+
+def test_a_round_glass_ranks_above_two_glasses_joined_into_one_cluster():
+    """Completed depth can fill the gap between two glasses, joining them into one elongated cluster whose
+    narrow side fits the stroke: its best grasp closes across that gap. A round glass, the same in every other
+    respect, ranks first, by the configured weight times the difference in roundness."""
+    a = _table_and_cylinder(0.025, centre=(0.75, 0.12))
+    b = _table_and_cylinder(0.025, centre=(0.75, 0.05))
+    lone = _table_and_cylinder(0.025, centre=(0.75, -0.12))
+    gx, gy = np.meshgrid(np.arange(0.726, 0.775, 0.002), np.arange(0.07, 0.1, 0.002))
+    bridge = np.column_stack([gx.ravel(), gy.ravel(), np.full(gx.size, 0.1)])  # the filled gap, at the top
+    table = lone[lone[:, 2] == 0]
+    table = table[(np.hypot(table[:, 0] - 0.75, table[:, 1] - 0.12) > 0.025)
+                  & (np.hypot(table[:, 0] - 0.75, table[:, 1] - 0.05) > 0.025)]
+    pair = np.concatenate([a[a[:, 2] > 0], b[b[:, 2] > 0], bridge])
+    pts = np.concatenate([table, pair, lone[lone[:, 2] > 0]])
+    scene = segment(pts, repaired=pts[:, 2] > 0.001)
+    assert len(scene.clusters) == 2
+    pair_k = int(np.argmax([np.ptp(c[:, 1]) for c in scene.clusters]))
+    assert not GraspDetector()._is_several(scene.clusters[pair_k])  # no waist: only the ranking can tell
+    round_pair, round_lone = (roundness(c[:, :2]) for c in (scene.clusters[pair_k], scene.clusters[1 - pair_k]))
+    assert round_pair < 0.6 < 0.95 < round_lone
+
+    def best(cfg, k):
+        return max(g.score for g in GraspDetector(cfg).detect(scene) if g.cluster == k)
+
+    plain = DetectorConfig(roundness_weight=0.0)
+    assert best(plain, pair_k) > 0 and best(plain, 1 - pair_k) > 0
+    grasps = GraspDetector().detect(scene)
+    assert grasps[0].center[1] == pytest.approx(-0.12, abs=0.01)
+    w = DetectorConfig().roundness_weight
+    gap = best(DetectorConfig(), 1 - pair_k) - best(DetectorConfig(), pair_k)
+    assert gap == pytest.approx(best(plain, 1 - pair_k) - best(plain, pair_k) + w * (round_lone - round_pair))
 
 
 def test_in_one_cluster_of_glass_and_an_opaque_object_the_glass_part_ranks_first():
