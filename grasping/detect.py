@@ -6,9 +6,10 @@ A vessel too wide for the stroke gets rim pinches; touching objects that segment
 one part. A candidate is kept when the opening needed fits the stroke and the open fingers and palm, coming
 straight down to the grasp height, touch no point of the scene and keep clear of other objects. Candidates
 are scored by how much of the object's depth had to be repaired (glass the camera could not see is the
-target), how round the cluster's footprint is (an upright vessel seen from above; an elongated cluster is an
-object on its side or neighbours joined into one), how centred the grasp is on the object's narrow side, how
-little of the stroke it needs and how high it grasps; the list comes back best first. ``docs/architecture.md`` gives the numbers.
+target), how round the footprint of an object grasped whole is (an upright vessel seen from above; an
+elongated cluster is an object on its side or neighbours joined into one), how centred the grasp is on the
+object's narrow side, how little of the stroke it needs and how high it grasps; the list comes back best first.
+``docs/architecture.md`` gives the numbers.
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ class DetectorConfig:
     part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
     part_axis_share: float = 0.9  # a part grasp's run is at least this share of the widest one near it
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
-    roundness_weight: float = 0.6  # preference for round footprints (``roundness``): an elongated cluster is an
-    # object lying down or, more often, neighbours that completed depth joined, grasped across the gap between
-    # them (chosen on development sets 7 and 8, docs/experiments.md)
+    roundness_weight: float = 0.6  # whole-object grasps and rim pinches: preference for round footprints
+    # (``roundness``); an elongated cluster is an object lying down or, more often, neighbours that completed
+    # depth joined without a waist, grasped across the gap between them (development sets 7 and 8,
+    # docs/experiments.md)
 
 
 def roundness(xy: np.ndarray) -> float:
@@ -93,11 +95,11 @@ class GraspDetector:
         for k, cluster in enumerate(scene.clusters):
             found = [] if self._is_several(cluster) else (self._cluster_grasps(scene, k, cluster)
                                                           or self._rim_grasps(scene, k, cluster))
-            found = found or self._part_grasps(scene, k, cluster)
-            if found and self.config.roundness_weight:
+            if found and self.config.roundness_weight:  # (not part grasps: their cluster is taken for several
+                # objects or is too wide for one, and how round it is says nothing of either)
                 bonus = self.config.roundness_weight * roundness(cluster[:, :2])
                 found = [replace(g, score=g.score + bonus) for g in found]
-            grasps.extend(found)
+            grasps.extend(found or self._part_grasps(scene, k, cluster))
         return sorted(grasps, key=lambda g: -g.score)
 
     def _is_several(self, pts: np.ndarray) -> bool:
