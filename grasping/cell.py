@@ -50,6 +50,11 @@ class Cell(abc.ABC):
         """Extra fields for the attempt's log record (e.g. the objects a simulated scene holds)."""
         return {}
 
+    def truth(self, grasp) -> dict:
+        """Before a pick: where ``grasp`` (a ``grasping.detect.Grasp``) stands against the object it is meant for,
+        from what the cell knows of its objects (a simulation knows them all; {} where the cell cannot tell)."""
+        return {}
+
     def objects_left(self) -> int | None:
         """How many objects are left in the workspace to be cleared (None where the cell cannot count them)."""
         return None

@@ -94,6 +94,7 @@ class Attempt:
     stop_active: bool = False  # a protective or emergency stop ended it: no further attempt may follow
     completer: dict = field(default_factory=dict)  # the weights (content hash) and backend that completed it
     contact: bool | None = None  # the guarded descent stopped on a contact before the grasp pose
+    truth: dict = field(default_factory=dict)  # the grasp against the object it was meant for (``Cell.truth``)
 
     def record(self) -> dict:
         """The attempt's line in ``attempts.jsonl`` (JSON types only)."""
@@ -101,7 +102,7 @@ class Attempt:
                 "reason": self.reason, "gripper_holding": self.gripper_holding, "contact": self.contact,
                 "perception_ms": self.perception.ms, "stages_ms": self.perception.stages_ms, "timings": self.timings,
                 "candidates": len(self.perception.grasps), "sensor": self.sensor, "renderer": self.renderer,
-                **self.completer, **self.cell_info}
+                **self.completer, **self.cell_info, **({"truth": self.truth} if self.truth else {})}
 
 
 def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> Attempt:
@@ -110,12 +111,14 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> A
     seen = perceive(frame, completer, detector)
     cell.mark()
     best = seen.grasps[0] if seen.grasps else None
+    truth = cell.truth(best) if best is not None else {}
     result = PickExecutor(cell.robot, cell.gripper, cell.pick, wait=cell.wait).pick(
         best, verify=cell.verify, check_approach=cell.check_approach)
     reason = seen.reason if seen.reason and best is None else result.reason
     sensor = cell.sensor or frame.sensor
     return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings, sensor,
-                   cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor), result.contact)
+                   cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor), result.contact,
+                   truth)
 
 
 def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first: Attempt, tries: int) -> list[dict]:
@@ -128,7 +131,8 @@ def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first:
     while 1 + len(out) < tries and not last.success and not last.stop_active and last.grasp is not None:
         last = attempt(cell, completer, detector)
         out.append({"success": last.success, "reason": last.reason,
-                    "grasp": asdict(last.grasp) if last.grasp else None, "perception_ms": last.perception.ms})
+                    "grasp": asdict(last.grasp) if last.grasp else None, "perception_ms": last.perception.ms,
+                    **({"truth": last.truth} if last.truth else {})})
     return out
 
 

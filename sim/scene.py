@@ -19,6 +19,7 @@ TABLE_THICKNESS = 0.04
 TABLE_FRICTION = 0.7  # a wooden or laminate table top (see SceneConfig.lateral_friction)
 FLOOR_DROP = 0.75  # the floor slab's centre below the table top, seen past the table edge
 FLOOR_HALF_THICKNESS = 0.01  # the floor's visible top is FLOOR_DROP - FLOOR_HALF_THICKNESS below the table top
+AABB_MARGIN = 0.002  # metres: Bullet's collision margin around the boxes ``p.getAABB`` reports
 CLUTTER_LAYOUTS = ("pile", "packed")  # TabletopScene.populate_clutter: a heap, or upright side by side
 
 
@@ -204,11 +205,22 @@ class TabletopScene:
             self.add_object(model, (float(xy[0]), float(xy[1]), ws.table_z + 0.002), quat, config)
         self.settle(config.settle_steps)
 
+    def _boxes(self, body: int) -> np.ndarray:
+        """Bullet's boxes around each of ``body``'s links: (link, low or high corner, xyz), with its margin."""
+        return np.array([p.getAABB(body, link, physicsClientId=self.client)
+                         for link in range(-1, p.getNumJoints(body, physicsClientId=self.client))])
+
+    def bounds(self, body: int) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest corners of the box around ``body``'s collision shape (all its links; Bullet pads
+        the boxes it reports by ``AABB_MARGIN``, taken off here)."""
+        boxes = self._boxes(body)
+        return boxes[:, 0].min(0) + AABB_MARGIN, boxes[:, 1].max(0) - AABB_MARGIN
+
     def _z_extent(self, body: int) -> tuple[float, float]:
-        """Lowest and highest point of ``body``'s collision shape (all its links)."""
-        boxes = [p.getAABB(body, link, physicsClientId=self.client)
-                 for link in range(-1, p.getNumJoints(body, physicsClientId=self.client))]
-        return min(b[0][2] for b in boxes), max(b[1][2] for b in boxes)
+        """Lowest and highest point of ``body``'s collision shape (all its links), as Bullet reports them (with
+        its margin: the clutter scenes were laid out by these)."""
+        boxes = self._boxes(body)
+        return float(boxes[:, 0, 2].min()), float(boxes[:, 1, 2].max())
 
     def _free_spot(self, rng, radius, placed) -> tuple[float, float]:
         ws = self.workspace

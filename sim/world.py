@@ -129,6 +129,28 @@ class SimWorld(Cell):
     def describe(self) -> dict:
         return {"objects": [o.model.kind for o in self.scene.objects], "camera": self.camera_model}
 
+    def truth(self, grasp) -> dict:
+        """The object nearest the grasp centre (its bounding box's centre, seen from above), and where the grasp
+        stands against it: the centre's offsets from that object's middle along and across the closing direction,
+        the pads' centre below the object's top, all in millimetres, and how far the object leans. A record of
+        why a pick failed (the perception's depth against the scene's truth); no judge reads it."""
+        x, y, z = grasp.center
+        near = []
+        for o in self.scene.objects:
+            lo, hi = self.scene.bounds(o.body)
+            mid = (lo + hi) / 2
+            near.append((float(np.hypot(x - mid[0], y - mid[1])), o, mid, hi[2]))
+        if not near:
+            return {}
+        _, obj, mid, top = min(near, key=lambda t: t[0])
+        d = np.array([np.cos(grasp.yaw), np.sin(grasp.yaw)])
+        off = np.array([x, y]) - mid[:2]
+        up = Rotation.from_quat(self.scene.pose(obj.body)[1]).apply([0.0, 0.0, 1.0])[2]
+        return {"object": obj.model.kind, "glass": obj.transparent,
+                "along_mm": round(float(off @ d) * 1000, 1), "across_mm": round(float(off @ [-d[1], d[0]]) * 1000, 1),
+                "below_top_mm": round(float(top - z) * 1000, 1),
+                "tilt_deg": round(float(np.degrees(np.arccos(np.clip(up, -1.0, 1.0)))), 1)}
+
     def mark(self) -> None:
         """Remember every object's pose before a pick and start noting which objects the robot touches, and the
         first touch of the table or an object by an arm link or the gripper body (``arm_hit``: (link, body);

@@ -185,12 +185,42 @@ def test_executor_picks_single_opaque_cylinder_with_ground_truth():
         scene.settle(120)
 
     with SimWorld(0, WorldConfig(glass_is_target=False), populate=one_cylinder) as world:
+        cylinder = world.scene.objects[0]
+        top = world.scene.pose(cylinder.body)[0][2] + cylinder.model.height
         result = attempt(world, make_completer("gt"), GraspDetector())
     assert result.success, result.reason
     assert result.grasp.width <= DEFAULT_GRIPPER.stroke_m
     record = result.record()
     assert record["success"] and record["objects"] == ["cylinder"] and record["sensor"] == "d435"
     assert record["candidates"] == len(result.perception.grasps) >= 1
+    # the grasp against the simulator's cylinder (it stood still): on its axis, and how far below its top
+    truth = record["truth"]
+    assert truth["object"] == "cylinder" and not truth["glass"] and truth["tilt_deg"] < 2
+    assert abs(truth["along_mm"]) < 5 and abs(truth["across_mm"]) < 5
+    assert truth["below_top_mm"] == pytest.approx((top - result.grasp.center[2]) * 1000, abs=1)
+
+
+def test_the_truth_of_a_grasp_names_the_object_under_it_and_the_offsets():
+    """``SimWorld.truth``: the nearest object to a grasp, and the grasp's offsets from it in millimetres, along
+    and across the closing direction and below the object's top."""
+    from grasping.detect import Grasp
+    from sim.glassware import make_glass, make_opaque
+    from sim.world import SimWorld, WorldConfig
+
+    def two(scene, rng):
+        scene.add_object(make_glass("tumbler", np.random.default_rng(1)), (0.70, 0.10, 0.001), [0, 0, 0, 1])
+        scene.add_object(make_opaque("box", np.random.default_rng(2)), (0.80, -0.10, 0.001), [0, 0, 0, 1])
+        scene.settle(60)
+
+    with SimWorld(0, WorldConfig(), populate=two) as world:
+        tumbler = world.scene.objects[0]
+        top = world.scene.bounds(tumbler.body)[1][2]
+        assert top == pytest.approx(world.scene.pose(tumbler.body)[0][2] + tumbler.model.height, abs=1e-3)
+        # closing along y, 10 mm off the tumbler's axis in x (across) and 4 mm in y (along), 30 mm below its top
+        truth = world.truth(Grasp((0.71, 0.104, top - 0.03), np.pi / 2, 0.08, 1.0, 0))
+    assert truth["object"] == "tumbler" and truth["glass"]
+    assert truth["along_mm"] == pytest.approx(4, abs=1) and truth["across_mm"] == pytest.approx(-10, abs=1)
+    assert truth["below_top_mm"] == pytest.approx(30, abs=0.5)
 
 
 def test_a_finger_landing_on_the_object_stops_the_descent_without_knocking_it():
