@@ -157,7 +157,7 @@ def _fit_plane(points: np.ndarray, distance: float, iterations: int, seed: int =
     winner refitted by least squares to its inliers among about ``refit`` points spread evenly over the cloud.
     The same points and seed give the same plane."""
     rng = np.random.default_rng(seed)
-    sub = points if len(points) <= sample else points[rng.integers(0, len(points), sample)]
+    sub = points if len(points) <= sample else np.take(points, rng.integers(0, len(points), sample), axis=0)
     sub = sub.astype(np.float32)
     a, b, c = (sub[i] for i in rng.integers(0, len(sub), (3, iterations)))
     normals = np.cross(b - a, c - a)
@@ -240,15 +240,20 @@ def segment(points: np.ndarray, cfg: CloudConfig = CloudConfig(), seed: int = 0,
     obj_h = obj @ plane[:3] + plane[3]
     # Cluster the footprint (x, y) so that a vessel's rim and the bottom seen inside it stay one object.
     labels = cluster_footprint(obj[:, :2], cfg.cluster_eps, cfg.cluster_min_points, cfg.footprint_cell)
+    labels = _merge_rim_arcs(obj, labels, plane, cfg)
+    # each cluster's points, in their order in ``obj`` (one stable sort instead of a mask per cluster)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(labels.max() + 2))
+    members = [order[bounds[k]:bounds[k + 1]] for k in range(labels.max() + 1)]
+
     def is_object(k: int) -> bool:
-        xy = obj[labels == k, :2]
+        xy = obj[members[k], :2]
         return len(xy) >= cfg.min_cluster_points and float((highs(xy) - lows(xy)).max()) >= cfg.min_cluster_extent
 
-    labels = _merge_rim_arcs(obj, labels, plane, cfg)
     kept = [k for k in range(labels.max() + 1) if is_object(k)]
-    return SceneCloud(plane, obj, labels, [obj[labels == k] for k in kept],
-                      [upper_share(obj_h[labels == k], obj_share[labels == k]) for k in kept], kept,
-                      [obj_share[labels == k] for k in kept])
+    return SceneCloud(plane, obj, labels, [obj[members[k]] for k in kept],
+                      [upper_share(obj_h[members[k]], obj_share[members[k]]) for k in kept], kept,
+                      [obj_share[members[k]] for k in kept])
 
 
 def cluster_footprint(xy: np.ndarray, eps: float, min_points: int, cell: float) -> np.ndarray:

@@ -78,8 +78,16 @@ def roundness(xy: np.ndarray) -> float:
     0 for a line."""
     if len(xy) < 3:
         return 0.0
-    small, large = np.linalg.eigvalsh(np.cov((xy - xy.mean(0)).T))
+    small, large = np.linalg.eigvalsh(covariance(xy))
     return float(np.sqrt(max(small, 0.0) / large)) if large > 0 else 0.0
+
+
+def covariance(xy: np.ndarray) -> np.ndarray:
+    """``np.cov(xy.T)`` of N x 2 points (N >= 2), a column at a time: the same matrix at a quarter of the cost
+    (``np.cov``'s own checks are most of it for the short arrays of a grasp search)."""
+    x, y = xy[:, 0] - xy[:, 0].mean(), xy[:, 1] - xy[:, 1].mean()
+    xy_ = x @ y
+    return np.array([[x @ x, xy_], [xy_, y @ y]]) / (len(xy) - 1)
 
 
 HITS_CHUNK = 64  # grasps checked together against a cloud (``GraspDetector._hits``)
@@ -107,10 +115,10 @@ class GraspDetector:
         ``waist_ratio`` of the widest on both sides of it, each side holding at least ``waist_side_points``
         points, as where two touching objects meet. One object grasped across the waist would be two objects in
         the hand; a few stray points beyond a glass's edge are not a second object."""
-        xy = pts[:, :2] - pts[:, :2].mean(0)
+        xy = pts[:, :2] - np.array([pts[:, 0].mean(), pts[:, 1].mean()])  # (see ``cloud.lows``)
         if len(xy) < 20:
             return False
-        _, vecs = np.linalg.eigh(np.cov(xy.T))
+        _, vecs = np.linalg.eigh(covariance(xy))
         along, across = xy @ vecs[:, 1], xy @ vecs[:, 0]
         bins = np.floor((along - along.min()) / self.config.waist_bin).astype(int)
         order = np.argsort(bins, kind="stable")  # each cross-section's points together
@@ -144,7 +152,9 @@ class GraspDetector:
         lo, span = lows(cells), np.ptp(cells[:, 1]) + 1  # occupied grid cells, in (x, y) order
         keys = np.unique((cells[:, 0] - lo[0]) * span + (cells[:, 1] - lo[1]))
         centres = (np.column_stack([keys // span, keys % span]) + lo) * cfg.part_step
-        runs = []  # every run under a pad strip: (yaw, centre of the run, extent, its points)
+        # every run under a pad strip: its closing direction, the centre of the run, its extent, and where its points
+        # are (the direction's index, the first and last of the run's points in that direction's strips)
+        yaws, mids, extents, who, firsts, lasts, strips = [], [], [], [], [], [], []
         for yaw in np.radians(np.arange(0.0, 180.0, cfg.part_yaw_step_deg)):
             d, n = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
             order = np.argsort(xy @ d)  # the points in order along the closing direction, once per direction
@@ -154,55 +164,58 @@ class GraspDetector:
             a = along_all[col] - (centres @ d)[row]
             starts = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (np.diff(a) > gap)])  # runs without a
             ends = np.r_[starts[1:] - 1, len(a) - 1]  # finger-wide gap, each within one centre's strip
-            mids = (a[starts] + a[ends]) / 2
-            by_row = np.lexsort((np.abs(mids), row[starts]))  # per centre, the run nearest it first
+            mids_here = (a[starts] + a[ends]) / 2
+            by_row = np.lexsort((np.abs(mids_here), row[starts]))  # per centre, the run nearest it first
             nearest = by_row[np.r_[True, np.diff(row[starts][by_row]) != 0]]
             strip_size = np.bincount(row, minlength=len(centres))
             nearest = nearest[(strip_size[row[starts[nearest]]] >= 10) & (ends[nearest] - starts[nearest] >= 10)]
-            run_mids = centres[row[starts[nearest]]] + d * mids[nearest, None]
-            run_extents = a[ends[nearest]] - a[starts[nearest]]
-            runs.extend((yaw, m, e, order[col[s:t + 1]])
-                        for m, e, s, t in zip(run_mids, run_extents, starts[nearest], ends[nearest]))
-        if not runs:
+            yaws.append(np.full(len(nearest), yaw))
+            mids.append(centres[row[starts[nearest]]] + d * mids_here[nearest, None])
+            extents.append(a[ends[nearest]] - a[starts[nearest]])
+            who.append(np.full(len(nearest), len(strips)))
+            firsts.append(starts[nearest])
+            lasts.append(ends[nearest])
+            strips.append(order[col])  # the cluster's points in this direction's strips, strip by strip
+        yaws, mids, extents, who, firsts, lasts = (np.concatenate(v) for v in (yaws, mids, extents, who, firsts,
+                                                                                lasts))
+        if not len(yaws):
             return []
-        yaws = np.array([r[0] for r in runs])
-        mids = np.array([r[1] for r in runs])
-        extents = np.array([r[2] for r in runs])
+
+        def part(i: int) -> np.ndarray:  # the points of run i
+            return strips[who[i]][firsts[i]:lasts[i] + 1]
+
         # through a part's axis, not along a chord near its edge or through a waist: a run at least
         # ``part_axis_share`` of the widest among the parallel ones nearby
-        widests = np.zeros(len(runs))
-        for yaw in np.unique(yaws):
-            same = np.flatnonzero(yaws == yaw)
+        widests = np.zeros(len(yaws))
+        for w in range(len(strips)):
+            same = np.flatnonzero(who == w)
             dx, dy = (mids[same, None, j] - mids[None, same, j] for j in (0, 1))
             gap2 = dx * dx + dy * dy
             widests[same] = np.where(gap2 < cfg.part_neighbourhood ** 2, extents[None, same], 0.0).max(1)
         fits = (extents + cfg.min_width_margin <= g.stroke_m) & (extents >= cfg.part_axis_share * widests)
         # every fitting run at each pad depth, checked at once; per run, the deepest grasp that clears the rest of
         # the cluster and the other objects
-        cands = []  # (run, width, height above the table, TCP height)
-        for i in np.flatnonzero(fits):
-            (yaw, mid, extent, part) = runs[i]
-            width = min(extent + cfg.width_margin, g.stroke_m)
-            top = _percentile(h[part], cfg.top_percentile)
-            for depth in cfg.grasp_depths:
-                z_h = max(top - depth, g.finger_length / 2 + cfg.tip_clearance)
-                cands.append((i, width, z_h, self._z_at(scene, mid, z_h)))
-        if not cands:
+        fitting = np.flatnonzero(fits)
+        if not len(fitting):
             return []
-        group = np.array([c[0] for c in cands])
-        at = np.array([runs[c[0]][1] for c in cands])
-        yaws_c, widths, zs = (np.array(v) for v in ([runs[c[0]][0] for c in cands], [c[1] for c in cands],
-                                                       [c[3] for c in cands]))
+        tops = np.array([_percentile(h[part(i)], cfg.top_percentile) for i in fitting])
+        per = len(cfg.grasp_depths)
+        group = np.repeat(fitting, per)  # per candidate: its run, then its pad height above the table
+        z_hs = np.maximum(tops[:, None] - np.asarray(cfg.grasp_depths)[None, :],
+                          g.finger_length / 2 + cfg.tip_clearance).ravel()
+        at, yaws_c = mids[group], yaws[group]
+        widths = np.minimum(extents[group] + cfg.width_margin, g.stroke_m)
+        zs = self._zs_at(scene, at, z_hs)
         cluster_repaired = scene.repaired_share(k)
         part_repaired = scene.point_repaired[k] if k < len(scene.point_repaired) else None
         out = []
         for j in self._first_clear(others, pts, group, at, yaws_c, zs, widths, headroom=cfg.palm_headroom):
-            i, width, z_h, z = cands[j]
-            (yaw, mid, extent, part), widest = runs[i], widests[i]
+            i, width, z_h, z = group[j], widths[j], z_hs[j], zs[j]
+            yaw, mid, extent, widest, points = yaws[i], mids[i], extents[i], widests[i], part(i)
             # an opaque part of a cluster that is mostly glass counts as opaque; a glass part as its cluster does
             # (so part grasps gain nothing on whole-object grasps elsewhere)
             repaired = (cluster_repaired if part_repaired is None
-                        else min(upper_share(h[part], part_repaired[part]), cluster_repaired))
+                        else min(upper_share(h[points], part_repaired[points]), cluster_repaired))
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k))
@@ -214,7 +227,7 @@ class GraspDetector:
         cluster's top points; the inside must be lower than the rim (an opening, not a lid)."""
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
-        top = float(np.percentile(h, cfg.top_percentile))
+        top = _percentile(h, cfg.top_percentile)
         rim = pts[h > top - cfg.rim_band]
         if len(rim) < 10:
             return []
@@ -223,9 +236,12 @@ class GraspDetector:
             return []
         r_xy = np.linalg.norm(pts[:, :2] - centre, axis=1)
         inner = h[r_xy < radius - g.finger_thickness - cfg.rim_opening / 2]
-        if len(inner) and np.percentile(inner, 90) > top - g.finger_length / 2:
+        if len(inner) and _percentile(inner, 90) > top - g.finger_length / 2:
             return []  # something high inside the rim: not an opening the finger can enter
-        others = scene.others(k)  # a rim pinch may lie outside the footprint box: every neighbour
+        # a rim pinch may lie outside the footprint box: every neighbour the open gripper can reach from the rim
+        others = scene.others(k)
+        others = np.compress(np.hypot(others[:, 0] - centre[0], others[:, 1] - centre[1]) <= radius + self._reach(),
+                             others, axis=0)
         repaired = scene.repaired_share(k)
         # every angle at every depth (deepest first) at once; the obstacles are the neighbours and the vessel's
         # own points outside the opening
@@ -234,9 +250,10 @@ class GraspDetector:
         mids = centre + radius * dirs
         # (sloped bowl walls allow only a shallow pinch)
         z_hs = [max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.rim_depths]
-        between = np.array([np.abs((pts[:, :2] - mid) @ d) <= cfg.rim_opening / 2 for d, mid in zip(dirs, mids)])
+        # per angle, the vessel's points between the fingers (closing radially through the rim point)
+        between = np.abs(dirs @ (pts[:, :2] - centre).T - radius) <= cfg.rim_opening / 2
         per = len(z_hs)
-        zs = np.array([self._z_at(scene, mid, z_h) for mid in mids for z_h in z_hs])
+        zs = self._zs_at(scene, np.repeat(mids, per, axis=0), np.tile(z_hs, len(mids)))
         at, yaws, widths = np.repeat(mids, per, axis=0), np.repeat(thetas, per), np.full(len(zs), cfg.rim_opening)
         n = (self._hits(others, at, yaws, zs, widths)
              + self._hits(pts, at, yaws, zs, widths, ignore=np.repeat(between, per, axis=0)))
@@ -270,7 +287,7 @@ class GraspDetector:
             centre_xy = (highs(xy) + lows(xy)) / 2
             footprints.append((z_h, xy, centre_xy, xy - centre_xy))
         xy = footprints[0][1]  # the closing directions follow the deepest footprint's principal axes
-        cov = np.cov((xy - xy.mean(0)).T) if len(xy) > 2 else np.eye(2)
+        cov = covariance(xy) if len(xy) > 2 else np.eye(2)
         w, v = np.linalg.eigh(cov)
         minor = v[:, 0]
         base_yaw = float(np.arctan2(minor[1], minor[0]))
@@ -278,26 +295,26 @@ class GraspDetector:
         repaired = scene.repaired_share(k)
         # every closing direction at every height (deepest first) whose opening fits the stroke, checked at once;
         # per direction, the deepest grasp the neighbours allow
-        cands = []  # (direction, mid, yaw, width, height above the table, TCP height)
-        for i, off in enumerate(cfg.yaw_offsets_deg):
-            yaw = base_yaw + np.radians(off)
-            d = np.array([np.cos(yaw), np.sin(yaw)])
-            for z_h, _, centre_xy, centred_xy in footprints:
-                along = centred_xy @ d
-                lo, hi = along.min(), along.max()
-                if (hi - lo) + cfg.min_width_margin > g.stroke_m:
-                    continue
-                mid = centre_xy + d * (lo + hi) / 2
-                width = min((hi - lo) + cfg.width_margin, g.stroke_m)  # a wide object gets the whole stroke
-                # the grasp point height in the base frame: on the plane below the pad centre
-                cands.append((i, mid, yaw, width, z_h, self._z_at(scene, mid, z_h)))
-        if not cands:
+        offsets = np.radians(cfg.yaw_offsets_deg)
+        dirs = np.column_stack([np.cos(base_yaw + offsets), np.sin(base_yaw + offsets)])
+        # per direction (rows) and footprint (columns), the footprint's extent along the direction
+        los, his = (np.empty((len(dirs), len(footprints))) for _ in range(2))
+        for f, (_, _, _, centred_xy) in enumerate(footprints):
+            along = dirs @ centred_xy.T
+            los[:, f], his[:, f] = along.min(1), along.max(1)
+        # the pairs whose opening fits the stroke, direction by direction, deepest first within each
+        group, f = np.nonzero((his - los) + cfg.min_width_margin <= g.stroke_m)
+        if not len(group):
             return []
-        group, mids = np.array([c[0] for c in cands]), np.array([c[1] for c in cands])
-        yaws, widths, zs = (np.array([c[j] for c in cands]) for j in (2, 3, 5))  # (k is the cluster's index)
+        yaws = base_yaw + offsets[group]
+        centres = np.array([footprints[j][2] for j in f])
+        mids = centres + dirs[group] * ((los + his)[group, f] / 2)[:, None]
+        widths = np.minimum((his - los)[group, f] + cfg.width_margin, g.stroke_m)  # a wide object: the whole stroke
+        z_hs = np.array([footprints[j][0] for j in f])
+        zs = self._zs_at(scene, mids, z_hs)  # the grasp point height in the base frame
         out = []
         for j in self._first_clear(others, pts, group, mids, yaws, zs, widths):
-            i, mid, yaw, width, z_h, z = cands[j]
+            i, mid, yaw, width, z_h, z = group[j], mids[j], yaws[j], widths[j], z_hs[j], zs[j]
             centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
@@ -316,10 +333,16 @@ class GraspDetector:
 
     @staticmethod
     def _z_at(scene: SceneCloud, xy: np.ndarray, height: float) -> float:
+        return float(GraspDetector._zs_at(scene, np.asarray(xy)[None], np.array([height]))[0])
+
+    @staticmethod
+    def _zs_at(scene: SceneCloud, xy: np.ndarray, heights: np.ndarray) -> np.ndarray:
+        """TCP heights in the base frame of grasps at ``xy`` (M x 2) whose pads' centre lies ``heights`` (M)
+        above the table."""
         n, d = scene.plane[:3], scene.plane[3]
         # point on the plane below (x, y): n . (x, y, z) + d = 0, then raise by height along z
-        z_plane = -(n[0] * xy[0] + n[1] * xy[1] + d) / n[2]
-        return float(z_plane + height / n[2])
+        z_plane = -(n[0] * xy[:, 0] + n[1] * xy[:, 1] + d) / n[2]
+        return z_plane + np.asarray(heights, dtype=np.float64) / n[2]
 
     def _first_clear(self, others: np.ndarray, pts: np.ndarray, group: np.ndarray, mids: np.ndarray,
                      yaws: np.ndarray, zs: np.ndarray, widths: np.ndarray, headroom: float = 0.0) -> list[int]:
@@ -372,11 +395,14 @@ class GraspDetector:
         pts = np.compress(high, points, axis=0)
         if len(pts) == 0:
             return np.zeros(len(zs), int)
-        yaws, half = np.asarray(yaws, dtype=np.float64)[:, None], np.asarray(widths, dtype=np.float64)[:, None] / 2
+        yaws, half = np.asarray(yaws, dtype=np.float64), np.asarray(widths, dtype=np.float64)[:, None] / 2
         c, s = np.cos(yaws), np.sin(yaws)
-        dx, dy = pts[None, :, 0] - mids[:, :1], pts[None, :, 1] - mids[:, 1:2]
-        u = np.abs(dx * c + dy * s)  # along the closing direction
-        v = np.abs(dy * c - dx * s)
+        # each point's coordinates along (u) and across (v) every grasp's closing direction, about its centre: one
+        # matrix product for all grasps (a grasp per row)
+        axes = np.concatenate([np.column_stack([c, s]), np.column_stack([-s, c])])  # (2 x grasps) x 2
+        uv = axes @ pts[:, :2].T
+        uv -= (axes * np.concatenate([mids, mids])).sum(1)[:, None]
+        u, v = np.abs(uv[:len(zs)]), np.abs(uv[len(zs):])
         dz = pts[None, :, 2] - zs[:, None]
         inner = 0.0 if between else half  # from the centre: the whole closing space counts
         finger = (u > inner) & (u < half + g.finger_thickness + m) & (v < g.finger_depth / 2 + m) & (dz > tip)

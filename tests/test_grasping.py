@@ -7,7 +7,7 @@ import pybullet as p
 import pytest
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
-from grasping.detect import DetectorConfig, GraspDetector, roundness
+from grasping.detect import DetectorConfig, GraspDetector, covariance, roundness
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
@@ -143,6 +143,45 @@ def test_candidates_checked_in_rounds_give_each_group_its_first_grasp_that_clear
                 break
     assert 5 < len(expected) < 30  # some groups clear at their first candidate, some later, some never
     assert det._first_clear(others, pts, group, mids, yaws, zs, widths, headroom=0.01) == expected
+
+
+def test_points_in_the_way_of_many_grasps_at_once_match_each_grasp_counted_alone():
+    """``_hits`` counts the points in the open gripper's way for all grasps in one pass; each count must be what
+    the gripper's own frame gives for that grasp alone: a point is in a finger when it lies beyond half the
+    opening along the closing direction (anywhere from the centre with ``between``), within the finger's
+    thickness past it and half its depth across, above the fingertips; in the palm when within half the palm's
+    width and depth and above its underside."""
+    rng = np.random.default_rng(11)
+    det, g = GraspDetector(), DEFAULT_GRIPPER
+    points = rng.uniform([-0.1, -0.1, 0.0], [0.1, 0.1, 0.15], (300, 3))
+    n = 150  # more than one chunk of grasps
+    mids = rng.uniform(-0.05, 0.05, (n, 2))
+    yaws, zs, widths = rng.uniform(-np.pi, np.pi, n), rng.uniform(0.0, 0.15, n), rng.uniform(0.02, 0.085, n)
+    ignore = rng.random((n, len(points))) < 0.2
+    clear = []
+    for clearance, between, headroom, skip in ((0.0, False, 0.0, None), (0.006, True, 0.0, None),
+                                               (0.0, False, 0.02, ignore)):
+        got = det._hits(points, mids, yaws, zs, widths, clearance, between, headroom, skip)
+        for i in range(n):
+            rel = points[:, :2] - mids[i]
+            u = np.abs(rel @ [np.cos(yaws[i]), np.sin(yaws[i])])
+            v = np.abs(rel @ [-np.sin(yaws[i]), np.cos(yaws[i])])
+            dz = points[:, 2] - zs[i]
+            m, half = clearance, widths[i] / 2
+            finger = ((u > (0.0 if between else half)) & (u < half + g.finger_thickness + m)
+                      & (v < g.finger_depth / 2 + m) & (dz > -g.finger_length / 2 - m))
+            palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) & (dz > g.palm_above_tcp - m - headroom)
+            hit = finger | palm
+            if skip is not None:
+                hit &= ~skip[i]
+            assert got[i] == hit.sum(), (i, clearance, between, headroom)
+        clear.append(int((got == 0).sum()))
+    assert 0 < clear[0] < n and 0 < clear[2] < n, clear  # some grasps are clear, some are not
+
+
+def test_covariance_is_numpys():
+    xy = np.random.default_rng(2).normal([0.7, -0.1], [0.03, 0.01], (500, 2))
+    np.testing.assert_allclose(covariance(xy), np.cov(xy.T), rtol=1e-12, atol=1e-18)
 
 
 def test_a_few_stray_points_beyond_a_glass_edge_are_not_a_second_object():
