@@ -253,8 +253,9 @@ class GraspDetector:
         # per angle, the vessel's points between the fingers (closing radially through the rim point)
         between = np.abs(dirs @ (pts[:, :2] - centre).T - radius) <= cfg.rim_opening / 2
         per = len(z_hs)
-        zs = self._zs_at(scene, np.repeat(mids, per, axis=0), np.tile(z_hs, len(mids)))
-        at, yaws, widths = np.repeat(mids, per, axis=0), np.repeat(thetas, per), np.full(len(zs), cfg.rim_opening)
+        at, yaws = np.repeat(mids, per, axis=0), np.repeat(thetas, per)
+        zs = self._zs_at(scene, at, np.tile(z_hs, len(mids)))
+        widths = np.full(len(zs), cfg.rim_opening)
         n = (self._hits(others, at, yaws, zs, widths)
              + self._hits(pts, at, yaws, zs, widths, ignore=np.repeat(between, per, axis=0)))
         out = []
@@ -330,10 +331,6 @@ class GraspDetector:
         along = max(g.stroke_m / 2 + g.finger_thickness, g.palm_width / 2)
         across = max(g.finger_depth / 2, g.palm_depth / 2)
         return float(np.hypot(along, across)) + cfg.neighbour_clearance + 0.01
-
-    @staticmethod
-    def _z_at(scene: SceneCloud, xy: np.ndarray, height: float) -> float:
-        return float(GraspDetector._zs_at(scene, np.asarray(xy)[None], np.array([height]))[0])
 
     @staticmethod
     def _zs_at(scene: SceneCloud, xy: np.ndarray, heights: np.ndarray) -> np.ndarray:
