@@ -13,6 +13,7 @@ from pipeline.cli import PACKAGES, setup_logging  # stdlib only: --help stays li
 COMMANDS: dict[str, tuple[str, str]] = {  # subcommand -> (module with main(argv), what it does)
     "run": ("distillgrasp.run", "capture, repair depth, pick: in simulation, on a real cell, or on a recording"),
     "trials": ("distillgrasp.trials", "grasp-success trials of depth sources on the same simulated scenes"),
+    "heights": ("distillgrasp.heights", "how far each depth source puts objects' tops from the truth (simulation)"),
     "generate": ("sim.generate", "make a data set of simulated RGB-D frames with ground truth"),
     "shard": ("pipeline.data.pack", "pack frames into shards, many per file, to train on another machine"),
     "preview": ("sim.preview", "draw one simulated frame (and a real one to compare)"),

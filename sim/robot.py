@@ -253,17 +253,19 @@ class SimUR10e(Robot):
                 watch()
 
     def _drive(self, path: list[np.ndarray], settle_steps: int = 60, until=None) -> bool:
-        """Follow ``path`` one physics step per point; with ``until``, stop where it first returns True (and
-        return True)."""
-        for q in path:
-            self._target_q = q
-            self._hold()
+        """Follow ``path`` one physics step per point, then let the arm settle on its last point for
+        ``settle_steps``; with ``until``, stop where it first returns True (and return True), settling included:
+        the joints trail their targets by a few millimetres at the tool, and a guarded move is guarded until
+        the arm has arrived, as the real controller's is."""
+        for k in range(len(path) + settle_steps):
+            if k < len(path):
+                self._target_q = path[k]
+                self._hold()
             self._step()
             if until is not None and until():
                 self.stop()
                 self._step(settle_steps)
                 return True
-        self._step(settle_steps)
         return False
 
     def move_joints(self, q, speed: float = 1.0) -> np.ndarray:

@@ -95,7 +95,8 @@ def test_python_dash_m_and_run_py_still_work():
 # One flag vocabulary: --ip, --out DIR, named files (--json, --onnx, --image, --calibration), lists by spaces or
 # commas, defaults in every help.
 
-OWN_COMMANDS = ("generate", "preview", "evaluate", "bench", "export", "ship", "calibrate", "stats", "look")
+OWN_COMMANDS = ("generate", "preview", "evaluate", "bench", "export", "ship", "calibrate", "stats", "look",
+                "heights")
 
 
 @pytest.mark.parametrize("command", OWN_COMMANDS)

@@ -174,6 +174,24 @@ def test_the_palm_landing_on_an_object_stops_a_guarded_descent_and_is_an_arm_hit
             deep, verify=world.verify, check_approach=world.check_approach)
     assert result.contact and result.success  # the executor's descent is the guarded one: it closes there
 
+
+def test_a_guarded_descent_stays_guarded_while_the_arm_settles_on_its_target():
+    from sim.world import SimWorld, WorldConfig
+
+    xy = (0.78, -0.02)
+    with SimWorld(0, WorldConfig(glass_is_target=False), populate=_one_object(xy=xy, seed=1)) as world:
+        top = world.scene.objects[0].model.height
+        # the palm's underside meets the top only in the last millimetre, after the commanded path has ended and
+        # while the joints still trail their last target
+        z = top - DEFAULT_GRIPPER.palm_above_tcp - 0.001
+        r = world.robot
+        world.gripper.open()
+        r.move_linear(top_down_pose(*xy, z + 0.1, 0.0), 0.25)
+        world.mark()
+        assert r.descend(top_down_pose(*xy, z, 0.0), 0.1) is True
+        assert world.check_approach() == (True, "ok")
+        assert r.tcp_pose()[2, 3] > z + 0.001 + 0.003  # stopped at the top and backed off 3 mm
+
     with SimWorld(0, WorldConfig(glass_is_target=False), populate=_one_object(xy=xy)) as world:
         top = world.scene.objects[0].model.height
         r = world.robot
