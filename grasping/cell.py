@@ -55,6 +55,12 @@ class Cell(abc.ABC):
         from what the cell knows of its objects (a simulation knows them all; {} where the cell cannot tell)."""
         return {}
 
+    def objects(self) -> list[dict]:
+        """What the cell knows of its objects, one dict each: ``kind``, ``glass`` (bool), ``centre`` (x, y of the
+        middle of its box, metres, base frame) and ``top`` (the box's highest z); a simulation knows them all,
+        [] where the cell cannot tell."""
+        return []
+
     def objects_left(self) -> int | None:
         """How many objects are left in the workspace to be cleared (None where the cell cannot count them)."""
         return None

@@ -4,7 +4,7 @@
 
 Per simulated scene and depth source: complete the frame, build the cloud and segment it as a pick does
 (``grasping.trials.perceive``), and set every cluster that holds exactly one object's centre (seen from above)
-against that object's true top (the cell's ``scene.bounds``). The detector plans its pads from a percentile of
+against that object's true top (``Cell.objects``). The detector plans its pads from a percentile of
 a cluster's heights (``DetectorConfig.top_percentile``), so the summary gives, per source, per glass or opaque
 and per kind of object, each percentile's error in millimetres and the share of clusters whose top is held: no
 more than ``LOW_MM`` below the truth (lower, the palm meets the top) and less than ``HIGH_MM`` above it
@@ -50,9 +50,8 @@ def scene_rows(cell, completers: dict, percentiles: list[float], cloud: CloudCon
     """One capture of ``cell``; per source and matched cluster: the object's kind, whether it is glass, its true
     top and each percentile's height (metres above the table)."""
     frame = cell.capture()
-    objects = cell.scene.objects
-    boxes = [cell.scene.bounds(o.body) for o in objects]
-    centres = np.array([(lo[:2] + hi[:2]) / 2 for lo, hi in boxes]).reshape(-1, 2)
+    objects = cell.objects()
+    centres = np.array([o["centre"] for o in objects]).reshape(-1, 2)
     rows = []
     for source, completer in completers.items():
         completed = completer.complete(frame)
@@ -65,8 +64,8 @@ def scene_rows(cell, completers: dict, percentiles: list[float], cloud: CloudCon
             if j is None:
                 continue
             h = scene.height(pts)
-            rows.append({"source": source, "kind": objects[j].model.kind, "glass": bool(objects[j].transparent),
-                         "top": float(boxes[j][1][2]), "tops": [float(np.percentile(h, q)) for q in percentiles]})
+            rows.append({"source": source, "kind": objects[j]["kind"], "glass": objects[j]["glass"],
+                         "top": objects[j]["top"], "tops": [float(np.percentile(h, q)) for q in percentiles]})
     return rows
 
 

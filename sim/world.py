@@ -129,26 +129,32 @@ class SimWorld(Cell):
     def describe(self) -> dict:
         return {"objects": [o.model.kind for o in self.scene.objects], "camera": self.camera_model}
 
+    def objects(self) -> list[dict]:
+        """Every object's kind, whether it is glass, the (x, y) middle of its box and the height of its top."""
+        out = []
+        for o in self.scene.objects:
+            lo, hi = self.scene.bounds(o.body)
+            out.append({"kind": o.model.kind, "glass": bool(o.transparent), "centre": (lo[:2] + hi[:2]) / 2,
+                        "top": float(hi[2])})
+        return out
+
     def truth(self, grasp) -> dict:
         """The object nearest the grasp centre (its bounding box's centre, seen from above), and where the grasp
         stands against it: the centre's offsets from that object's middle along and across the closing direction,
         the pads' centre below the object's top, all in millimetres, and how far the object leans. A record of
         why a pick failed (the perception's depth against the scene's truth); no judge reads it."""
         x, y, z = grasp.center
-        near = []
-        for o in self.scene.objects:
-            lo, hi = self.scene.bounds(o.body)
-            mid = (lo + hi) / 2
-            near.append((float(np.hypot(x - mid[0], y - mid[1])), o, mid, hi[2]))
-        if not near:
+        known = self.objects()
+        if not known:
             return {}
-        _, obj, mid, top = min(near, key=lambda t: t[0])
+        i = min(range(len(known)), key=lambda i: float(np.hypot(x - known[i]["centre"][0], y - known[i]["centre"][1])))
+        obj, near = self.scene.objects[i], known[i]
         d = np.array([np.cos(grasp.yaw), np.sin(grasp.yaw)])
-        off = np.array([x, y]) - mid[:2]
+        off = np.array([x, y]) - near["centre"]
         up = Rotation.from_quat(self.scene.pose(obj.body)[1]).apply([0.0, 0.0, 1.0])[2]
-        return {"object": obj.model.kind, "glass": obj.transparent,
+        return {"object": near["kind"], "glass": obj.transparent,
                 "along_mm": round(float(off @ d) * 1000, 1), "across_mm": round(float(off @ [-d[1], d[0]]) * 1000, 1),
-                "below_top_mm": round(float(top - z) * 1000, 1),
+                "below_top_mm": round(float(near["top"] - z) * 1000, 1),
                 "tilt_deg": round(float(np.degrees(np.arccos(np.clip(up, -1.0, 1.0)))), 1)}
 
     def mark(self) -> None:
