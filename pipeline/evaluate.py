@@ -11,6 +11,12 @@ image then averaged. Prints a markdown table and writes ``{"frames": n, "results
 "all": {...}}}}``. Each model also gets ``moved_correct_raw``: the share of correct raw readings outside glass
 (within 1 cm of the truth) that it moved by more than 1 cm, depth it should have left alone.
 
+A network completes each frame with the weights for its camera family (``NAME-l515.safetensors`` for lidar
+frames, where the folder has them). Frames completed by weights trained for another family (lidar frames and a
+folder without lidar weights, or the teacher, which has none) are counted under ``other_family`` (the frame's
+family and the weights' one) and named in a note below the table: such a figure measures a network on a camera
+it was not made for.
+
 ``--pieces`` also scores every glass piece (a connected part of the mask with at least 30 pixels of valid
 ground truth) on its own: its median truth, and per model the median signed error (positive = too deep) and
 the RMSE, printed as a second table and written under ``"pieces"``: where on a frame the error sits.
@@ -44,7 +50,7 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
     """Scores of every completer on every frame (frames already at the evaluation size); with ``pieces``,
     also of every glass piece (``piece_scores``); with ``images``, a picture per frame and completer there
     (RGB, raw, prediction, truth, and the error)."""
-    per = {name: {"transparent": [], "all": [], "ms": [], "moved": []} for name in completers}
+    per = {name: {"transparent": [], "all": [], "ms": [], "moved": [], "other": {}} for name in completers}
     scored_pieces, skipped = [], []
     for index, frame in enumerate(tqdm(frames, desc="evaluate", unit="frame", disable=not progress)):
         if frame.depth_gt is None:
@@ -62,6 +68,10 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
             skipped.append({"frame": frame.name or str(index), "reason": str(exc)})
             continue
         for name, pred in preds.items():
+            made = completers[name].provenance(frame.sensor).get("trained_for")
+            if frame.sensor and made is not None and made != frame.sensor:  # (members of an ensemble: not checked)
+                key = f"{frame.sensor} frames, {made} weights"
+                per[name]["other"][key] = per[name]["other"].get(key, 0) + 1
             per[name]["ms"].append(ms[name])
             per[name]["transparent"].append(depth_metrics(pred, frame.depth_gt, frame.mask))
             per[name]["all"].append(depth_metrics(pred, frame.depth_gt))
@@ -80,6 +90,8 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
                          "frames_with_glass": sum(m is not None for m in p["transparent"]),
                          "moved_correct_raw": _mean(p["moved"]),
                          "median_ms": float(np.median(p["ms"])) if p["ms"] else None}
+        if p["other"]:
+            results[name]["other_family"] = p["other"]
     out = {"frames": len(frames) - len(skipped), "skipped": skipped, "results": results}
     if pieces:
         out["pieces"] = scored_pieces
@@ -166,6 +178,9 @@ def markdown_table(result: dict) -> str:
             moved = r.get("moved_correct_raw")
             moved = "" if region == "transparent" else ("n/a" if moved is None else f"{moved:.3f}")
             lines.append(f"| {name} | {region} | {cells} | {ms} | {moved} |")
+    for name, r in result["results"].items():
+        for what, n in r.get("other_family", {}).items():
+            lines.append(f"\nnote: {name} completed {n} frame(s) with weights made for another camera ({what})")
     return "\n".join(lines)
 
 

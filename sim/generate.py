@@ -2,7 +2,7 @@
 
     distillgrasp generate --out DIR --frames N --seed S [--sensor d435|l515|d415|d455|d405] [--size WxH] [--workers K]
                           [--renderer fast|mitsuba] [--spp N] [--stereo] [--views V] [--max-tilt DEG]
-                          [--style tabletop|lab] [--room] [--rgb-format png|jpg] [--json FILE]
+                          [--style tabletop|lab|pile|packed] [--room] [--rgb-format png|jpg] [--json FILE]
 
 ``--renderer fast`` composites two TinyRenderer passes (about 0.1 s a frame); ``--renderer mitsuba`` path
 traces the glass (see ``sim.photoreal``). ``--views V`` photographs every settled scene from V camera poses
@@ -12,7 +12,9 @@ model. ``--style lab`` makes scenes like the real ClearPose captures: 3-10 piece
 glassware (funnels, Erlenmeyer flasks, beakers, tubes; half of them dropped lying down) spread over a wider
 area, seen from 0.6-1.3 m, and with ``--renderer mitsuba`` a bright indoor room, wood, laminate or stone
 table tops, grey floors, painted walls and more frosted glass. ``--room`` puts the default style's household
-glass in that room (as the simulated grasping cell photographed by the path tracer sees it).
+glass in that room (as the simulated grasping cell photographed by the path tracer sees it). ``--style pile``
+and ``--style packed`` build the clutter-removal trials' scenes (``grasping.clutter``): 3-7 objects, a fifth of
+them opaque, dropped one onto another in a heap or stood upright 5-20 mm apart.
 
 Frame i of seed S is a pure function of (S, i and the settings above): the same bytes every time, whichever
 worker makes it. Re-running skips frames already complete, so an interrupted run resumes where it stopped.
@@ -41,12 +43,13 @@ from pipeline.types import RENDERERS, SIM_SENSORS, RGBDFrame
 from sim.camera import SimCamera, SimCameraConfig
 from sim.camera_model import CameraPoseConfig, sample_camera_pose
 from sim.glassware import GLASS_KINDS, LAB_KINDS
-from sim.scene import SceneConfig, TabletopScene
+from sim.scene import CLUTTER_LAYOUTS, SceneConfig, TabletopScene
 
 DEFAULT_MAX_TILT = CameraPoseConfig().tilt_deg[1]
 SUFFIXES = ("-transparent-rgb-img", "-transparent-depth-img.exr", "-opaque-depth-img.exr", "-mask.png")
 MANIFEST = "generation.json"
-STYLES = ("tabletop", "lab")
+STYLES = ("tabletop", "lab", *CLUTTER_LAYOUTS)
+CLUTTER_OBJECTS = (3, 7)  # the pile and packed styles: this many objects (both included)
 LAB_SCENE = SceneConfig(min_glass=3, max_glass=10, min_opaque=0, max_opaque=3, upright_prob=0.5,
                         glass_kinds=LAB_KINDS * 2 + GLASS_KINDS)
 LAB_WORKSPACE = WorkspaceConfig(object_half_size=(0.25, 0.3))
@@ -140,7 +143,11 @@ def simulate_views(cfg: GenerateConfig, scene_index: int, views: list[int], clie
     p.setGravity(0, 0, -9.81, physicsClientId=client)
     p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=client)
     scene = TabletopScene(client, workspace)
-    scene.populate(rng, scene_config or cfg.scene())
+    if cfg.style in CLUTTER_LAYOUTS:  # the clutter-removal trials' scenes (``grasping.clutter``)
+        n = int(rng.integers(CLUTTER_OBJECTS[0], CLUTTER_OBJECTS[1] + 1))
+        scene.populate_clutter(rng, cfg.style, n, scene_config or cfg.scene())
+    else:
+        scene.populate(rng, scene_config or cfg.scene())
     for view in views:
         if not 0 <= view < cfg.views:
             raise ValueError(f"view {view} outside 0..{cfg.views - 1}")
@@ -273,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tilt", metavar="DEG", type=float, default=DEFAULT_MAX_TILT,
                     help="largest camera tilt from straight down, degrees (real captures reach 60)")
     ap.add_argument("--style", choices=STYLES, default="tabletop",
-                    help="tabletop or lab: ClearPose-like laboratory glassware, wider and farther views, "
-                         "and with mitsuba a bright room and natural surfaces")
+                    help="tabletop; lab: ClearPose-like laboratory glassware, wider and farther views, "
+                         "and with mitsuba a bright room and natural surfaces; pile or packed: 3-7 objects "
+                         "dropped in a heap or stood side by side, as in the clutter-removal trials")
     ap.add_argument("--room", action="store_true", default=None,
                     help="mitsuba: the lab style's bright room for the default style's household glass")
     ap.add_argument("--json", dest="json_out", metavar="FILE", help="write timing figures to this JSON file")

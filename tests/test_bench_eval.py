@@ -98,3 +98,30 @@ def test_moved_share_counts_only_correct_raw_depth_outside_glass():
     pred[3] = 0.5  # glass changes do not count
     assert evaluate.moved_share(pred, frame) == pytest.approx(0.2)
     assert evaluate.moved_share(raw, frame) == 0.0
+
+
+def test_evaluate_names_frames_completed_by_another_cameras_weights(tmp_path):
+    """Lidar frames and a weights folder without lidar weights: the D435 student completes them, and the result
+    says so (``other_family`` and a note under the table) instead of passing it off as the lidar student's."""
+    import numpy as np
+
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    tiny = {"widths": (8, 8, 16, 16), "depth_widths": (4, 4, 8, 8)}
+    save(Student(**tiny), tmp_path / "student.safetensors", {})
+    K = CameraIntrinsics(64, 48, 60.0, 60.0, 31.5, 23.5)
+    gt = np.full((48, 64), 0.8, np.float32)
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 20:40] = True
+    frames = [RGBDFrame(rgb=np.zeros((48, 64, 3), np.uint8), depth=gt.copy(), intrinsics=K, depth_gt=gt, mask=mask,
+                        sensor=s, name=s) for s in ("d435", "l515", "l515")]
+    student = evaluate.make_completer("student", tmp_path)
+    result = evaluate.evaluate_frames(frames, {"student": student}, progress=False)
+    assert result["results"]["student"]["other_family"] == {"l515 frames, d435 weights": 2}
+    assert "note: student completed 2 frame(s) with weights made for another camera" in evaluate.markdown_table(result)
+
+    save(Student(**tiny), tmp_path / "student-l515.safetensors", {"sensor": "l515"})  # now the folder has them
+    result = evaluate.evaluate_frames(frames, {"student": evaluate.make_completer("student", tmp_path)},
+                                      progress=False)
+    assert "other_family" not in result["results"]["student"]
+    assert "note:" not in evaluate.markdown_table(result)

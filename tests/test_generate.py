@@ -124,6 +124,30 @@ def test_lab_style_scenes_and_cameras():
         SceneConfig(glass_kinds=("teapot",))
 
 
+def test_clutter_styles_make_the_clutter_trials_scenes(tmp_path, monkeypatch):
+    """``--style pile|packed`` builds its scenes with the clutter trials' own layout, 3-7 objects each."""
+    import sim.generate as gen
+    from sim.scene import TabletopScene
+
+    calls = []
+    real = TabletopScene.populate_clutter
+
+    def spy(self, rng, layout, n, *args, **kwargs):
+        calls.append((layout, n))
+        return real(self, rng, layout, n, *args, **kwargs)
+
+    monkeypatch.setattr(TabletopScene, "populate_clutter", spy)
+    for style in ("pile", "packed"):
+        cfg = GenerateConfig(seed=5, sensor="d435", width=128, height=96, style=style)
+        assert cfg.manifest()["style"] == style
+        generate(tmp_path / style, 2, cfg, progress=False)
+        (folder,) = discover(tmp_path / style)
+        assert any(folder.load(i).mask.any() for i in range(2))
+    assert [c[0] for c in calls] == ["pile", "pile", "packed", "packed"]
+    assert all(gen.CLUTTER_OBJECTS[0] <= c[1] <= gen.CLUTTER_OBJECTS[1] for c in calls)
+    assert _bytes(tmp_path / "pile") != _bytes(tmp_path / "packed")
+
+
 def test_room_surfaces_look_like_rooms():
     rng = np.random.default_rng(0)
     woods = 0
