@@ -31,8 +31,9 @@ test: setup
 	$(PY) -m pytest -q tests
 
 # The published grasping figures (README): report scene set REPORT_SEED, touched once after every choice was
-# made (earlier sets reported earlier releases: see docs/results.md). Development scene sets are 0-8, 10 and
-# 11. About an hour on two cores; rerunning resumes where a run stopped.
+# made (earlier sets reported earlier releases: see docs/results.md). Development scene sets are 0-8 and,
+# since report set 15, 10-13 (they reported earlier releases). About an hour on two cores; rerunning resumes
+# where a run stopped.
 REPORT_SEED ?= 15
 
 report-trials: setup
