@@ -3,9 +3,9 @@
     measure(make_cell, {"student": completer, "gt": oracle}, scenes=100, seed=7, percentiles=[90, 95, 98])
 
 Per simulated scene and depth source: complete the frame, build the cloud and segment it as a pick does
-(``grasping.trials.perceive``), and set every cluster that holds exactly one object's centre (seen from above)
-against that object's true top (``Cell.objects``). The detector plans its pads from a percentile of
-a cluster's heights (``DetectorConfig.top_percentile``), so the summary gives, per source, per glass or opaque
+(the first three steps of ``grasping.trials.perceive``; its detection is not needed here), and set every
+cluster that holds exactly one object's centre (seen from above) against that object's true top
+(``Cell.objects``). The detector plans its pads from a percentile of a cluster's heights (``DetectorConfig.top_percentile``), so the summary gives, per source, per glass or opaque
 and per kind of object, each percentile's error in millimetres and the share of clusters whose top is held: no
 more than ``LOW_MM`` below the truth (lower, the palm meets the top) and less than ``HIGH_MM`` above it
 (higher, the pads close over the rim). The command is ``distillgrasp heights`` (``distillgrasp/heights.py``).

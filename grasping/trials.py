@@ -27,7 +27,7 @@ from grasping.detect import Grasp, GraspDetector
 from grasping.execute import PickExecutor
 from grasping.report import TrialLog, plot_success, summarise
 from pipeline.cli import write_json
-from pipeline.completion import DepthCompleter, make_completer
+from pipeline.completion import DepthCompleter, make_completer, other_family
 from pipeline.errors import DistillGraspError
 from pipeline.types import RGBDFrame
 
@@ -143,8 +143,8 @@ class FallbackError(DistillGraspError):
 def check_sensor(source: str, completer: DepthCompleter, sensor: str, allow_fallback: bool = False) -> None:
     """Refuse a network whose weights for ``sensor``'s frames were trained for another camera family (e.g. lidar
     frames and no ``-l515`` weights), unless ``allow_fallback``."""
-    made = completer.provenance(sensor).get("trained_for")
-    if made is not None and made != sensor and not allow_fallback:
+    made = other_family(completer, sensor)
+    if made is not None and not allow_fallback:
         raise FallbackError(f"{source}: no weights for {sensor} frames (only {made} ones, e.g. NAME-{sensor}"
                             ".safetensors is missing); add --allow-fallback to use them anyway")
 

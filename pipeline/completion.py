@@ -351,6 +351,14 @@ class SensorRoutedCompleter(DepthCompleter):
         return self.for_sensor(frame.sensor)._complete(frame)
 
 
+def other_family(completer: DepthCompleter, sensor: str) -> str | None:
+    """The camera family of the weights that complete ``sensor``'s frames where it is not ``sensor`` (lidar
+    frames and only D435 weights: they were made for another camera's failures); None where it is, or where the
+    completer has no weights."""
+    made = completer.provenance(sensor).get("trained_for")
+    return made if made is not None and made != sensor else None
+
+
 def default_weights(name: str) -> Path:
     from pipeline.weights import WEIGHTS_DIR
 

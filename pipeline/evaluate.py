@@ -34,7 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.cli import HelpFormatter, list_argument, parse_size, setup_logging, write_json
-from pipeline.completion import COMPLETERS, DepthCompleter, EnsembleCompleter, NetworkCompleter, make_completer
+from pipeline.completion import (COMPLETERS, DepthCompleter, EnsembleCompleter, NetworkCompleter, make_completer,
+                                 other_family)
 from pipeline.data.dataset import resize_frame
 from pipeline.data.readers import FORMATS, discover
 from pipeline.errors import DataFormatError, DistillGraspError, FrameError
@@ -68,8 +69,8 @@ def evaluate_frames(frames: list[RGBDFrame], completers: dict[str, DepthComplete
             skipped.append({"frame": frame.name or str(index), "reason": str(exc)})
             continue
         for name, pred in preds.items():
-            made = completers[name].provenance(frame.sensor).get("trained_for")
-            if frame.sensor and made is not None and made != frame.sensor:  # (members of an ensemble: not checked)
+            made = other_family(completers[name], frame.sensor) if frame.sensor else None
+            if made is not None:  # (members of an ensemble: not checked)
                 key = f"{frame.sensor} frames, {made} weights"
                 per[name]["other"][key] = per[name]["other"].get(key, 0) + 1
             per[name]["ms"].append(ms[name])

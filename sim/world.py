@@ -152,7 +152,7 @@ class SimWorld(Cell):
         d = np.array([np.cos(grasp.yaw), np.sin(grasp.yaw)])
         off = np.array([x, y]) - near["centre"]
         up = Rotation.from_quat(self.scene.pose(obj.body)[1]).apply([0.0, 0.0, 1.0])[2]
-        return {"object": near["kind"], "glass": obj.transparent,
+        return {"object": near["kind"], "glass": near["glass"],
                 "along_mm": round(float(off @ d) * 1000, 1), "across_mm": round(float(off @ [-d[1], d[0]]) * 1000, 1),
                 "below_top_mm": round(float(near["top"] - z) * 1000, 1),
                 "tilt_deg": round(float(np.degrees(np.arccos(np.clip(up, -1.0, 1.0)))), 1)}
