@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from grasping.cloud import SceneCloud, fit_circle, highs, lows, upper_share
+from scipy.spatial import ConvexHull, Delaunay, QhullError
+
+from grasping.cloud import CloudConfig, SceneCloud, cluster_footprint, fit_circle, highs, lows, upper_share
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 
@@ -66,6 +68,10 @@ class DetectorConfig:
     part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
     part_axis_share: float = 0.9  # a part grasp's run is at least this share of the widest one near it
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
+    top_layers: tuple[float, ...] = (0.015, 0.03, 0.045)  # nothing else graspable: the object resting on top
+    # of a cluster, found from its points this far below the cluster's top (``_top_grasps``)
+    top_column_margin: float = 0.004  # ... and every point of the cluster below that layer, its outline grown
+    # by this much
     roundness_weight: float = 0.6  # whole-object grasps and rim pinches: preference for round footprints
     # (``roundness``); an elongated cluster is an object lying down or, more often, neighbours that completed
     # depth joined without a waist, grasped across the gap between them (development sets 7 and 8,
@@ -108,7 +114,37 @@ class GraspDetector:
                 bonus = self.config.roundness_weight * roundness(cluster[:, :2])
                 found = [replace(g, score=g.score + bonus) for g in found]
             grasps.extend(found or self._part_grasps(scene, k, cluster))
+        if not grasps:  # nothing graspable as it stands: what rests on top of a heap
+            for k, cluster in enumerate(scene.clusters):
+                grasps.extend(self._top_grasps(scene, k, cluster))
         return sorted(grasps, key=lambda g: -g.score)
+
+    def _top_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
+        """Grasp an object resting on or in others: a cup dropped into a bowl or a glass lying across
+        another segments with them as one cluster, too wide for the stroke, with no waist, and with two rims
+        at different heights. The cluster's points within a ``top_layers`` depth of its top, clustered in
+        plan, each give a top object: the points of the cluster inside that layer's outline (grown by
+        ``top_column_margin``) are the object, and the rest of the cluster an obstacle like a neighbour.
+        The first layer depth that gives grasps wins."""
+        cfg, cloud = self.config, CloudConfig()
+        h = scene.height(pts)
+        top = _percentile(h, cfg.max_percentile)
+        for layer in cfg.top_layers:
+            upper = np.compress(h > top - layer, pts, axis=0)
+            if len(upper) < cloud.cluster_min_points:
+                continue
+            labels = cluster_footprint(upper[:, :2], cloud.cluster_eps, cloud.cluster_min_points,
+                                       cloud.footprint_cell)
+            found = []
+            for blob in range(labels.max() + 1):
+                inside = _inside_outline(upper[labels == blob, :2], pts[:, :2], cfg.top_column_margin)
+                if inside is None or inside.all() or inside.sum() < cloud.cluster_min_points:
+                    continue  # no outline, or the whole cluster again
+                obj, rest = np.compress(inside, pts, axis=0), np.compress(~inside, pts, axis=0)
+                found += self._cluster_grasps(scene, k, obj, rest) or self._rim_grasps(scene, k, obj, rest)
+            if found:
+                return found
+        return []
 
     def _is_several(self, pts: np.ndarray) -> bool:
         """Whether a cluster's footprint has a waist: along its long axis, a cross-section narrower than
@@ -221,10 +257,12 @@ class GraspDetector:
                              float(score), k))
         return out
 
-    def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
+    def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray,
+                    obstacles: np.ndarray | None = None) -> list[Grasp]:
         """Pinch the wall of an open vessel too wide to grasp across (bowls, wide wine glasses): one finger
         inside, one outside, closing radially at a point of the rim. The rim is the circle fitted to the
-        cluster's top points; the inside must be lower than the rim (an opening, not a lid)."""
+        cluster's top points; the inside must be lower than the rim (an opening, not a lid). ``obstacles``:
+        further points to keep clear of, as of a neighbour."""
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
         top = _percentile(h, cfg.top_percentile)
@@ -240,6 +278,8 @@ class GraspDetector:
             return []  # something high inside the rim: not an opening the finger can enter
         # a rim pinch may lie outside the footprint box: every neighbour the open gripper can reach from the rim
         others = scene.others(k)
+        if obstacles is not None:
+            others = np.concatenate([others, obstacles])
         others = np.compress(np.hypot(others[:, 0] - centre[0], others[:, 1] - centre[1]) <= radius + self._reach(),
                              others, axis=0)
         repaired = scene.repaired_share(k)
@@ -269,7 +309,11 @@ class GraspDetector:
                              float(score), k))
         return out
 
-    def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
+    def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray,
+                        below: np.ndarray | None = None) -> list[Grasp]:
+        """Grasps across the object ``pts`` whole (cluster ``k``'s points, or the part ``_top_grasps`` took for
+        one object, with the rest of the cluster in ``below``: the fingers and the palm must clear those points as
+        they clear the object's own, but what lies between the fingers there may be the object's own body)."""
         cfg = self.config
         h = scene.height(pts)
         top = _percentile(h, cfg.top_percentile)
@@ -314,7 +358,8 @@ class GraspDetector:
         z_hs = np.array([footprints[j][0] for j in f])
         zs = self._zs_at(scene, mids, z_hs)  # the grasp point height in the base frame
         out = []
-        for j in self._first_clear(others, pts, group, mids, yaws, zs, widths):
+        own = pts if below is None else np.concatenate([pts, below])
+        for j in self._first_clear(others, own, group, mids, yaws, zs, widths):
             i, mid, yaw, width, z_h, z = group[j], mids[j], yaws[j], widths[j], z_hs[j], zs[j]
             centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
@@ -407,6 +452,19 @@ class GraspDetector:
         if ignore is not None:
             return (finger | palm).sum(1, where=~np.compress(high, ignore, axis=1))
         return (finger | palm).sum(1)
+
+
+def _inside_outline(outline: np.ndarray, xy: np.ndarray, margin: float) -> np.ndarray | None:
+    """Which of the points ``xy`` lie inside the convex outline of the points ``outline`` (2-D) grown by
+    ``margin``; None when they have no outline (fewer than three points, all on a line)."""
+    try:
+        corners = outline[ConvexHull(outline).vertices]
+    except (QhullError, ValueError):
+        return None
+    centre = corners.mean(0)
+    out = corners - centre
+    corners = corners + out * (margin / np.maximum(np.linalg.norm(out, axis=1), 1e-9))[:, None]
+    return Delaunay(corners).find_simplex(xy) >= 0
 
 
 def _percentile(x: np.ndarray, q: float) -> float:

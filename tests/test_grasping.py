@@ -604,6 +604,34 @@ def test_detector_pinches_the_rim_of_a_bowl_wider_than_the_stroke():
         assert g.width < 0.05 and 0.06 - 0.03 < g.center[2] < 0.06  # pads reach below the rim
 
 
+def _bowl_holding_a_cylinder():
+    """A 130 mm bowl 50 mm tall, its floor 12 mm up, and a 40 mm cylinder 100 mm tall standing in it."""
+    bowl = _table_and_ring(0.065, height=0.05)
+    step = 0.004
+    gx, gy = np.meshgrid(np.arange(-0.065, 0.065, step / 2), np.arange(-0.065, 0.065, step / 2))
+    r = np.hypot(gx.ravel(), gy.ravel())
+    floor = (r < 0.063) & (r > 0.02)  # the cylinder hides the floor under it
+    floor = np.column_stack([0.75 + gx.ravel()[floor], gy.ravel()[floor], np.full(floor.sum(), 0.012)])
+    cylinder = _table_and_cylinder(0.02, centre=(0.75, 0.0), height=0.1)
+    bowl = bowl[(bowl[:, 2] > 0) | (np.hypot(bowl[:, 0] - 0.75, bowl[:, 1]) > 0.065)]  # the table under the bowl
+    return np.concatenate([bowl, floor, cylinder[cylinder[:, 2] > 0.012]])
+
+
+def test_what_rests_in_a_bowl_is_grasped_when_nothing_else_can_be():
+    """A cylinder standing in a bowl is one cluster with the bowl, 130 mm wide, and two rims at different heights:
+    no grasp of the whole, no rim pinch, no part between finger-wide gaps. The object on top is grasped: at the
+    cylinder's axis, opened to its width plus the margin, the fingers inside the bowl."""
+    scene = segment(_bowl_holding_a_cylinder())
+    assert len(scene.clusters) == 1
+    assert GraspDetector(DetectorConfig(top_layers=())).detect(scene) == []
+    grasps = GraspDetector().detect(scene)
+    assert grasps
+    g = grasps[0]
+    assert np.hypot(g.center[0] - 0.75, g.center[1]) < 0.005
+    assert g.width == pytest.approx(0.04 + DetectorConfig().width_margin, abs=0.006)
+    assert g.center[2] == pytest.approx(0.1 - DetectorConfig().grasp_depths[0], abs=0.006)
+
+
 def test_near_and_far_walls_of_one_vessel_are_one_object_and_neighbours_stay_apart():
     scene = segment(_table_and_ring(0.035, sides=False))
     assert len(scene.clusters) == 1
