@@ -27,13 +27,16 @@ from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 @dataclass(frozen=True)
 class Grasp:
     """A top-down grasp: TCP centre (base frame, metres), yaw of the closing direction (radians), opening
-    width (metres), score (higher is better), and the index of the object cluster it grasps."""
+    width (metres), score (higher is better), the index of the object cluster it grasps, and how the detector
+    found it (``kind``: "whole" across an object, "rim" pinching a vessel's wall, "part" of a cluster taken for
+    several objects, "top" on what rests on top of a heap; the trial log keeps it)."""
 
     center: tuple[float, float, float]
     yaw: float
     width: float
     score: float
     cluster: int
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,8 @@ class GraspDetector:
                 if inside is None or inside.all() or inside.sum() < cloud.cluster_min_points:
                     continue  # no outline, or the whole cluster again
                 obj, rest = np.compress(inside, pts, axis=0), np.compress(~inside, pts, axis=0)
-                found += self._cluster_grasps(scene, k, obj, rest) or self._rim_grasps(scene, k, obj, rest)
+                found += [replace(g, kind="top") for g in (self._cluster_grasps(scene, k, obj, rest)
+                                                            or self._rim_grasps(scene, k, obj, rest))]
             if found:
                 return found
         return []
@@ -254,7 +258,7 @@ class GraspDetector:
                         else min(upper_share(h[points], part_repaired[points]), cluster_repaired))
             score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
-                             float(score), k))
+                             float(score), k, "part"))
         return out
 
     def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray,
@@ -306,7 +310,7 @@ class GraspDetector:
             z_h, z, mid = z_hs[clear[0]], zs[a * per + clear[0]], mids[a]  # the deepest pinch that clears
             score = 0.25 + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(theta)), cfg.rim_opening,
-                             float(score), k))
+                             float(score), k, "rim"))
         return out
 
     def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray,
@@ -365,7 +369,7 @@ class GraspDetector:
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
-                             float(score), k))
+                             float(score), k, "whole"))
         return out
 
     def _reach(self) -> float:

@@ -78,6 +78,7 @@ def test_detector_finds_known_cylinder_within_stroke():
     assert np.hypot(g.center[0] - 0.75, g.center[1] - 0.05) < 0.005
     assert g.width == pytest.approx(0.06 + cfg.width_margin, abs=0.006)  # (voxel-sized error)
     assert g.center[2] == pytest.approx(0.1 - cfg.grasp_depths[0], abs=0.006)
+    assert g.kind == "whole"
 
 
 def test_detector_opens_a_wide_object_to_the_whole_stroke():
@@ -102,6 +103,7 @@ def test_detector_grasps_one_of_two_touching_cylinders():
     assert g.width <= DEFAULT_GRIPPER.stroke_m
     assert min(abs(g.center[1] - 0.025), abs(g.center[1] + 0.025)) < 0.008  # on one cylinder's axis
     assert abs(np.cos(g.yaw)) > 0.95  # closing along x: across one cylinder, not across the pair
+    assert g.kind == "part"
 
 
 def test_detector_grasps_part_of_a_cluster_higher_where_the_deepest_grasp_collides():
@@ -602,6 +604,7 @@ def test_detector_pinches_the_rim_of_a_bowl_wider_than_the_stroke():
         radial = np.arctan2(g.center[1], g.center[0] - 0.75)
         assert abs(np.sin(g.yaw - radial)) < 0.05  # the jaws close across the wall
         assert g.width < 0.05 and 0.06 - 0.03 < g.center[2] < 0.06  # pads reach below the rim
+        assert g.kind == "rim"
 
 
 def _bowl_holding_a_cylinder():
@@ -630,6 +633,7 @@ def test_what_rests_in_a_bowl_is_grasped_when_nothing_else_can_be():
     assert np.hypot(g.center[0] - 0.75, g.center[1]) < 0.005
     assert g.width == pytest.approx(0.04 + DetectorConfig().width_margin, abs=0.006)
     assert g.center[2] == pytest.approx(0.1 - DetectorConfig().grasp_depths[0], abs=0.006)
+    assert g.kind == "top"
 
 
 def test_near_and_far_walls_of_one_vessel_are_one_object_and_neighbours_stay_apart():
