@@ -127,8 +127,9 @@ class GraspDetector:
         another segments with them as one cluster, too wide for the stroke, with no waist, and with two rims
         at different heights. The cluster's points within a ``top_layers`` depth of its top, clustered in
         plan, each give a top object: the points of the cluster inside that layer's outline (grown by
-        ``top_column_margin``) are the object, and the rest of the cluster an obstacle like a neighbour.
-        The first layer depth that gives grasps wins."""
+        ``top_column_margin``) are the object, and fingers and palm must clear the rest of the cluster as they
+        clear the object's own points (``below`` of ``_cluster_grasps`` and ``_rim_grasps``). The first layer
+        depth that gives grasps wins."""
         cfg, cloud = self.config, CloudConfig()
         h = scene.height(pts)
         top = _percentile(h, cfg.max_percentile)
@@ -262,11 +263,12 @@ class GraspDetector:
         return out
 
     def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray,
-                    obstacles: np.ndarray | None = None) -> list[Grasp]:
+                    below: np.ndarray | None = None) -> list[Grasp]:
         """Pinch the wall of an open vessel too wide to grasp across (bowls, wide wine glasses): one finger
         inside, one outside, closing radially at a point of the rim. The rim is the circle fitted to the
-        cluster's top points; the inside must be lower than the rim (an opening, not a lid). ``obstacles``:
-        further points to keep clear of, as of a neighbour."""
+        cluster's top points; the inside must be lower than the rim (an opening, not a lid). ``below``: the rest
+        of a heap the vessel rests on or in (``_top_grasps``), whose points the fingers must clear even between
+        them."""
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
         top = _percentile(h, cfg.top_percentile)
@@ -282,8 +284,8 @@ class GraspDetector:
             return []  # something high inside the rim: not an opening the finger can enter
         # a rim pinch may lie outside the footprint box: every neighbour the open gripper can reach from the rim
         others = scene.others(k)
-        if obstacles is not None:
-            others = np.concatenate([others, obstacles])
+        if below is not None:  # (neighbours here get no clearance either)
+            others = np.concatenate([others, below])
         others = np.compress(np.hypot(others[:, 0] - centre[0], others[:, 1] - centre[1]) <= radius + self._reach(),
                              others, axis=0)
         repaired = scene.repaired_share(k)
