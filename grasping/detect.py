@@ -8,7 +8,8 @@ straight down to the grasp height, touch no point of the scene and keep clear of
 are scored by how much of the object's depth had to be repaired (glass the camera could not see is the
 target), how round the footprint of an object grasped whole is (an upright vessel seen from above; an
 elongated cluster is an object on its side or neighbours joined into one), how centred the grasp is on the
-object's narrow side, how little of the stroke it needs and how high it grasps; the list comes back best first.
+object's narrow side, how little of the stroke it needs, how high it grasps and whether its pads close on a
+wall that narrows upwards (a bottle's shoulder, which slips out); the list comes back best first.
 ``docs/architecture.md`` gives the numbers.
 """
 
@@ -75,6 +76,12 @@ class DetectorConfig:
     # of a cluster, found from its points this far below the cluster's top (``_top_grasps``)
     top_column_margin: float = 0.004  # ... and every point of the cluster below that layer, its outline grown
     # by this much
+    shoulder_weight: float = 0.4  # a whole-object grasp whose pads close on a wall that narrows upwards (a
+    # bottle's shoulder) loses up to this much (``shoulder``), so that a vessel with straight or flaring walls
+    # is picked first where there is one
+    shoulder_free: float = 0.01  # ... nothing while the narrowing over the pads' height, both sides together,
+    # stays under this (cups, tumblers, wine glasses and vases measure 0-8 mm on true depth), all of it from
+    # twice this
     roundness_weight: float = 0.6  # whole-object grasps and rim pinches: preference for round footprints
     # (``roundness``); an elongated cluster is an object lying down or, more often, neighbours that completed
     # depth joined without a waist, grasped across the gap between them (development sets 7 and 8,
@@ -89,6 +96,19 @@ def roundness(xy: np.ndarray) -> float:
         return 0.0
     small, large = np.linalg.eigvalsh(covariance(xy))
     return float(np.sqrt(max(small, 0.0) / large)) if large > 0 else 0.0
+
+
+def shoulder(pts: np.ndarray, h: np.ndarray, direction: np.ndarray, z_h: float, pad: float) -> float:
+    """How much an object narrows upwards where a grasp's pads close on it (metres, 0 for a straight or flaring
+    wall): the extent along the closing ``direction`` of the object's footprint seen from above at the pads'
+    lower edge less that at their upper edge (``h``: the heights of ``pts`` above the table; ``z_h``: the pads'
+    centre; ``pad``: their height). Pads that close on a shoulder slide up the cone as they squeeze, and the
+    bottle slips out on the lift (docs/experiments.md)."""
+    def extent(level: float) -> float:
+        along = pts[h > level, :2] @ direction
+        return float(along.max() - along.min()) if len(along) else 0.0
+
+    return max(extent(z_h - pad / 2) - extent(z_h + pad / 2), 0.0)
 
 
 def covariance(xy: np.ndarray) -> np.ndarray:
@@ -370,6 +390,9 @@ class GraspDetector:
             centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
+            if cfg.shoulder_weight:
+                narrowing = shoulder(pts, h, dirs[i], z_h, g.finger_length)
+                score -= cfg.shoulder_weight * float(np.clip(narrowing / cfg.shoulder_free - 1.0, 0.0, 1.0))
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "whole"))
         return out

@@ -557,6 +557,55 @@ def test_a_round_glass_ranks_above_two_glasses_joined_into_one_cluster():
     assert gap == pytest.approx(best(plain, 1 - pair_k) - best(plain, pair_k) + w * (round_lone - round_pair))
 
 
+def _bottle(centre, step=0.004):
+    """A bottle's surface, every side of it: a 30 mm radius body up to 0.10 m, a shoulder narrowing to a 12 mm
+    neck at 0.14 m, the neck up to 0.18 m, and its mouth's disc on top."""
+    zs = np.arange(0.004, 0.18, step / 2)
+    radius = np.interp(zs, [0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012])
+    rings = []
+    for z, r in zip(zs, radius):
+        th = np.linspace(0, 2 * np.pi, max(int(2 * np.pi * r / (step / 2)), 8), endpoint=False)
+        rings.append(np.column_stack([centre[0] + r * np.cos(th), centre[1] + r * np.sin(th), np.full(len(th), z)]))
+    gx, gy = np.meshgrid(np.arange(-0.012, 0.012, step / 2), np.arange(-0.012, 0.012, step / 2))
+    inside = gx.ravel() ** 2 + gy.ravel() ** 2 < 0.012**2
+    mouth = np.column_stack([centre[0] + gx.ravel()[inside], centre[1] + gy.ravel()[inside],
+                             np.full(inside.sum(), 0.18)])
+    return np.concatenate(rings + [mouth])
+
+
+def test_a_glass_with_straight_walls_ranks_above_a_bottle_grasped_on_its_shoulder():
+    """A bottle and a tumbler, both glass. The bottle's grasp 40 mm below its top puts the pads on the shoulder,
+    which narrows upwards by 2 x 18 mm over their height at most; without the shoulder term the bottle ranks
+    first (a narrower opening, a higher grasp), with it the tumbler does."""
+    from grasping.detect import shoulder
+
+    cyl = _table_and_cylinder(0.03, centre=(0.75, -0.1))
+    bottle = _bottle((0.75, 0.1))
+    table = cyl[cyl[:, 2] == 0]
+    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] - 0.1) > 0.03]
+    pts = np.concatenate([table, cyl[cyl[:, 2] > 0], bottle])
+    scene = segment(pts, repaired=pts[:, 2] > 0.001)
+    assert len(scene.clusters) == 2
+    plain = GraspDetector(DetectorConfig(shoulder_weight=0.0)).detect(scene)
+    assert plain[0].center[1] == pytest.approx(0.1, abs=0.01)  # the bottle
+    g = plain[0]
+    k = g.cluster
+    pad = DEFAULT_GRIPPER.finger_length
+    z_h = float(scene.height(np.array([g.center]))[0])
+    narrowing = shoulder(scene.clusters[k], scene.height(scene.clusters[k]), np.array([np.cos(g.yaw), np.sin(g.yaw)]),
+                         z_h, pad)
+    r = np.interp([z_h - pad / 2, z_h + pad / 2], [0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012])
+    assert narrowing == pytest.approx(2 * (r[0] - r[1]), abs=0.005)
+    assert narrowing > 2 * DetectorConfig().shoulder_free
+    tumbler = scene.clusters[1 - k]
+    straight = shoulder(tumbler, scene.height(tumbler), np.array([1.0, 0.0]), 0.06, pad)
+    assert straight == pytest.approx(0.0, abs=0.002)
+    grasps = GraspDetector().detect(scene)
+    assert grasps[0].center[1] == pytest.approx(-0.1, abs=0.01)
+    on_bottle = max(g.score for g in grasps if g.cluster == k)
+    assert on_bottle == pytest.approx(plain[0].score - DetectorConfig().shoulder_weight)
+
+
 def test_in_one_cluster_of_glass_and_an_opaque_object_the_glass_part_ranks_first():
     """A glass touching an opaque cylinder of the same size: one cluster, graspable only in part. Grasps on the
     opaque part lose the preference the glass gives the cluster; grasps on the glass keep it."""
