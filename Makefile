@@ -32,8 +32,8 @@ test: setup
 
 # The published grasping figures (README): report scene set REPORT_SEED, touched once after every choice was
 # made (earlier sets reported earlier releases: see docs/results.md). Development scene sets are 0-8 and,
-# since report set 15, 10-13 (they reported earlier releases; set 16 too, for the shoulder rule). About an hour on two cores; rerunning resumes
-# where a run stopped.
+# since report set 15, 10-13 (they reported earlier releases; set 16's failures pointed at bottles). About an
+# hour on two cores; rerunning resumes where a run stopped.
 REPORT_SEED ?= 17
 
 report-trials: setup
