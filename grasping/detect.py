@@ -98,17 +98,20 @@ def roundness(xy: np.ndarray) -> float:
     return float(np.sqrt(max(small, 0.0) / large)) if large > 0 else 0.0
 
 
-def shoulder(pts: np.ndarray, h: np.ndarray, direction: np.ndarray, z_h: float, pad: float) -> float:
-    """How much an object narrows upwards where a grasp's pads close on it (metres, 0 for a straight or flaring
-    wall): the extent along the closing ``direction`` of the object's footprint seen from above at the pads'
-    lower edge less that at their upper edge (``h``: the heights of ``pts`` above the table; ``z_h``: the pads'
-    centre; ``pad``: their height). Pads that close on a shoulder slide up the cone as they squeeze, and the
-    bottle slips out on the lift (docs/experiments.md)."""
-    def extent(level: float) -> float:
-        along = pts[h > level, :2] @ direction
-        return float(along.max() - along.min()) if len(along) else 0.0
+def shoulder(pts: np.ndarray, h: np.ndarray, directions: np.ndarray, z_h: float, pad: float) -> np.ndarray:
+    """How much an object narrows upwards where a grasp's pads close on it, per closing direction (rows of
+    ``directions``, M x 2; metres, 0 for a straight or flaring wall): the extent along the direction of the
+    object's footprint seen from above at the pads' lower edge less that at their upper edge (``h``: the
+    heights of ``pts`` above the table; ``z_h``: the pads' centre; ``pad``: their height). Pads that close on a
+    shoulder slide up the cone as they squeeze, and the bottle slips out on the lift (docs/experiments.md)."""
+    def extents(level: float) -> np.ndarray:
+        xy = pts[h > level, :2]
+        if not len(xy):
+            return np.zeros(len(directions))
+        along = directions @ xy.T
+        return along.max(1) - along.min(1)
 
-    return max(extent(z_h - pad / 2) - extent(z_h + pad / 2), 0.0)
+    return np.maximum(extents(z_h - pad / 2) - extents(z_h + pad / 2), 0.0)
 
 
 def covariance(xy: np.ndarray) -> np.ndarray:
@@ -385,14 +388,17 @@ class GraspDetector:
         zs = self._zs_at(scene, mids, z_hs)  # the grasp point height in the base frame
         out = []
         own = pts if below is None else np.concatenate([pts, below])
-        for j in self._first_clear(others, own, group, mids, yaws, zs, widths):
+        chosen = self._first_clear(others, own, group, mids, yaws, zs, widths)
+        if chosen and cfg.shoulder_weight:  # per direction (rows) and footprint height (columns)
+            narrowing = np.column_stack([shoulder(pts, h, dirs, z_h, g.finger_length) for z_h, *_ in footprints])
+            penalty = cfg.shoulder_weight * np.clip(narrowing / cfg.shoulder_free - 1.0, 0.0, 1.0)
+        for j in chosen:
             i, mid, yaw, width, z_h, z = group[j], mids[j], yaws[j], widths[j], z_hs[j], zs[j]
             centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
             if cfg.shoulder_weight:
-                narrowing = shoulder(pts, h, dirs[i], z_h, g.finger_length)
-                score -= cfg.shoulder_weight * float(np.clip(narrowing / cfg.shoulder_free - 1.0, 0.0, 1.0))
+                score -= float(penalty[i, f[j]])
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "whole"))
         return out

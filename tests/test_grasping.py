@@ -7,7 +7,7 @@ import pybullet as p
 import pytest
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
-from grasping.detect import DetectorConfig, GraspDetector, covariance, roundness
+from grasping.detect import DetectorConfig, GraspDetector, covariance, roundness, shoulder
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
@@ -577,8 +577,6 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_grasped_on_its_shoulde
     """A bottle and a tumbler, both glass. The bottle's grasp 40 mm below its top puts the pads on the shoulder,
     which narrows upwards by 2 x 18 mm over their height at most; without the shoulder term the bottle ranks
     first (a narrower opening, a higher grasp), with it the tumbler does."""
-    from grasping.detect import shoulder
-
     cyl = _table_and_cylinder(0.03, centre=(0.75, -0.1))
     bottle = _bottle((0.75, 0.1))
     table = cyl[cyl[:, 2] == 0]
@@ -592,13 +590,13 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_grasped_on_its_shoulde
     k = g.cluster
     pad = DEFAULT_GRIPPER.finger_length
     z_h = float(scene.height(np.array([g.center]))[0])
-    narrowing = shoulder(scene.clusters[k], scene.height(scene.clusters[k]), np.array([np.cos(g.yaw), np.sin(g.yaw)]),
-                         z_h, pad)
+    (narrowing,) = shoulder(scene.clusters[k], scene.height(scene.clusters[k]),
+                            np.array([[np.cos(g.yaw), np.sin(g.yaw)]]), z_h, pad)
     r = np.interp([z_h - pad / 2, z_h + pad / 2], [0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012])
     assert narrowing == pytest.approx(2 * (r[0] - r[1]), abs=0.005)
     assert narrowing > 2 * DetectorConfig().shoulder_free
     tumbler = scene.clusters[1 - k]
-    straight = shoulder(tumbler, scene.height(tumbler), np.array([1.0, 0.0]), 0.06, pad)
+    (straight,) = shoulder(tumbler, scene.height(tumbler), np.array([[1.0, 0.0]]), 0.06, pad)
     assert straight == pytest.approx(0.0, abs=0.002)
     grasps = GraspDetector().detect(scene)
     assert grasps[0].center[1] == pytest.approx(-0.1, abs=0.01)
