@@ -8,8 +8,10 @@ straight down to the grasp height, touch no point of the scene and keep clear of
 are scored by how much of the object's depth had to be repaired (glass the camera could not see is the
 target), how round the footprint of an object grasped whole is (an upright vessel seen from above; an
 elongated cluster is an object on its side or neighbours joined into one), how centred the grasp is on the
-object's narrow side, how little of the stroke it needs, how high it grasps and whether its pads close on a
-wall that narrows upwards (a bottle's shoulder, which slips out); the list comes back best first.
+object's narrow side, how little of the stroke it needs, how high it grasps, whether its pads close on a
+wall that narrows upwards (a bottle's shoulder, which slips out) and whether the object's top is much narrower
+than its body (a bottle's or a vase's neck: grasped whole, such a vessel is held below a slope the completed
+depth may not show); the list comes back best first.
 ``docs/architecture.md`` gives the numbers.
 """
 
@@ -82,6 +84,14 @@ class DetectorConfig:
     shoulder_free: float = 0.01  # ... nothing while the narrowing over the pads' height, both sides together,
     # stays under this (cups, tumblers, wine glasses and vases measure 0-8 mm on true depth), all of it from
     # twice this
+    neck_weight: float = 0.4  # a whole-object grasp on a vessel whose top is narrower than its body (``neck``:
+    # bottles and vases) loses up to this much, so that one with straight or flaring walls is picked first;
+    # completed depth smooths a shoulder away, the neck stays
+    neck_band: float = 0.02  # the top: points this far below the object's top height
+    neck_free: float = 0.85  # nothing lost while the top is at least this share of the whole width (tumblers
+    # 0.93-0.99, bowls 0.92-0.99, wine glasses 0.81-0.91 and cups 0.80-0.96 on the student's depth) ...
+    neck_full: float = 0.65  # ... all of ``neck_weight`` from this share down (bottles 0.58-0.87, vases 0.63-0.86;
+    # development sets 7 and 8, docs/experiments.md)
     roundness_weight: float = 0.6  # whole-object grasps and rim pinches: preference for round footprints
     # (``roundness``); an elongated cluster is an object lying down or, more often, neighbours that completed
     # depth joined without a waist, grasped across the gap between them (development sets 7 and 8,
@@ -112,6 +122,24 @@ def shoulder(pts: np.ndarray, h: np.ndarray, directions: np.ndarray, z_h: float,
         return along.max(1) - along.min(1)
 
     return np.maximum(extents(z_h - pad / 2) - extents(z_h + pad / 2), 0.0)
+
+
+def neck(pts: np.ndarray, h: np.ndarray, directions: np.ndarray, top: float, band: float) -> np.ndarray:
+    """How wide an object's top is against its whole body, per closing direction (rows of ``directions``,
+    M x 2): the width of the points within ``band`` below ``top`` over the width of all ``pts`` (``h``: their
+    heights above the table), a width being the larger of the extents along the direction and across it. About
+    1 for a tumbler or a bowl, well under 1 for a bottle or a vase; 0 where fewer than three points make
+    either."""
+    across = np.column_stack([-directions[:, 1], directions[:, 0]])
+
+    def widths(xy: np.ndarray) -> np.ndarray:
+        if len(xy) < 3:
+            return np.zeros(len(directions))
+        along, side = directions @ xy.T, across @ xy.T
+        return np.maximum(along.max(1) - along.min(1), side.max(1) - side.min(1))
+
+    whole = widths(pts[:, :2])
+    return widths(pts[h > top - band, :2]) / np.maximum(whole, 1e-6)
 
 
 def covariance(xy: np.ndarray) -> np.ndarray:
@@ -392,6 +420,9 @@ class GraspDetector:
         if chosen and cfg.shoulder_weight:  # per direction (rows) and footprint height (columns)
             narrowing = np.column_stack([shoulder(pts, h, dirs, z_h, g.finger_length) for z_h, *_ in footprints])
             penalty = cfg.shoulder_weight * np.clip(narrowing / cfg.shoulder_free - 1.0, 0.0, 1.0)
+        if chosen and cfg.neck_weight:  # per direction
+            ratio = neck(pts, h, dirs, top, cfg.neck_band)
+            necked = cfg.neck_weight * np.clip((cfg.neck_free - ratio) / (cfg.neck_free - cfg.neck_full), 0.0, 1.0)
         for j in chosen:
             i, mid, yaw, width, z_h, z = group[j], mids[j], yaws[j], widths[j], z_hs[j], zs[j]
             centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
@@ -399,6 +430,8 @@ class GraspDetector:
                      + cfg.repaired_weight * repaired)
             if cfg.shoulder_weight:
                 score -= float(penalty[i, f[j]])
+            if cfg.neck_weight:
+                score -= float(necked[i])
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "whole"))
         return out

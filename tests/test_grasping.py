@@ -7,7 +7,7 @@ import pybullet as p
 import pytest
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
-from grasping.detect import DetectorConfig, GraspDetector, covariance, roundness, shoulder
+from grasping.detect import DetectorConfig, GraspDetector, covariance, neck, roundness, shoulder
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
@@ -584,7 +584,7 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_grasped_on_its_shoulde
     pts = np.concatenate([table, cyl[cyl[:, 2] > 0], bottle])
     scene = segment(pts, repaired=pts[:, 2] > 0.001)
     assert len(scene.clusters) == 2
-    plain = GraspDetector(DetectorConfig(shoulder_weight=0.0)).detect(scene)
+    plain = GraspDetector(DetectorConfig(shoulder_weight=0.0, neck_weight=0.0)).detect(scene)
     assert plain[0].center[1] == pytest.approx(0.1, abs=0.01)  # the bottle
     g = plain[0]
     k = g.cluster
@@ -598,10 +598,48 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_grasped_on_its_shoulde
     tumbler = scene.clusters[1 - k]
     (straight,) = shoulder(tumbler, scene.height(tumbler), np.array([[1.0, 0.0]]), 0.06, pad)
     assert straight == pytest.approx(0.0, abs=0.002)
-    grasps = GraspDetector().detect(scene)
+    grasps = GraspDetector(DetectorConfig(neck_weight=0.0)).detect(scene)
     assert grasps[0].center[1] == pytest.approx(-0.1, abs=0.01)
     on_bottle = max(g.score for g in grasps if g.cluster == k)
     assert on_bottle == pytest.approx(plain[0].score - DetectorConfig().shoulder_weight)
+
+
+def test_a_glass_with_straight_walls_ranks_above_a_bottle_with_a_neck():
+    """The same bottle and tumbler, the shoulder term off (completed depth often smooths a shoulder away): the
+    bottle's top 20 mm is its neck and the top of its shoulder, under 0.65 of its 60 mm body's width, and its
+    grasps lose the whole neck weight; the tumbler's top is as wide as its body and loses nothing, so it ranks first."""
+    cyl = _table_and_cylinder(0.03, centre=(0.75, -0.1))
+    bottle = _bottle((0.75, 0.1))
+    table = cyl[cyl[:, 2] == 0]
+    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] - 0.1) > 0.03]
+    pts = np.concatenate([table, cyl[cyl[:, 2] > 0], bottle])
+    scene = segment(pts, repaired=pts[:, 2] > 0.001)
+    plain = GraspDetector(DetectorConfig(shoulder_weight=0.0, neck_weight=0.0)).detect(scene)
+    assert plain[0].center[1] == pytest.approx(0.1, abs=0.01)  # the bottle
+    k = plain[0].cluster
+    cfg = DetectorConfig(shoulder_weight=0.0)
+    directions = np.array([[1.0, 0.0], [0.0, 1.0], [np.sqrt(0.5), np.sqrt(0.5)]])
+    for cluster, bottle_profile in ((scene.clusters[k], True), (scene.clusters[1 - k], False)):
+        h = scene.height(cluster)
+        top = float(np.percentile(h, cfg.top_percentile))
+        # the widest part of the top band is its lowest, on the shoulder: the radius there over the body's
+        expected = np.interp(top - cfg.neck_band, [0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012]) / 0.03
+        ratio = neck(cluster, h, directions, top, cfg.neck_band)
+        assert ratio == pytest.approx(expected if bottle_profile else 1.0, abs=0.03)
+        assert (ratio < cfg.neck_full).all() if bottle_profile else (ratio > cfg.neck_free).all()
+    grasps = GraspDetector(cfg).detect(scene)
+    assert grasps[0].center[1] == pytest.approx(-0.1, abs=0.01)  # the tumbler
+    assert max(g.score for g in grasps if g.cluster == k) == pytest.approx(plain[0].score - cfg.neck_weight)
+    assert max(g.score for g in grasps if g.cluster != k) == pytest.approx(
+        max(g.score for g in plain if g.cluster != k))
+
+
+def test_neck_of_too_few_points_is_zero():
+    """Fewer than three points at the top, or in all: a share of 0, not a division error."""
+    pts = np.array([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0], [0.0, 0.05, 0.0], [0.01, 0.0, 0.1]])
+    h = pts[:, 2]
+    assert neck(pts, h, np.array([[1.0, 0.0]]), 0.1, 0.02) == pytest.approx([0.0])
+    assert neck(pts[:2], h[:2], np.array([[1.0, 0.0]]), 0.0, 0.02) == pytest.approx([0.0])
 
 
 def test_in_one_cluster_of_glass_and_an_opaque_object_the_glass_part_ranks_first():
