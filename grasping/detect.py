@@ -86,7 +86,7 @@ class DetectorConfig:
     # twice this
     neck_weight: float = 0.4  # a whole-object grasp on a vessel whose top is narrower than its body (``neck``:
     # bottles and vases) loses up to this much, so that one with straight or flaring walls is picked first;
-    # completed depth smooths a shoulder away, the neck stays
+    # completed depth smooths a shoulder away, the neck stays. Where both terms apply, the larger one counts
     neck_band: float = 0.02  # the top: points this far below the object's top height
     neck_free: float = 0.85  # nothing lost while the top is at least this share of the whole width (tumblers
     # 0.93-0.99, bowls 0.92-0.99, wine glasses 0.81-0.91 and cups 0.80-0.96 on the student's depth) ...
@@ -428,10 +428,10 @@ class GraspDetector:
             centred = 1.0 - min(abs(cfg.yaw_offsets_deg[i]) / 90.0, 1.0)
             score = (0.5 * centred + 0.3 * (1 - width / g.stroke_m) + 0.2 * min(z_h / 0.05, 1.0)
                      + cfg.repaired_weight * repaired)
-            if cfg.shoulder_weight:
-                score -= float(penalty[i, f[j]])
-            if cfg.neck_weight:
-                score -= float(necked[i])
+            # the shoulder and the neck are two signs of one shape: the larger of the two counts, so that a
+            # bottle loses no more than either weight and stays above opaque objects it ranked above before
+            score -= max(float(penalty[i, f[j]]) if cfg.shoulder_weight else 0.0,
+                         float(necked[i]) if cfg.neck_weight else 0.0)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "whole"))
         return out

@@ -632,6 +632,12 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_with_a_neck():
     assert max(g.score for g in grasps if g.cluster == k) == pytest.approx(plain[0].score - cfg.neck_weight)
     assert max(g.score for g in grasps if g.cluster != k) == pytest.approx(
         max(g.score for g in plain if g.cluster != k))
+    # with the shoulder term too, the bottle's best grasp closes on its shoulder and shows both signs: it loses
+    # the larger penalty, not their sum
+    both = GraspDetector().detect(scene)
+    assert both[0].center[1] == pytest.approx(-0.1, abs=0.01)
+    assert max(g.score for g in both if g.cluster == k) == pytest.approx(
+        plain[0].score - max(cfg.neck_weight, cfg.shoulder_weight))
 
 
 def test_neck_of_too_few_points_is_zero():
