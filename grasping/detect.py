@@ -116,10 +116,7 @@ def shoulder(pts: np.ndarray, h: np.ndarray, directions: np.ndarray, z_h: float,
     shoulder slide up the cone as they squeeze, and the bottle slips out on the lift (docs/experiments.md)."""
     def extents(level: float) -> np.ndarray:
         xy = pts[h > level, :2]
-        if not len(xy):
-            return np.zeros(len(directions))
-        along = directions @ xy.T
-        return along.max(1) - along.min(1)
+        return spans(xy, directions) if len(xy) else np.zeros(len(directions))
 
     return np.maximum(extents(z_h - pad / 2) - extents(z_h + pad / 2), 0.0)
 
@@ -135,11 +132,16 @@ def neck(pts: np.ndarray, h: np.ndarray, directions: np.ndarray, top: float, ban
     def widths(xy: np.ndarray) -> np.ndarray:
         if len(xy) < 3:
             return np.zeros(len(directions))
-        along, side = directions @ xy.T, across @ xy.T
-        return np.maximum(along.max(1) - along.min(1), side.max(1) - side.min(1))
+        return np.maximum(spans(xy, directions), spans(xy, across))
 
     whole = widths(pts[:, :2])
     return widths(pts[h > top - band, :2]) / np.maximum(whole, 1e-6)
+
+
+def spans(xy: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """The extent of the 2-D points ``xy`` (N x 2, N >= 1) along each of ``directions`` (rows, M x 2)."""
+    along = directions @ xy.T
+    return along.max(1) - along.min(1)
 
 
 def covariance(xy: np.ndarray) -> np.ndarray:
@@ -417,10 +419,12 @@ class GraspDetector:
         out = []
         own = pts if below is None else np.concatenate([pts, below])
         chosen = self._first_clear(others, own, group, mids, yaws, zs, widths)
-        if chosen and cfg.shoulder_weight:  # per direction (rows) and footprint height (columns)
+        # the shoulder's penalty per direction (rows) and footprint height (columns), the neck's per direction
+        penalty, necked = np.zeros((len(dirs), len(footprints))), np.zeros(len(dirs))
+        if chosen and cfg.shoulder_weight:
             narrowing = np.column_stack([shoulder(pts, h, dirs, z_h, g.finger_length) for z_h, *_ in footprints])
             penalty = cfg.shoulder_weight * np.clip(narrowing / cfg.shoulder_free - 1.0, 0.0, 1.0)
-        if chosen and cfg.neck_weight:  # per direction
+        if chosen and cfg.neck_weight:
             ratio = neck(pts, h, dirs, top, cfg.neck_band)
             necked = cfg.neck_weight * np.clip((cfg.neck_free - ratio) / (cfg.neck_free - cfg.neck_full), 0.0, 1.0)
         for j in chosen:
@@ -430,8 +434,7 @@ class GraspDetector:
                      + cfg.repaired_weight * repaired)
             # the shoulder and the neck are two signs of one shape: the larger of the two counts, so that a
             # bottle loses no more than either weight and stays above opaque objects it ranked above before
-            score -= max(float(penalty[i, f[j]]) if cfg.shoulder_weight else 0.0,
-                         float(necked[i]) if cfg.neck_weight else 0.0)
+            score -= max(float(penalty[i, f[j]]), float(necked[i]))
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "whole"))
         return out

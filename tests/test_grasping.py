@@ -557,11 +557,14 @@ def test_a_round_glass_ranks_above_two_glasses_joined_into_one_cluster():
     assert gap == pytest.approx(best(plain, 1 - pair_k) - best(plain, pair_k) + w * (round_lone - round_pair))
 
 
+BOTTLE_PROFILE = ([0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012])  # ``_bottle``'s radius by height (metres)
+
+
 def _bottle(centre, step=0.004):
     """A bottle's surface, every side of it: a 30 mm radius body up to 0.10 m, a shoulder narrowing to a 12 mm
-    neck at 0.14 m, the neck up to 0.18 m, and its mouth's disc on top."""
+    neck at 0.14 m, the neck up to 0.18 m, and its mouth's disc on top (``BOTTLE_PROFILE``)."""
     zs = np.arange(0.004, 0.18, step / 2)
-    radius = np.interp(zs, [0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012])
+    radius = np.interp(zs, *BOTTLE_PROFILE)
     rings = []
     for z, r in zip(zs, radius):
         th = np.linspace(0, 2 * np.pi, max(int(2 * np.pi * r / (step / 2)), 8), endpoint=False)
@@ -573,16 +576,21 @@ def _bottle(centre, step=0.004):
     return np.concatenate(rings + [mouth])
 
 
+def _bottle_and_tumbler():
+    """A glass tumbler (a 30 mm radius cylinder 0.10 m tall) at y = -0.1 and a glass ``_bottle`` at y = 0.1, on a
+    table, segmented with every point above the table marked repaired."""
+    cyl = _table_and_cylinder(0.03, centre=(0.75, -0.1))
+    table = cyl[cyl[:, 2] == 0]
+    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] - 0.1) > 0.03]
+    pts = np.concatenate([table, cyl[cyl[:, 2] > 0], _bottle((0.75, 0.1))])
+    return segment(pts, repaired=pts[:, 2] > 0.001)
+
+
 def test_a_glass_with_straight_walls_ranks_above_a_bottle_grasped_on_its_shoulder():
     """A bottle and a tumbler, both glass. The bottle's grasp 40 mm below its top puts the pads on the shoulder,
     which narrows upwards by 2 x 18 mm over their height at most; without the shoulder term the bottle ranks
     first (a narrower opening, a higher grasp), with it the tumbler does."""
-    cyl = _table_and_cylinder(0.03, centre=(0.75, -0.1))
-    bottle = _bottle((0.75, 0.1))
-    table = cyl[cyl[:, 2] == 0]
-    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] - 0.1) > 0.03]
-    pts = np.concatenate([table, cyl[cyl[:, 2] > 0], bottle])
-    scene = segment(pts, repaired=pts[:, 2] > 0.001)
+    scene = _bottle_and_tumbler()
     assert len(scene.clusters) == 2
     plain = GraspDetector(DetectorConfig(shoulder_weight=0.0, neck_weight=0.0)).detect(scene)
     assert plain[0].center[1] == pytest.approx(0.1, abs=0.01)  # the bottle
@@ -592,7 +600,7 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_grasped_on_its_shoulde
     z_h = float(scene.height(np.array([g.center]))[0])
     (narrowing,) = shoulder(scene.clusters[k], scene.height(scene.clusters[k]),
                             np.array([[np.cos(g.yaw), np.sin(g.yaw)]]), z_h, pad)
-    r = np.interp([z_h - pad / 2, z_h + pad / 2], [0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012])
+    r = np.interp([z_h - pad / 2, z_h + pad / 2], *BOTTLE_PROFILE)
     assert narrowing == pytest.approx(2 * (r[0] - r[1]), abs=0.005)
     assert narrowing > 2 * DetectorConfig().shoulder_free
     tumbler = scene.clusters[1 - k]
@@ -608,12 +616,7 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_with_a_neck():
     """The same bottle and tumbler, the shoulder term off (completed depth often smooths a shoulder away): the
     bottle's top 20 mm is its neck and the top of its shoulder, under 0.65 of its 60 mm body's width, and its
     grasps lose the whole neck weight; the tumbler's top is as wide as its body and loses nothing, so it ranks first."""
-    cyl = _table_and_cylinder(0.03, centre=(0.75, -0.1))
-    bottle = _bottle((0.75, 0.1))
-    table = cyl[cyl[:, 2] == 0]
-    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] - 0.1) > 0.03]
-    pts = np.concatenate([table, cyl[cyl[:, 2] > 0], bottle])
-    scene = segment(pts, repaired=pts[:, 2] > 0.001)
+    scene = _bottle_and_tumbler()
     plain = GraspDetector(DetectorConfig(shoulder_weight=0.0, neck_weight=0.0)).detect(scene)
     assert plain[0].center[1] == pytest.approx(0.1, abs=0.01)  # the bottle
     k = plain[0].cluster
@@ -623,7 +626,7 @@ def test_a_glass_with_straight_walls_ranks_above_a_bottle_with_a_neck():
         h = scene.height(cluster)
         top = float(np.percentile(h, cfg.top_percentile))
         # the widest part of the top band is its lowest, on the shoulder: the radius there over the body's
-        expected = np.interp(top - cfg.neck_band, [0.0, 0.10, 0.14, 0.18], [0.03, 0.03, 0.012, 0.012]) / 0.03
+        expected = np.interp(top - cfg.neck_band, *BOTTLE_PROFILE) / 0.03
         ratio = neck(cluster, h, directions, top, cfg.neck_band)
         assert ratio == pytest.approx(expected if bottle_profile else 1.0, abs=0.03)
         assert (ratio < cfg.neck_full).all() if bottle_profile else (ratio > cfg.neck_free).all()
