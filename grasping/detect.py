@@ -3,8 +3,10 @@
 For each object cluster, candidate grasps close across the object's narrow side (from the principal axes of
 its footprint, plus nearby yaws), the pads 20-40 mm below its top with the palm clear of its highest points.
 A vessel too wide for the stroke gets rim pinches; touching objects that segment as one cluster get grasps on
-one part. A candidate is kept when the opening needed fits the stroke and the open fingers and palm, coming
-straight down to the grasp height, touch no point of the scene and keep clear of other objects. Candidates
+one part, opened for what the descending fingers pass and centred between the two contacts, where the pads
+must meet the part's outline within the friction cone. A candidate is kept when the opening needed fits the
+stroke and the open fingers and palm, coming straight down to the grasp height, touch no point of the scene
+and keep clear of other objects. Candidates
 are scored by how much of the object's depth had to be repaired (glass the camera could not see is the
 target), how round the footprint of an object grasped whole is (an upright vessel seen from above; an
 elongated cluster is an object on its side or neighbours joined into one), how centred the grasp is on the
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from scipy.spatial import ConvexHull, Delaunay, QhullError
+from scipy.spatial import ConvexHull, Delaunay, QhullError, cKDTree
 
 from grasping.cloud import CloudConfig, SceneCloud, cluster_footprint, fit_circle, highs, lows, upper_share
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
@@ -73,6 +75,11 @@ class DetectorConfig:
     part_yaw_step_deg: float = 30.0
     part_neighbourhood: float = 0.03  # part grasps this close and parallel compete for the widest run
     part_axis_share: float = 0.9  # a part grasp's run is at least this share of the widest one near it
+    friction_cone_deg: float = 45.0  # a part grasp's pads meet the part's outline at both contacts no more than
+    # this far from its normal (``contact_angles``): a rubber pad on glass, friction about 1 (the simulated pads'
+    # 1.5 times glass's 0.67); development pile sets 10 and 12, docs/experiments.md
+    contact_radius: float = 0.01  # ... the outline's direction at a contact from the points this close to it
+    slant_weight: float = 0.2  # ... and loses up to this much as its larger contact angle nears the cone's edge
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
     top_layers: tuple[float, ...] = (0.015, 0.03, 0.045)  # nothing else graspable: the object resting on top
     # of a cluster, found from its points this far below the cluster's top (``_top_grasps``)
@@ -136,6 +143,30 @@ def neck(pts: np.ndarray, h: np.ndarray, directions: np.ndarray, top: float, ban
 
     whole = widths(pts[:, :2])
     return widths(pts[h > top - band, :2]) / np.maximum(whole, 1e-6)
+
+
+def contact_angles(xy: np.ndarray, at: np.ndarray, yaws: np.ndarray, radius: float, h: np.ndarray | None = None,
+                   levels: np.ndarray | None = None) -> np.ndarray:
+    """Per point of ``at`` (M x 2, on the outline of the footprint ``xy``), the angle in degrees between the closing
+    direction ``yaws`` and the outline's normal there: the outline runs along the principal axis of the footprint's
+    points within ``radius`` (a strip of wall seen from above, or the edge of a face), and a pad pressing at more than
+    the friction cone's angle to its normal slides off (90 where fewer than three points are near). With ``h`` (the
+    heights of ``xy``'s points) and ``levels`` (one per point of ``at``), only points above that level count."""
+    near = cKDTree(xy).query_ball_point(at, radius, return_sorted=False)
+    counts = np.array([len(n) for n in near])
+    idx = np.concatenate([np.asarray(n, dtype=np.int64) for n in near]) if counts.sum() else np.zeros(0, np.int64)
+    group = np.repeat(np.arange(len(at)), counts)
+    if h is not None:
+        keep = h[idx] > levels[group]
+        idx, group = idx[keep], group[keep]
+        counts = np.bincount(group, minlength=len(at))
+    n = np.maximum(counts, 1)
+    mean = np.column_stack([np.bincount(group, xy[idx, j], len(at)) for j in (0, 1)]) / n[:, None]
+    dx, dy = xy[idx, 0] - mean[group, 0], xy[idx, 1] - mean[group, 1]
+    sxx, syy, sxy = (np.bincount(group, v, len(at)) for v in (dx * dx, dy * dy, dx * dy))
+    along = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # the outline's direction (principal axis)
+    angle = np.degrees(np.arcsin(np.clip(np.abs(np.cos(along - yaws)), 0.0, 1.0)))
+    return np.where(counts >= 3, angle, 90.0)
 
 
 def spans(xy: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -235,8 +266,9 @@ class GraspDetector:
         """Grasp one part of a cluster that is too wide to grasp whole: objects touching each other (a pile, a
         row) come out of segmentation as one cluster. Grasp centres lie on a grid over the cluster's footprint
         with closing directions every ``part_yaw_step_deg``; what must fit between the fingers is the run of
-        points under the pads' strip that holds the centre, up to the first gap a finger fits into. The rest of
-        the cluster is an obstacle like any neighbour."""
+        points under the pads' strip that holds the centre, up to the first gap a finger fits into, and its ends
+        are where the pads meet the part's outline, within ``friction_cone_deg`` of its normal. The rest of the
+        cluster is an obstacle like any neighbour."""
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
         xy = pts[:, :2]
@@ -286,31 +318,56 @@ class GraspDetector:
             dx, dy = (mids[same, None, j] - mids[None, same, j] for j in (0, 1))
             gap2 = dx * dx + dy * dy
             widests[same] = np.where(gap2 < cfg.part_neighbourhood ** 2, extents[None, same], 0.0).max(1)
-        fits = (extents + cfg.min_width_margin <= g.stroke_m) & (extents >= cfg.part_axis_share * widests)
-        # every fitting run at each pad depth, checked at once; per run, the deepest grasp that clears the rest of
-        # the cluster and the other objects
-        fitting = np.flatnonzero(fits)
+        axial = np.flatnonzero(extents >= cfg.part_axis_share * widests)
+        if not len(axial):
+            return []
+        # What the descending fingers pass is a run's points above the fingertips at its deepest grasp (not a
+        # vase's belly below the neck they close on): the first and last of them along the closing direction are
+        # the contacts, their distance the opening, the grasp's centre lies between them
+        runs = [part(i) for i in axial]
+        tops = np.array([_percentile(h[run], cfg.top_percentile) for run in runs])
+        levels = (np.maximum(tops - cfg.grasp_depths[0], g.finger_length / 2 + cfg.tip_clearance)
+                  - g.finger_length / 2)
+        passed = [run[h[run] > level] for run, level in zip(runs, levels)]
+        enough = np.array([len(p) >= 3 for p in passed], dtype=bool)
+        contacts = np.array([[p[0], p[-1]] if len(p) >= 3 else [0, 0] for p in passed], dtype=np.int64)
+        openings = np.where(enough, ((xy[contacts[:, 1]] - xy[contacts[:, 0]]) * np.column_stack(
+            [np.cos(yaws[axial]), np.sin(yaws[axial])])).sum(1), np.inf)
+        fit = openings + cfg.min_width_margin <= g.stroke_m
+        axial, tops, levels, contacts, openings = (v[fit] for v in (axial, tops, levels, contacts, openings))
+        if not len(axial):
+            return []
+        # the pads meet the part square to its outline at both contacts: not a run grazing a wall, or two walls
+        # where they meet
+        slant = contact_angles(xy, xy[contacts.ravel()], np.repeat(yaws[axial], 2), cfg.contact_radius, h,
+                               np.repeat(levels, 2)).reshape(-1, 2).max(1)
+        square = slant <= cfg.friction_cone_deg
+        fitting, tops, contacts, openings, slant = (v[square] for v in (axial, tops, contacts, openings, slant))
         if not len(fitting):
             return []
-        tops = np.array([_percentile(h[part(i)], cfg.top_percentile) for i in fitting])
+        grasp_at = xy[contacts].mean(1)  # between the two contacts
+        # every fitting run at each pad depth, checked at once; per run, the deepest grasp that clears the rest of
+        # the cluster and the other objects
         per = len(cfg.grasp_depths)
-        group = np.repeat(fitting, per)  # per candidate: its run, then its pad height above the table
+        group = np.repeat(np.arange(len(fitting)), per)  # per candidate: its run, then its pad height above the table
         z_hs = np.maximum(tops[:, None] - np.asarray(cfg.grasp_depths)[None, :],
                           g.finger_length / 2 + cfg.tip_clearance).ravel()
-        at, yaws_c = mids[group], yaws[group]
-        widths = np.minimum(extents[group] + cfg.width_margin, g.stroke_m)
+        at, yaws_c = grasp_at[group], yaws[fitting][group]
+        widths = np.minimum(openings[group] + cfg.width_margin, g.stroke_m)
         zs = self._zs_at(scene, at, z_hs)
         cluster_repaired = scene.repaired_share(k)
         part_repaired = scene.point_repaired[k] if k < len(scene.point_repaired) else None
         out = []
         for j in self._first_clear(others, pts, group, at, yaws_c, zs, widths, headroom=cfg.palm_headroom):
-            i, width, z_h, z = group[j], widths[j], z_hs[j], zs[j]
-            yaw, mid, extent, widest, points = yaws[i], mids[i], extents[i], widests[i], part(i)
+            f, width, z_h, z = group[j], widths[j], z_hs[j], zs[j]
+            i = fitting[f]  # the run
+            yaw, mid, extent, widest, points = yaws[i], grasp_at[f], extents[i], widests[i], part(i)
             # an opaque part of a cluster that is mostly glass counts as opaque; a glass part as its cluster does
             # (so part grasps gain nothing on whole-object grasps elsewhere)
             repaired = (cluster_repaired if part_repaired is None
                         else min(upper_share(h[points], part_repaired[points]), cluster_repaired))
-            score = 0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
+            score = (0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
+                     - cfg.slant_weight * slant[f] / cfg.friction_cone_deg)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "part"))
         return out

@@ -1,13 +1,14 @@
 """Kinematics, grasp detection, pick execution, trial logs and reports."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pybullet as p
 import pytest
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
-from grasping.detect import DetectorConfig, GraspDetector, covariance, neck, roundness, shoulder
+from grasping.detect import DetectorConfig, GraspDetector, contact_angles, covariance, neck, roundness, shoulder
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
@@ -104,6 +105,79 @@ def test_detector_grasps_one_of_two_touching_cylinders():
     assert min(abs(g.center[1] - 0.025), abs(g.center[1] + 0.025)) < 0.008  # on one cylinder's axis
     assert abs(np.cos(g.yaw)) > 0.95  # closing along x: across one cylinder, not across the pair
     assert g.kind == "part"
+
+
+def test_contact_angle_is_zero_across_an_outline_and_ninety_along_it():
+    """On a 40 mm ring seen from above: a pad closing along the radius meets the outline square (0 degrees), one
+    closing along the tangent slides along it (90); a point with fewer than three neighbours gives 90."""
+    th = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    ring = 0.04 * np.column_stack([np.cos(th), np.sin(th)])
+    at = np.array([[0.04, 0.0], [0.0, 0.04], [0.04 * np.cos(0.5), 0.04 * np.sin(0.5)], [0.2, 0.2]])
+    angles = contact_angles(ring, at, np.array([0.0, 0.0, 0.0, 0.0]), 0.01)
+    assert angles[:3] == pytest.approx([0.0, 90.0, np.degrees(0.5)], abs=1.0)
+    assert angles[3] == 90.0
+
+
+def test_part_grasps_close_within_the_friction_cone():
+    """Two open cups 80 mm wide, walls only (their floors in the table band), touching: one cluster. Strips
+    that graze both walls where the cups meet make runs that fit the stroke; their pads would meet the walls
+    at 60-70 degrees to the walls' normals and slide off. With the friction cone none is left, and the part
+    grasps that remain close within it (the outline's direction is estimated from the points, hence the
+    tolerance)."""
+    radius, centres = 0.04, np.array([[0.75, 0.0], [0.75, 0.08]])
+    a, b = (_table_and_ring(radius, centre=tuple(c), height=0.09) for c in centres)
+    scene = segment(np.concatenate([a[a[:, 2] == 0], a[a[:, 2] > 0], b[b[:, 2] > 0]]))
+    assert len(scene.clusters) == 1
+
+    def worst_contact(cfg):  # per part grasp narrower than the stroke, its larger angle to a wall's normal
+        out = []
+        for g in GraspDetector(cfg).detect(scene):
+            if g.kind != "part" or g.width >= cfg.gripper.stroke_m:
+                continue
+            d, c = np.array([np.cos(g.yaw), np.sin(g.yaw)]), np.array(g.center[:2])
+            ends = c + np.outer([-1, 1], d) * (g.width - cfg.width_margin) / 2  # where the run's ends are
+            normals = ends - centres[np.argmin(np.linalg.norm(ends[:, None] - centres[None], axis=2), axis=1)]
+            cos = np.abs(normals @ d) / np.linalg.norm(normals, axis=1)
+            out.append(float(np.degrees(np.arccos(np.clip(cos, 0.0, 1.0))).max()))
+        return out
+
+    assert max(worst_contact(replace(DetectorConfig(), friction_cone_deg=90.0))) > 60.0  # without the rule
+    cfg = DetectorConfig()
+    within = worst_contact(cfg)
+    assert within and max(within) < cfg.friction_cone_deg + 5.0
+
+
+def _solid(radius, centre, z0, z1, step=0.004):
+    """A solid of revolution's straight section seen by a camera: wall points from ``z0`` to ``z1``, its top face."""
+    n = int(2 * np.pi * radius / (step / 2))
+    th, zz = np.meshgrid(np.linspace(0, 2 * np.pi, n, endpoint=False), np.arange(z0, z1, step))
+    wall = np.column_stack([centre[0] + radius * np.cos(th.ravel()), centre[1] + radius * np.sin(th.ravel()), zz.ravel()])
+    gx, gy = np.meshgrid(np.arange(-radius, radius, step / 2), np.arange(-radius, radius, step / 2))
+    inside = gx.ravel() ** 2 + gy.ravel() ** 2 < radius**2
+    top = np.column_stack([centre[0] + gx.ravel()[inside], centre[1] + gy.ravel()[inside], np.full(inside.sum(), z1)])
+    return np.concatenate([wall, top])
+
+
+def test_a_part_grasp_opens_for_what_the_fingers_pass():
+    """A vase 180 mm tall, 84 mm across its belly (up to 100 mm) and 30 mm across its neck, touching a glass:
+    one cluster. Seen whole from above the vase is wider than the stroke allows, and only chords of its belly
+    fit; the fingers closing 40 mm below its top pass only the neck. The part grasp closes on the neck's axis,
+    opened for the neck."""
+    belly, neck = _solid(0.042, (0.75, 0.0), 0.004, 0.1), _solid(0.015, (0.75, 0.0), 0.1, 0.18)
+    belly = belly[(np.hypot(belly[:, 0] - 0.75, belly[:, 1]) >= 0.015) | (belly[:, 2] < 0.1)]  # under the neck
+    glass = _table_and_cylinder(0.03, centre=(0.75, 0.072), height=0.08)
+    table = glass[glass[:, 2] == 0]
+    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1]) > 0.042]
+    scene = segment(np.concatenate([table, glass[glass[:, 2] > 0], belly, neck]))
+    assert len(scene.clusters) == 1
+    cfg = DetectorConfig()
+    on_vase = [g for g in GraspDetector(cfg).detect(scene) if np.hypot(g.center[0] - 0.75, g.center[1]) < 0.05]
+    assert on_vase
+    g = on_vase[0]
+    assert g.kind == "part"
+    assert np.hypot(g.center[0] - 0.75, g.center[1]) < 0.004
+    assert g.width == pytest.approx(0.03 + cfg.width_margin, abs=0.006)
+    assert g.center[2] > 0.1  # at the neck, above the belly
 
 
 def test_detector_grasps_part_of_a_cluster_higher_where_the_deepest_grasp_collides():
