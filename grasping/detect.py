@@ -265,10 +265,12 @@ class GraspDetector:
     def _part_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
         """Grasp one part of a cluster that is too wide to grasp whole: objects touching each other (a pile, a
         row) come out of segmentation as one cluster. Grasp centres lie on a grid over the cluster's footprint
-        with closing directions every ``part_yaw_step_deg``; what must fit between the fingers is the run of
-        points under the pads' strip that holds the centre, up to the first gap a finger fits into, and its ends
-        are where the pads meet the part's outline, within ``friction_cone_deg`` of its normal. The rest of the
-        cluster is an obstacle like any neighbour."""
+        with closing directions every ``part_yaw_step_deg``. Under the pads' strip through a centre, the run of
+        points that holds it, up to the first gap a finger fits into, is a part; what must fit between the
+        fingers is what of it they pass on the way down (its points above the fingertips). The first and last of
+        those along the closing direction are the contacts: the grasp is centred between them, and the pads must
+        meet the part's outline there within ``friction_cone_deg`` of its normal. The rest of the cluster is an
+        obstacle like any neighbour."""
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
         xy = pts[:, :2]
