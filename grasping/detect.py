@@ -328,15 +328,19 @@ class GraspDetector:
         # the contacts, their distance the opening, the grasp's centre lies between them
         runs = [part(i) for i in axial]
         tops = np.array([_percentile(h[run], cfg.top_percentile) for run in runs])
-        levels = (np.maximum(tops - cfg.grasp_depths[0], g.finger_length / 2 + cfg.tip_clearance)
-                  - g.finger_length / 2)
+        # per run, the pads' centre above the table at each grasp depth (deepest first), and the fingertips' level
+        # at the deepest
+        z_hs = np.maximum(tops[:, None] - np.asarray(cfg.grasp_depths)[None, :],
+                          g.finger_length / 2 + cfg.tip_clearance)
+        levels = z_hs[:, 0] - g.finger_length / 2
         passed = [run[h[run] > level] for run, level in zip(runs, levels)]
         enough = np.array([len(p) >= 3 for p in passed], dtype=bool)
-        contacts = np.array([[p[0], p[-1]] if len(p) >= 3 else [0, 0] for p in passed], dtype=np.int64)
-        openings = np.where(enough, ((xy[contacts[:, 1]] - xy[contacts[:, 0]]) * np.column_stack(
-            [np.cos(yaws[axial]), np.sin(yaws[axial])])).sum(1), np.inf)
+        axial, z_hs, levels = axial[enough], z_hs[enough], levels[enough]
+        contacts = np.array([[p[0], p[-1]] for p in passed if len(p) >= 3], dtype=np.int64).reshape(-1, 2)
+        openings = ((xy[contacts[:, 1]] - xy[contacts[:, 0]])
+                    * np.column_stack([np.cos(yaws[axial]), np.sin(yaws[axial])])).sum(1)
         fit = openings + cfg.min_width_margin <= g.stroke_m
-        axial, tops, levels, contacts, openings = (v[fit] for v in (axial, tops, levels, contacts, openings))
+        axial, z_hs, levels, contacts, openings = (v[fit] for v in (axial, z_hs, levels, contacts, openings))
         if not len(axial):
             return []
         # the pads meet the part square to its outline at both contacts: not a run grazing a wall, or two walls
@@ -344,7 +348,7 @@ class GraspDetector:
         slant = contact_angles(xy, xy[contacts.ravel()], np.repeat(yaws[axial], 2), cfg.contact_radius, h,
                                np.repeat(levels, 2)).reshape(-1, 2).max(1)
         square = slant <= cfg.friction_cone_deg
-        fitting, tops, contacts, openings, slant = (v[square] for v in (axial, tops, contacts, openings, slant))
+        fitting, z_hs, contacts, openings, slant = (v[square] for v in (axial, z_hs, contacts, openings, slant))
         if not len(fitting):
             return []
         grasp_at = xy[contacts].mean(1)  # between the two contacts
@@ -352,8 +356,7 @@ class GraspDetector:
         # the cluster and the other objects
         per = len(cfg.grasp_depths)
         group = np.repeat(np.arange(len(fitting)), per)  # per candidate: its run, then its pad height above the table
-        z_hs = np.maximum(tops[:, None] - np.asarray(cfg.grasp_depths)[None, :],
-                          g.finger_length / 2 + cfg.tip_clearance).ravel()
+        z_hs = z_hs.ravel()
         at, yaws_c = grasp_at[group], yaws[fitting][group]
         widths = np.minimum(openings[group] + cfg.width_margin, g.stroke_m)
         zs = self._zs_at(scene, at, z_hs)

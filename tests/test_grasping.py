@@ -54,17 +54,22 @@ def test_ik_round_trip():
         ik(top_down_pose(3.0, 0.0, 0.2, 0.0), seed)
 
 
-def _table_and_cylinder(radius, centre=(0.75, 0.05), height=0.1, step=0.004):
-    xs, ys = np.meshgrid(np.arange(0.45, 1.05, step), np.arange(-0.3, 0.3, step))
-    table = np.column_stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)])
+def _solid(radius, centre, z0, z1, step=0.004):
+    """A solid of revolution's straight section seen by a camera: wall points from ``z0`` to ``z1``, its top face."""
     n = int(2 * np.pi * radius / (step / 2))
-    th, zz = np.meshgrid(np.linspace(0, 2 * np.pi, n, endpoint=False), np.arange(0.004, height, step))
+    th, zz = np.meshgrid(np.linspace(0, 2 * np.pi, n, endpoint=False), np.arange(z0, z1, step))
     wall = np.column_stack([centre[0] + radius * np.cos(th.ravel()), centre[1] + radius * np.sin(th.ravel()), zz.ravel()])
     gx, gy = np.meshgrid(np.arange(-radius, radius, step / 2), np.arange(-radius, radius, step / 2))
     inside = gx.ravel() ** 2 + gy.ravel() ** 2 < radius**2
-    top = np.column_stack([centre[0] + gx.ravel()[inside], centre[1] + gy.ravel()[inside], np.full(inside.sum(), height)])
+    top = np.column_stack([centre[0] + gx.ravel()[inside], centre[1] + gy.ravel()[inside], np.full(inside.sum(), z1)])
+    return np.concatenate([wall, top])
+
+
+def _table_and_cylinder(radius, centre=(0.75, 0.05), height=0.1, step=0.004):
+    xs, ys = np.meshgrid(np.arange(0.45, 1.05, step), np.arange(-0.3, 0.3, step))
+    table = np.column_stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)])
     under = np.hypot(table[:, 0] - centre[0], table[:, 1] - centre[1]) > radius  # the table is hidden below it
-    return np.concatenate([table[under], wall, top])
+    return np.concatenate([table[under], _solid(radius, centre, 0.004, height, step)])
 
 
 def test_detector_finds_known_cylinder_within_stroke():
@@ -126,7 +131,7 @@ def test_part_grasps_close_within_the_friction_cone():
     tolerance)."""
     radius, centres = 0.04, np.array([[0.75, 0.0], [0.75, 0.08]])
     a, b = (_table_and_ring(radius, centre=tuple(c), height=0.09) for c in centres)
-    scene = segment(np.concatenate([a[a[:, 2] == 0], a[a[:, 2] > 0], b[b[:, 2] > 0]]))
+    scene = segment(np.concatenate([a, b[b[:, 2] > 0]]))  # one table
     assert len(scene.clusters) == 1
 
     def worst_contact(cfg):  # per part grasp narrower than the stroke, its larger angle to a wall's normal
@@ -145,17 +150,6 @@ def test_part_grasps_close_within_the_friction_cone():
     cfg = DetectorConfig()
     within = worst_contact(cfg)
     assert within and max(within) < cfg.friction_cone_deg + 5.0
-
-
-def _solid(radius, centre, z0, z1, step=0.004):
-    """A solid of revolution's straight section seen by a camera: wall points from ``z0`` to ``z1``, its top face."""
-    n = int(2 * np.pi * radius / (step / 2))
-    th, zz = np.meshgrid(np.linspace(0, 2 * np.pi, n, endpoint=False), np.arange(z0, z1, step))
-    wall = np.column_stack([centre[0] + radius * np.cos(th.ravel()), centre[1] + radius * np.sin(th.ravel()), zz.ravel()])
-    gx, gy = np.meshgrid(np.arange(-radius, radius, step / 2), np.arange(-radius, radius, step / 2))
-    inside = gx.ravel() ** 2 + gy.ravel() ** 2 < radius**2
-    top = np.column_stack([centre[0] + gx.ravel()[inside], centre[1] + gy.ravel()[inside], np.full(inside.sum(), z1)])
-    return np.concatenate([wall, top])
 
 
 def test_a_part_grasp_opens_for_what_the_fingers_pass():
