@@ -288,7 +288,8 @@ class GraspDetector:
             order = np.argsort(xy @ d)  # the points in order along the closing direction, once per direction
             along_all, across_all = xy[order] @ d, xy[order] @ n
             # all centres at once: (row = centre, col = point in order) under the centre's pad strip
-            row, col = np.nonzero(np.abs(across_all[None, :] - (centres @ n)[:, None]) < g.finger_depth / 2)
+            offset = np.subtract(across_all[None, :], (centres @ n)[:, None])
+            row, col = np.nonzero(np.abs(offset, out=offset) < g.finger_depth / 2)  # (in place: the matrix is large)
             a = along_all[col] - (centres @ d)[row]
             starts = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (np.diff(a) > gap)])  # runs without a
             ends = np.r_[starts[1:] - 1, len(a) - 1]  # finger-wide gap, each within one centre's strip
@@ -327,13 +328,14 @@ class GraspDetector:
         # vase's belly below the neck they close on): the first and last of them along the closing direction are
         # the contacts, their distance the opening, the grasp's centre lies between them
         runs = [part(i) for i in axial]
-        tops = np.array([_percentile(h[run], cfg.top_percentile) for run in runs])
+        run_hs = [h[run] for run in runs]
+        tops = np.array([_percentile(run_h, cfg.top_percentile) for run_h in run_hs])
         # per run, the pads' centre above the table at each grasp depth (deepest first), and the fingertips' level
         # at the deepest
         z_hs = np.maximum(tops[:, None] - np.asarray(cfg.grasp_depths)[None, :],
                           g.finger_length / 2 + cfg.tip_clearance)
         levels = z_hs[:, 0] - g.finger_length / 2
-        passed = [run[h[run] > level] for run, level in zip(runs, levels)]
+        passed = [run[run_h > level] for run, run_h, level in zip(runs, run_hs, levels)]
         enough = np.array([len(p) >= 3 for p in passed], dtype=bool)
         axial, z_hs, levels = axial[enough], z_hs[enough], levels[enough]
         contacts = np.array([[p[0], p[-1]] for p in passed if len(p) >= 3], dtype=np.int64).reshape(-1, 2)
@@ -577,14 +579,19 @@ class GraspDetector:
         axes = np.concatenate([np.column_stack([c, s]), np.column_stack([-s, c])])  # (2 x grasps) x 2
         uv = axes @ pts[:, :2].T
         uv -= (axes * np.concatenate([mids, mids])).sum(1)[:, None]
-        u, v = np.abs(uv[:len(zs)]), np.abs(uv[len(zs):])
-        dz = pts[None, :, 2] - zs[:, None]
+        u, v = np.abs(uv, out=uv)[:len(zs)], uv[len(zs):]  # (in place: grasps x points arrays are most of the cost)
+        dz = np.subtract(pts[None, :, 2], zs[:, None])
         inner = 0.0 if between else half  # from the centre: the whole closing space counts
-        finger = (u > inner) & (u < half + g.finger_thickness + m) & (v < g.finger_depth / 2 + m) & (dz > tip)
-        palm = (u < g.palm_width / 2 + m) & (v < g.palm_depth / 2 + m) & (dz > underside)
+        finger = (u > inner) & (u < half + g.finger_thickness + m)
+        finger &= v < g.finger_depth / 2 + m
+        finger &= dz > tip
+        palm = u < g.palm_width / 2 + m
+        palm &= v < g.palm_depth / 2 + m
+        palm &= dz > underside
+        finger |= palm
         if ignore is not None:
-            return (finger | palm).sum(1, where=~np.compress(high, ignore, axis=1))
-        return (finger | palm).sum(1)
+            finger &= ~np.compress(high, ignore, axis=1)
+        return np.count_nonzero(finger, axis=1)
 
 
 def _inside_outline(outline: np.ndarray, xy: np.ndarray, margin: float) -> np.ndarray | None:
