@@ -208,8 +208,13 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
         robot.enable()
         gripper.activate()
         cell: Cell = RealCell(camera, robot, gripper, key, T_calib, dry_run=args.dry_run, pick=args.cell.pick)
+        failed = []  # grasps that failed since the last success: the next attempt avoids them
         for index in range(first, first + args.trials):
-            result = attempt(cell, completer, GraspDetector())
+            result = attempt(cell, completer, GraspDetector(), failed)
+            if result.success:
+                failed.clear()
+            elif result.grasp is not None:
+                failed.append(result.grasp)
             record = {**result.record(), "scene_seed": index, "depth": args.depth, "robot": args.ip,
                       "dry_run": args.dry_run}
             trial_log.append(record)

@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from grasping.cell import Cell
-from grasping.detect import GraspDetector
+from grasping.detect import Grasp, GraspDetector
 from grasping.report import TrialLog, plot_clutter, summarise_clutter
 from grasping.trials import Attempt, attempt, check_resume, check_scene_set, completer_for
 from pipeline.cli import write_json
@@ -120,10 +120,15 @@ def _run_round(job: _RoundJob, emit: Callable[[dict], None] | None = None) -> li
     stamp = {**dict(job.tags), "round": job.round, "scene_seed": job.scene_seed, "depth": job.source}
     t0 = time.perf_counter()
     made = 0
+    failed: list[Grasp] = []  # the grasps that failed since the round's last success: the next pick avoids them
 
     def pick(cell: Cell) -> Attempt:
         nonlocal made
-        result = attempt(cell, completer, detector)
+        result = attempt(cell, completer, detector, failed)
+        if result.success:
+            failed.clear()
+        elif result.grasp is not None:
+            failed.append(result.grasp)
         if job.images is not None:
             from grasping.pictures import save_attempt_picture
 

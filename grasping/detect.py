@@ -204,6 +204,9 @@ class GraspDetector:
         if not grasps:  # nothing graspable as it stands: what rests on top of a heap
             for k, cluster in enumerate(scene.clusters):
                 grasps.extend(self._top_grasps(scene, k, cluster))
+        if not grasps:  # nor on top: a vessel holding something, pinched at the rim of its outline
+            for k, cluster in enumerate(scene.clusters):
+                grasps.extend(self._rim_grasps(scene, k, cluster, outline=True))
         return sorted(grasps, key=lambda g: -g.score)
 
     def _top_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray) -> list[Grasp]:
@@ -379,25 +382,38 @@ class GraspDetector:
                              float(score), k, "part"))
         return out
 
-    def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray,
-                    below: np.ndarray | None = None) -> list[Grasp]:
+    def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray, below: np.ndarray | None = None,
+                    outline: bool = False) -> list[Grasp]:
         """Pinch the wall of an open vessel too wide to grasp across (bowls, wide wine glasses): one finger
         inside, one outside, closing radially at a point of the rim. The rim is the circle fitted to the
         cluster's top points; the inside must be lower than the rim (an opening, not a lid). ``below``: the rest
         of a heap the vessel rests on or in (``_top_grasps``), whose points the fingers must clear even between
-        them."""
+        them. With ``outline``, the rim is the circle through the corners of the cluster's outline seen from
+        above and its top the height of the points within ``rim_band`` inside it: a bowl holding a ball, whose
+        top points are the ball's; whatever lies inside is an obstacle to the inner finger like any other."""
         cfg, g = self.config, self.config.gripper
         h = scene.height(pts)
-        top = _percentile(h, cfg.top_percentile)
-        rim = pts[h > top - cfg.rim_band]
-        if len(rim) < 10:
-            return []
-        centre, radius, rms = fit_circle(rim[:, :2])
+        if outline:
+            try:
+                corners = pts[ConvexHull(pts[:, :2]).vertices, :2]
+            except (QhullError, ValueError):
+                return []
+            centre, radius, rms = fit_circle(corners)
+            ring = h[np.linalg.norm(pts[:, :2] - centre, axis=1) > radius - cfg.rim_band]
+            if len(ring) < 10:
+                return []
+            top = _percentile(ring, cfg.top_percentile)
+        else:
+            top = _percentile(h, cfg.top_percentile)
+            rim = pts[h > top - cfg.rim_band]
+            if len(rim) < 10:
+                return []
+            centre, radius, rms = fit_circle(rim[:, :2])
         if not (cfg.rim_min_radius <= radius <= cfg.rim_max_radius) or rms > cfg.rim_fit_rms:
             return []
         r_xy = np.linalg.norm(pts[:, :2] - centre, axis=1)
         inner = h[r_xy < radius - g.finger_thickness - cfg.rim_opening / 2]
-        if len(inner) and _percentile(inner, 90) > top - g.finger_length / 2:
+        if not outline and len(inner) and _percentile(inner, 90) > top - g.finger_length / 2:
             return []  # something high inside the rim: not an opening the finger can enter
         # a rim pinch may lie outside the footprint box: every neighbour the open gripper can reach from the rim
         others = scene.others(k)

@@ -1,6 +1,6 @@
 """One pick attempt on any cell, and campaigns of them: every depth source on the same seeded scenes.
 
-    attempt(cell, completer, detector) -> Attempt
+    attempt(cell, completer, detector, failed=()) -> Attempt
     run_trials(make_cell, ["student", "gt"], trials=100, seed=0, out=Path("trials"))
 
 An attempt captures a frame, completes its depth, segments the cloud, detects grasps, picks the best one and
@@ -17,7 +17,9 @@ import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+
+import numpy as np
 
 from tqdm import tqdm
 
@@ -105,12 +107,32 @@ class Attempt:
                 **self.completer, **self.cell_info, **({"truth": self.truth} if self.truth else {})}
 
 
-def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector) -> Attempt:
-    """Capture, perceive, pick the best grasp, and judge the pick by the cell's ``verify``."""
+AVOID_M = 0.01  # a grasp whose centre lies this close to one that failed ...
+AVOID_DEG = 15.0  # ... closing within this angle of it repeats it
+
+
+def repeats(grasp: Grasp, failed: Grasp) -> bool:
+    """Whether ``grasp`` is in effect the grasp ``failed`` again: its centre within ``AVOID_M`` in plan and its
+    closing direction within ``AVOID_DEG`` (yaws of a parallel jaw compared modulo 180 degrees)."""
+    turn = abs((grasp.yaw - failed.yaw + np.pi / 2) % np.pi - np.pi / 2)
+    return (float(np.hypot(grasp.center[0] - failed.center[0], grasp.center[1] - failed.center[1])) <= AVOID_M
+            and np.degrees(turn) <= AVOID_DEG)
+
+
+def choose(grasps: list[Grasp], failed: Sequence[Grasp] = ()) -> Grasp | None:
+    """The best-ranked grasp that repeats none of the ``failed`` ones (a pick that failed on a scene that barely
+    moved fails again where it was made); the best of all where every one repeats a failure."""
+    fresh = (g for g in grasps if not any(repeats(g, f) for f in failed))
+    return next(fresh, grasps[0] if grasps else None)
+
+
+def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector, failed: Sequence[Grasp] = ()) -> Attempt:
+    """Capture, perceive, pick the best grasp that repeats none of the ``failed`` ones (``choose``), and judge the
+    pick by the cell's ``verify``."""
     frame = cell.capture()
     seen = perceive(frame, completer, detector)
     cell.mark()
-    best = seen.grasps[0] if seen.grasps else None
+    best = choose(seen.grasps, failed)
     truth = cell.truth(best) if best is not None else {}
     result = PickExecutor(cell.robot, cell.gripper, cell.pick, wait=cell.wait).pick(
         best, verify=cell.verify, check_approach=cell.check_approach)
@@ -125,11 +147,13 @@ def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first:
     """The closed loop: after a pick that failed once the arm had moved (a lift that did not hold, a slip, a
     knock on the way down), perceive the changed scene again and pick again, up to ``tries`` attempts in all.
     A scene where nothing could be picked is not retried (nothing moved, so the view is the same), nor one a
-    protective stop ended. Returns the records of the further attempts (``first`` is the first try's)."""
+    protective stop ended; each try avoids the grasps that failed before it (``choose``). Returns the records of
+    the further attempts (``first`` is the first try's)."""
     out: list[dict] = []
-    last = first
+    last, failed = first, []
     while 1 + len(out) < tries and not last.success and not last.stop_active and last.grasp is not None:
-        last = attempt(cell, completer, detector)
+        failed.append(last.grasp)
+        last = attempt(cell, completer, detector, failed)
         out.append({"success": last.success, "reason": last.reason,
                     "grasp": asdict(last.grasp) if last.grasp else None, "perception_ms": last.perception.ms,
                     **({"truth": last.truth} if last.truth else {})})

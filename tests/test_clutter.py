@@ -20,6 +20,7 @@ class FakeAttempt:
     success: bool
     reason: str
     stop_active: bool = False
+    grasp: object = None
 
     def record(self) -> dict:
         return {"success": self.success, "reason": self.reason, "perception_ms": 5.0, "sensor": "d435",
@@ -135,7 +136,7 @@ def _fake_run(monkeypatch, out, interrupt_at=None, rounds=3, **kw):
     run stops it (as a Ctrl-C would). Returns the summary and how many picks were made."""
     made = []
 
-    def attempt(cell, completer, detector):
+    def attempt(cell, completer, detector, failed=()):
         made.append(1)
         if len(made) == interrupt_at:
             raise KeyboardInterrupt
@@ -145,6 +146,21 @@ def _fake_run(monkeypatch, out, interrupt_at=None, rounds=3, **kw):
     summary = run_clutter(lambda seed: FakeCell(seed, objects=3, outcomes=[True] * 3), ["gt"], rounds, 0, out,
                           progress=False, provenance=PROVENANCE, **kw)
     return summary, len(made)
+
+
+def test_a_pick_avoids_the_grasps_that_failed_since_the_last_success(tmp_path, monkeypatch):
+    seen = []
+
+    def attempt(cell, completer, detector, failed=()):
+        seen.append(list(failed))
+        ok = cell.outcomes.pop(0)
+        cell.held, cell.picks = ok, cell.picks + 1
+        return FakeAttempt(ok, "ok" if ok else "empty gripper", grasp=f"grasp {cell.picks}")
+
+    monkeypatch.setattr(clutter, "attempt", attempt)
+    run_clutter(lambda seed: FakeCell(seed, objects=3, outcomes=[False, True, False, False]), ["gt"], 1, 0,
+                tmp_path, progress=False, provenance=PROVENANCE)
+    assert seen == [[], ["grasp 1"], [], ["grasp 3"]]
 
 
 def _lines(path):

@@ -769,26 +769,33 @@ def test_detector_pinches_the_rim_of_a_bowl_wider_than_the_stroke():
         assert g.kind == "rim"
 
 
-def _bowl_holding_a_cylinder():
-    """A 130 mm bowl 50 mm tall, its floor 12 mm up, and a 40 mm cylinder 100 mm tall standing in it."""
+def _bowl_holding(inside, hidden):
+    """A 130 mm bowl 50 mm tall at (0.75, 0), its floor 12 mm up, holding the points ``inside``, which hide the
+    floor within ``hidden`` of the bowl's axis."""
     bowl = _table_and_ring(0.065, height=0.05)
     step = 0.004
     gx, gy = np.meshgrid(np.arange(-0.065, 0.065, step / 2), np.arange(-0.065, 0.065, step / 2))
     r = np.hypot(gx.ravel(), gy.ravel())
-    floor = (r < 0.063) & (r > 0.02)  # the cylinder hides the floor under it
+    floor = (r < 0.063) & (r > hidden)
     floor = np.column_stack([0.75 + gx.ravel()[floor], gy.ravel()[floor], np.full(floor.sum(), 0.012)])
-    cylinder = _table_and_cylinder(0.02, centre=(0.75, 0.0), height=0.1)
     bowl = bowl[(bowl[:, 2] > 0) | (np.hypot(bowl[:, 0] - 0.75, bowl[:, 1]) > 0.065)]  # the table under the bowl
-    return np.concatenate([bowl, floor, cylinder[cylinder[:, 2] > 0.012]])
+    return np.concatenate([bowl, floor, inside])
+
+
+def _bowl_holding_a_cylinder():
+    """The bowl of ``_bowl_holding`` and a 40 mm cylinder 100 mm tall standing in it."""
+    cylinder = _table_and_cylinder(0.02, centre=(0.75, 0.0), height=0.1)
+    return _bowl_holding(cylinder[cylinder[:, 2] > 0.012], 0.02)
 
 
 def test_what_rests_in_a_bowl_is_grasped_when_nothing_else_can_be():
     """A cylinder standing in a bowl is one cluster with the bowl, 130 mm wide, and two rims at different heights:
-    no grasp of the whole, no rim pinch, no part between finger-wide gaps. The object on top is grasped: at the
-    cylinder's axis, opened to its width plus the margin, the fingers inside the bowl."""
+    no grasp of the whole, no rim pinch at its top, no part between finger-wide gaps (without the object on top,
+    only pinches of the bowl's outline). The object on top is grasped first: at the cylinder's axis, opened to
+    its width plus the margin, the fingers inside the bowl."""
     scene = segment(_bowl_holding_a_cylinder())
     assert len(scene.clusters) == 1
-    assert GraspDetector(DetectorConfig(top_layers=())).detect(scene) == []
+    assert {g.kind for g in GraspDetector(DetectorConfig(top_layers=())).detect(scene)} == {"rim"}
     grasps = GraspDetector().detect(scene)
     assert grasps
     g = grasps[0]
@@ -796,6 +803,27 @@ def test_what_rests_in_a_bowl_is_grasped_when_nothing_else_can_be():
     assert g.width == pytest.approx(0.04 + DetectorConfig().width_margin, abs=0.006)
     assert g.center[2] == pytest.approx(0.1 - DetectorConfig().grasp_depths[0], abs=0.006)
     assert g.kind == "top"
+
+
+def test_a_bowl_holding_a_ball_is_pinched_at_the_rim_of_its_outline():
+    """A ball resting in a bowl rises above the rim, so the cluster's top points are the ball's and no rim is
+    found there. Where nothing else can be grasped (here the ball itself, as if the bowl's walls left the fingers
+    no room), the bowl is pinched at the circle of its outline, below the top of the points along it, and the
+    inner finger keeps clear of the ball."""
+    th, ph = np.meshgrid(np.linspace(-np.pi, np.pi, 120, endpoint=False), np.linspace(0.0, np.pi / 2, 20))
+    ball = np.column_stack([0.75 + 0.025 * np.cos(th.ravel()) * np.cos(ph.ravel()),
+                            0.025 * np.sin(th.ravel()) * np.cos(ph.ravel()), 0.037 + 0.025 * np.sin(ph.ravel())])
+    scene = segment(_bowl_holding(ball, 0.025))  # a 50 mm ball on the floor, 12 mm above the rim
+    assert len(scene.clusters) == 1
+    detector = GraspDetector(DetectorConfig(top_layers=()))
+    assert detector._rim_grasps(scene, 0, scene.clusters[0]) == []  # the top points are the ball's cap
+    grasps = detector.detect(scene)
+    assert grasps and {g.kind for g in grasps} == {"rim"}
+    g = DetectorConfig().gripper
+    for grasp in grasps:
+        assert np.hypot(grasp.center[0] - 0.75, grasp.center[1]) == pytest.approx(0.065, abs=0.005)
+        assert 0.05 - 0.03 < grasp.center[2] < 0.05  # below the bowl's rim, not the ball's top
+        assert 0.065 - grasp.width / 2 - g.finger_thickness > 0.025  # the inner finger outside the ball
 
 
 def test_near_and_far_walls_of_one_vessel_are_one_object_and_neighbours_stay_apart():
@@ -821,7 +849,7 @@ def _canned(outcomes):
 
     it = iter(outcomes)
 
-    def fake_attempt(cell, completer, detector):
+    def fake_attempt(cell, completer, detector, failed=()):
         ok, found, stop = next(it)
         grasp = Grasp((0.7, 0.0, 0.05), 0.0, 0.06, 1.0, 0) if found else None
         reason = "ok" if ok else ("empty gripper" if found else "no grasp found")
@@ -829,6 +857,37 @@ def _canned(outcomes):
                        stop_active=stop)
 
     return fake_attempt
+
+
+def test_a_pick_does_not_repeat_a_grasp_that_failed():
+    from grasping.detect import Grasp
+    from grasping.trials import choose
+
+    a = Grasp((0.70, 0.0, 0.05), np.pi / 2 - 0.01, 0.06, 3.0, 0)
+    near = Grasp((0.705, 0.004, 0.05), np.pi / 2 - 0.2, 0.06, 2.5, 0)  # 6 mm and 11 degrees away: the same grasp
+    turned = Grasp((0.70, 0.0, 0.05), 0.0, 0.06, 2.0, 0)  # the same centre, closing square to it
+    other = Grasp((0.75, 0.0, 0.05), np.pi / 2, 0.06, 1.0, 1)
+    ranked = [a, near, turned, other]
+    assert choose(ranked) is a and choose([]) is None
+    failed = Grasp((0.70, 0.0, 0.05), -np.pi / 2 + 0.05, 0.06, 3.0, 0)  # a's yaw, folded the other way
+    assert choose(ranked, [failed]) is turned
+    assert choose(ranked, [failed, turned]) is other
+    assert choose([a, near], [failed]) is a  # nothing else to try: the best again
+
+
+def test_each_retry_avoids_every_grasp_that_failed_before_it(monkeypatch):
+    import grasping.trials as trials
+
+    fake, avoided = _canned([(False, True, False)] * 3), []
+
+    def recording(cell, completer, detector, failed=()):
+        avoided.append(len(failed))
+        return fake(cell, completer, detector, failed)
+
+    first = fake(None, None, None)
+    monkeypatch.setattr(trials, "attempt", recording)
+    trials.retry(None, None, None, first, 3)
+    assert avoided == [1, 2]
 
 
 @pytest.mark.parametrize("outcomes, tries, expected", [
