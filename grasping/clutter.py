@@ -6,7 +6,8 @@
 A round is one world, ``make_cell(seed * 100000 + r)`` for round r (the same world for every depth source), in
 which the cell repeats ``grasping.trials.attempt`` until its workspace is empty, two picks in a row have
 failed, or 10 picks were made (``RoundRules``). After each pick the cell's ``remove_picked`` takes away the
-object a successful pick carried off and whatever left the workspace unpicked (knocked off the table).
+object a successful pick carried off and whatever left the workspace unpicked (knocked off the table). A pick
+avoids the grasps that failed since the round's last success (``grasping.trials.choose``).
 
 ``OUT/attempts.jsonl`` holds one line per pick (``protocol: "clutter"``, ``scene``, ``scene_objects``,
 ``round``, ``pick``, ``objects_left`` before the pick and ``objects_after`` it, ``removed``: the kind the pick
