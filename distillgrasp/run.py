@@ -43,7 +43,7 @@ from grasping.detect import GraspDetector
 from grasping.pictures import perception_picture, save_attempt_picture, show_3d
 from grasping.report import TrialLog, summarise
 from grasping.robot import StopActiveError
-from grasping.trials import Attempt, attempt, check_resume, check_sensor, completer_for, perceive
+from grasping.trials import Attempt, attempt, check_resume, check_sensor, completer_for, perceive, remember
 from pipeline.cli import HelpFormatter, write_json
 from pipeline.completion import COMPLETERS
 from pipeline.errors import DistillGraspError
@@ -211,10 +211,7 @@ def run_robot(args: argparse.Namespace, devices=None) -> int:
         failed = []  # grasps that failed since the last success: the next attempt avoids them
         for index in range(first, first + args.trials):
             result = attempt(cell, completer, GraspDetector(), failed)
-            if result.success:
-                failed.clear()
-            elif result.grasp is not None:
-                failed.append(result.grasp)
+            remember(failed, result)
             record = {**result.record(), "scene_seed": index, "depth": args.depth, "robot": args.ip,
                       "dry_run": args.dry_run}
             trial_log.append(record)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from grasping.cell import Cell
 from grasping.detect import Grasp, GraspDetector
 from grasping.report import TrialLog, plot_clutter, summarise_clutter
-from grasping.trials import Attempt, attempt, check_resume, check_scene_set, completer_for
+from grasping.trials import Attempt, attempt, check_resume, check_scene_set, completer_for, remember
 from pipeline.cli import write_json
 from pipeline.completion import DepthCompleter
 
@@ -126,10 +126,7 @@ def _run_round(job: _RoundJob, emit: Callable[[dict], None] | None = None) -> li
     def pick(cell: Cell) -> Attempt:
         nonlocal made
         result = attempt(cell, completer, detector, failed)
-        if result.success:
-            failed.clear()
-        elif result.grasp is not None:
-            failed.append(result.grasp)
+        remember(failed, result)
         if job.images is not None:
             from grasping.pictures import save_attempt_picture
 

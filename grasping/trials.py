@@ -97,13 +97,15 @@ class Attempt:
     completer: dict = field(default_factory=dict)  # the weights (content hash) and backend that completed it
     contact: bool | None = None  # the guarded descent stopped on a contact before the grasp pose
     truth: dict = field(default_factory=dict)  # the grasp against the object it was meant for (``Cell.truth``)
+    avoided: int = 0  # better-ranked grasps passed over as repeats of ones that failed (``choose``)
 
     def record(self) -> dict:
         """The attempt's line in ``attempts.jsonl`` (JSON types only)."""
         return {"grasp": asdict(self.grasp) if self.grasp else None, "success": self.success,
                 "reason": self.reason, "gripper_holding": self.gripper_holding, "contact": self.contact,
                 "perception_ms": self.perception.ms, "stages_ms": self.perception.stages_ms, "timings": self.timings,
-                "candidates": len(self.perception.grasps), "sensor": self.sensor, "renderer": self.renderer,
+                "candidates": len(self.perception.grasps), "avoided": self.avoided, "sensor": self.sensor,
+                "renderer": self.renderer,
                 **self.completer, **self.cell_info, **({"truth": self.truth} if self.truth else {})}
 
 
@@ -117,6 +119,14 @@ def repeats(grasp: Grasp, failed: Grasp) -> bool:
     turn = abs((grasp.yaw - failed.yaw + np.pi / 2) % np.pi - np.pi / 2)
     return (float(np.hypot(grasp.center[0] - failed.center[0], grasp.center[1] - failed.center[1])) <= AVOID_M
             and np.degrees(turn) <= AVOID_DEG)
+
+
+def remember(failed: list[Grasp], result: Attempt) -> None:
+    """Keep ``failed`` the grasps that failed since the last success, once ``result`` is known."""
+    if result.success:
+        failed.clear()
+    elif result.grasp is not None:
+        failed.append(result.grasp)
 
 
 def choose(grasps: list[Grasp], failed: Sequence[Grasp] = ()) -> Grasp | None:
@@ -133,6 +143,7 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector, fail
     seen = perceive(frame, completer, detector)
     cell.mark()
     best = choose(seen.grasps, failed)
+    avoided = next(i for i, g in enumerate(seen.grasps) if g is best) if best is not None else 0
     truth = cell.truth(best) if best is not None else {}
     result = PickExecutor(cell.robot, cell.gripper, cell.pick, wait=cell.wait).pick(
         best, verify=cell.verify, check_approach=cell.check_approach)
@@ -140,7 +151,7 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector, fail
     sensor = cell.sensor or frame.sensor
     return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings, sensor,
                    cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor), result.contact,
-                   truth)
+                   truth, avoided)
 
 
 def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first: Attempt, tries: int) -> list[dict]:
@@ -152,7 +163,7 @@ def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first:
     out: list[dict] = []
     last, failed = first, []
     while 1 + len(out) < tries and not last.success and not last.stop_active and last.grasp is not None:
-        failed.append(last.grasp)
+        remember(failed, last)
         last = attempt(cell, completer, detector, failed)
         out.append({"success": last.success, "reason": last.reason,
                     "grasp": asdict(last.grasp) if last.grasp else None, "perception_ms": last.perception.ms,
