@@ -395,14 +395,9 @@ class GraspDetector:
         h = scene.height(pts)
         if outline:
             try:
-                corners = pts[ConvexHull(pts[:, :2]).vertices, :2]
+                centre, radius, rms = fit_circle(pts[ConvexHull(pts[:, :2]).vertices, :2])
             except (QhullError, ValueError):
                 return []
-            centre, radius, rms = fit_circle(corners)
-            ring = h[np.linalg.norm(pts[:, :2] - centre, axis=1) > radius - cfg.rim_band]
-            if len(ring) < 10:
-                return []
-            top = _percentile(ring, cfg.top_percentile)
         else:
             top = _percentile(h, cfg.top_percentile)
             rim = pts[h > top - cfg.rim_band]
@@ -412,6 +407,11 @@ class GraspDetector:
         if not (cfg.rim_min_radius <= radius <= cfg.rim_max_radius) or rms > cfg.rim_fit_rms:
             return []
         r_xy = np.linalg.norm(pts[:, :2] - centre, axis=1)
+        if outline:  # the top of the points along the outline's circle
+            ring = h[r_xy > radius - cfg.rim_band]
+            if len(ring) < 10:
+                return []
+            top = _percentile(ring, cfg.top_percentile)
         inner = h[r_xy < radius - g.finger_thickness - cfg.rim_opening / 2]
         if not outline and len(inner) and _percentile(inner, 90) > top - g.finger_length / 2:
             return []  # something high inside the rim: not an opening the finger can enter
@@ -596,7 +596,7 @@ class GraspDetector:
         uv = axes @ pts[:, :2].T
         uv -= (axes * np.concatenate([mids, mids])).sum(1)[:, None]
         u, v = np.abs(uv, out=uv)[:len(zs)], uv[len(zs):]  # (in place: grasps x points arrays are most of the cost)
-        dz = np.subtract(pts[None, :, 2], zs[:, None])
+        dz = pts[None, :, 2] - zs[:, None]
         inner = 0.0 if between else half  # from the centre: the whole closing space counts
         finger = (u > inner) & (u < half + g.finger_thickness + m)
         finger &= v < g.finger_depth / 2 + m
