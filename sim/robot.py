@@ -388,7 +388,17 @@ class SimGripper(Gripper):
         if not g.min_force_n <= force <= g.max_force_n:
             raise LimitError(f"gripper force {force} N is outside the {g.min_force_n:g}-{g.max_force_n:g} N range")
         self._command(0.0, force, self._speed(speed), self.settle_close_s)
-        return self.width() > 0.004  # stopped on something rather than fully closed
+        # stopped on something rather than fully closed, or closed on a glass wall thinner than that: both
+        # fingers pressing on one body
+        return self.width() > 0.004 or self.pinching() is not None
+
+    def pinching(self) -> int | None:
+        """The body both fingers touch (the one between them), or None."""
+        r = self.robot
+        touched = [{pt[2] for pt in p.getContactPoints(bodyA=r.body, linkIndexA=link, physicsClientId=r.client)
+                    if pt[2] != r.body} for link in r.finger_joints]
+        both = set.intersection(*touched)
+        return min(both) if both else None
 
     def width(self) -> float:
         r = self.robot

@@ -256,6 +256,60 @@ def test_closing_and_opening_are_rate_limited(speed):
         p.disconnect(c)
 
 
+def test_fingers_closed_on_a_wall_thinner_than_the_open_threshold_report_holding():
+    """A 2 mm glass wall between the jaws stops them under 4 mm apart: the gripper still reports an object, as a
+    Robotiq's stalled fingers would, and names the wall's body."""
+    c, _scene, robot = _robot_on_table()
+    try:
+        g = robot.gripper
+        g.open()
+        a, b = (np.array(p.getLinkState(robot.body, link, physicsClientId=c)[0]) for link in robot.finger_joints)
+        across = (b - a) / np.linalg.norm(b - a)
+        yaw = np.arctan2(across[1], across[0])
+        shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.001, 0.03, 0.03], physicsClientId=c)
+        wall = p.createMultiBody(0, shape, basePosition=((a + b) / 2).tolist(),
+                                 baseOrientation=p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=c)
+        assert g.close(40.0)
+        assert g.width() < 0.004 and g.pinching() == wall
+        g.open()
+        p.removeBody(wall, physicsClientId=c)
+        assert not g.close(40.0) and g.pinching() is None
+    finally:
+        p.disconnect(c)
+
+
+@pytest.mark.parametrize("kind", ["tumbler", "cup"])
+def test_fingers_closing_on_a_glass_stop_at_its_wall_at_every_angle(kind):
+    """A glass stood alone, grasped across its axis 20 mm below its top at several closing angles: the fingers
+    stop at its outer wall, never pass through the 2-4 mm glass to meet inside (as they did with the 50 solver
+    iterations the scene settles with)."""
+    from sim.glassware import make_glass
+    from sim.world import SimWorld, WorldConfig
+
+    xy = (0.78, -0.02)
+    model = make_glass(kind, np.random.default_rng(4))
+
+    def one_glass(scene, rng):
+        scene.add_object(model, (*xy, 0.001), [0, 0, 0, 1])
+        scene.settle(120)
+
+    with SimWorld(0, WorldConfig(), populate=one_glass) as world:
+        body, r, g = world.scene.objects[0].body, world.robot, world.gripper
+        top = world.scene.bounds(body)[1][2]
+        z = top - 0.02
+        # the widest the glass is over the pads' height
+        pads = z - world.scene.pose(body)[0][2] + np.linspace(-0.5, 0.5, 21) * DEFAULT_GRIPPER.finger_length
+        outer = 2 * float(np.interp(pads, model.profile.z, model.profile.r).max())
+        for yaw in np.radians([0.0, 7.5, 15.0, 40.0, 75.0]):
+            g.open()
+            r.move_linear(top_down_pose(*xy, top + 0.05, yaw), 0.25)
+            r.move_linear(top_down_pose(*xy, z, yaw), 0.1)
+            assert g.close(40.0)
+            assert g.width() == pytest.approx(outer, abs=0.004), np.degrees(yaw)
+            g.open()
+            r.move_linear(top_down_pose(*xy, top + 0.05, yaw), 0.1)
+
+
 def test_glassware_weighs_what_glass_weighs():
     from sim.glassware import make_glass
 
