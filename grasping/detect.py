@@ -34,7 +34,10 @@ class Grasp:
     """A top-down grasp: TCP centre (base frame, metres), yaw of the closing direction (radians), opening
     width (metres), score (higher is better), the index of the object cluster it grasps, and how the detector
     found it (``kind``: "whole" across an object, "rim" pinching a vessel's wall, "part" of a cluster taken for
-    several objects, "top" on what rests on top of a heap; the trial log keeps it)."""
+    several objects, "top" on what rests on top of a heap; the trial log keeps it). ``floor``: the lowest TCP
+    height (base frame) the detector allows this grasp, its fingertips clear of the table (and a whole-object
+    grasp's palm clear of the object's top); None where unknown. The executor closes again lower, never below
+    it, where the fingers met nothing."""
 
     center: tuple[float, float, float]
     yaw: float
@@ -42,6 +45,7 @@ class Grasp:
     score: float
     cluster: int
     kind: str = ""
+    floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -335,8 +339,8 @@ class GraspDetector:
         tops = np.array([_percentile(run_h, cfg.top_percentile) for run_h in run_hs])
         # per run, the pads' centre above the table at each grasp depth (deepest first), and the fingertips' level
         # at the deepest
-        z_hs = np.maximum(tops[:, None] - np.asarray(cfg.grasp_depths)[None, :],
-                          g.finger_length / 2 + cfg.tip_clearance)
+        lowest = g.finger_length / 2 + cfg.tip_clearance
+        z_hs = np.maximum(tops[:, None] - np.asarray(cfg.grasp_depths)[None, :], lowest)
         levels = z_hs[:, 0] - g.finger_length / 2
         passed = [run[run_h > level] for run, run_h, level in zip(runs, run_hs, levels)]
         enough = np.array([len(p) >= 3 for p in passed], dtype=bool)
@@ -379,7 +383,7 @@ class GraspDetector:
             score = (0.5 * extent / widest + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
                      - cfg.slant_weight * slant[f] / cfg.friction_cone_deg)
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
-                             float(score), k, "part"))
+                             float(score), k, "part", self._floor(scene, z, z_h, lowest)))
         return out
 
     def _rim_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray, below: np.ndarray | None = None,
@@ -428,7 +432,8 @@ class GraspDetector:
         dirs = np.column_stack([np.cos(thetas), np.sin(thetas)])
         mids = centre + radius * dirs
         # (sloped bowl walls allow only a shallow pinch)
-        z_hs = [max(top - depth, g.finger_length / 2 + cfg.tip_clearance) for depth in cfg.rim_depths]
+        lowest = g.finger_length / 2 + cfg.tip_clearance
+        z_hs = [max(top - depth, lowest) for depth in cfg.rim_depths]
         # per angle, the vessel's points between the fingers (closing radially through the rim point)
         between = np.abs(dirs @ (pts[:, :2] - centre).T - radius) <= cfg.rim_opening / 2
         per = len(z_hs)
@@ -445,7 +450,7 @@ class GraspDetector:
             z_h, z, mid = z_hs[clear[0]], zs[a * per + clear[0]], mids[a]  # the deepest pinch that clears
             score = 0.25 + 0.2 * min(z_h / 0.05, 1.0) + cfg.repaired_weight * repaired
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(theta)), cfg.rim_opening,
-                             float(score), k, "rim"))
+                             float(score), k, "rim", self._floor(scene, z, z_h, lowest)))
         return out
 
     def _cluster_grasps(self, scene: SceneCloud, k: int, pts: np.ndarray,
@@ -516,7 +521,7 @@ class GraspDetector:
             # bottle loses no more than either weight and stays above opaque objects it ranked above before
             score -= max(float(penalty[i, f[j]]), float(necked[i]))
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
-                             float(score), k, "whole"))
+                             float(score), k, "whole", self._floor(scene, z, z_h, lowest)))
         return out
 
     def _reach(self) -> float:
@@ -527,6 +532,12 @@ class GraspDetector:
         along = max(g.stroke_m / 2 + g.finger_thickness, g.palm_width / 2)
         across = max(g.finger_depth / 2, g.palm_depth / 2)
         return float(np.hypot(along, across)) + cfg.neighbour_clearance + 0.01
+
+    @staticmethod
+    def _floor(scene: SceneCloud, z: float, z_h: float, lowest: float) -> float:
+        """The TCP height (base frame) of a grasp at TCP height ``z`` whose pads' centre is ``z_h`` above the
+        table, lowered until that centre is ``lowest`` above it."""
+        return float(z - (z_h - min(lowest, z_h)) / scene.plane[2])
 
     @staticmethod
     def _zs_at(scene: SceneCloud, xy: np.ndarray, heights: np.ndarray) -> np.ndarray:

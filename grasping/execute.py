@@ -30,6 +30,11 @@ class PickConfig:
     hold_s: float = 0.5
     place_xy: tuple[float, float] = (0.45, -0.45)  # where picked objects are put down (base frame)
     place_z: float = 0.25
+    # The fingers closed on nothing after a descent that met nothing (completed depth can put an object's top
+    # centimetres high): open, go this much lower and close again, up to ``lower_closes`` times, never below
+    # the grasp's ``floor``
+    lower_step: float = 0.02
+    lower_closes: int = 2
 
 
 @dataclass
@@ -40,6 +45,7 @@ class PickResult:
     timings: dict[str, float] = field(default_factory=dict)
     stop_active: bool = False  # a protective or emergency stop ended the pick: the session must end too
     contact: bool | None = None  # the guarded descent stopped on a contact before the grasp pose (None: no descent)
+    lower_closes: int = 0  # closes made lower after the fingers met nothing
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,9 +78,11 @@ class PickExecutor:
             transit = top_down_pose(x, y, max(cfg.transit_z, z + cfg.approach_height), grasp.yaw)
             place = top_down_pose(*cfg.place_xy, cfg.place_z, grasp.yaw)
             parked = top_down_pose(*cfg.place_xy, cfg.place_z, 0.0)
+            lower = [top_down_pose(x, y, zl, grasp.yaw) for zl in self._lower_zs(grasp)]
             # every target passes the arm's checks before the first one is sent
             for target, speed in ((transit, cfg.approach_speed), (above, cfg.approach_speed),
-                                  (at, cfg.descend_speed), (lifted, cfg.descend_speed), (place, cfg.approach_speed),
+                                  (at, cfg.descend_speed), *((t, cfg.descend_speed) for t in lower),
+                                  (lifted, cfg.descend_speed), (place, cfg.approach_speed),
                                   (parked, cfg.approach_speed)):
                 self.robot.check_linear(target, speed)
             self.gripper.open(grasp.width)
@@ -95,6 +103,20 @@ class PickExecutor:
                     timings["total_s"] = time.perf_counter() - t0
                     return PickResult(False, why, None, timings, contact=contact)
             holding = self.gripper.close(cfg.grip_force)
+            closes = 0
+            for target in lower:  # nothing between the fingers and nothing met on the way: close again lower
+                if holding or contact:
+                    break
+                self.gripper.open(grasp.width)
+                contact = self.robot.descend(target, cfg.descend_speed)
+                closes += 1
+                if check_approach is not None:
+                    ok, why = check_approach()
+                    if not ok:
+                        self.robot.move_linear(above, cfg.descend_speed)
+                        timings["total_s"] = time.perf_counter() - t0
+                        return PickResult(False, why, None, timings, contact=contact, lower_closes=closes)
+                holding = self.gripper.close(cfg.grip_force)
             self.robot.move_linear(lifted, cfg.descend_speed)
             self.wait(cfg.hold_s)
             timings["grasp_s"] = time.perf_counter() - t0
@@ -107,7 +129,7 @@ class PickExecutor:
             self.gripper.open()
             self.robot.move_linear(parked, cfg.approach_speed)
             timings["total_s"] = time.perf_counter() - t0
-            return PickResult(ok, "ok" if ok else why, holding, timings, contact=contact)
+            return PickResult(ok, "ok" if ok else why, holding, timings, contact=contact, lower_closes=closes)
         except IKError as exc:
             self._safe_stop()
             return PickResult(False, f"IK failure: {exc}", holding, timings)
@@ -123,6 +145,15 @@ class PickExecutor:
         except BaseException:  # anything else (a lost connection, Ctrl-C): stop the arm, then let it travel on
             self._safe_stop()
             raise
+
+    def _lower_zs(self, grasp: Grasp) -> list[float]:
+        """TCP heights of the closes made lower where the fingers meet nothing: ``lower_step`` apart below the
+        grasp, down to its ``floor`` (none where the grasp has no floor or sits on it)."""
+        cfg, z = self.config, grasp.center[2]
+        if grasp.floor is None or cfg.lower_step <= 0:
+            return []
+        zs = [max(z - (i + 1) * cfg.lower_step, grasp.floor) for i in range(cfg.lower_closes)]
+        return [zl for i, zl in enumerate(zs) if zl < (zs[i - 1] if i else z) - 1e-3]
 
     def _safe_stop(self) -> None:
         try:

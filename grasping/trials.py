@@ -98,13 +98,15 @@ class Attempt:
     contact: bool | None = None  # the guarded descent stopped on a contact before the grasp pose
     truth: dict = field(default_factory=dict)  # the grasp against the object it was meant for (``Cell.truth``)
     avoided: int = 0  # better-ranked grasps passed over as repeats of ones that failed (``choose``)
+    lower_closes: int = 0  # closes made lower after the fingers met nothing (``PickExecutor``)
 
     def record(self) -> dict:
         """The attempt's line in ``attempts.jsonl`` (JSON types only)."""
         return {"grasp": asdict(self.grasp) if self.grasp else None, "success": self.success,
                 "reason": self.reason, "gripper_holding": self.gripper_holding, "contact": self.contact,
                 "perception_ms": self.perception.ms, "stages_ms": self.perception.stages_ms, "timings": self.timings,
-                "candidates": len(self.perception.grasps), "avoided": self.avoided, "sensor": self.sensor,
+                "candidates": len(self.perception.grasps), "avoided": self.avoided,
+                "lower_closes": self.lower_closes, "sensor": self.sensor,
                 "renderer": self.renderer,
                 **self.completer, **self.cell_info, **({"truth": self.truth} if self.truth else {})}
 
@@ -151,7 +153,7 @@ def attempt(cell: Cell, completer: DepthCompleter, detector: GraspDetector, fail
     sensor = cell.sensor or frame.sensor
     return Attempt(frame, seen, best, result.success, reason, result.gripper_holding, result.timings, sensor,
                    cell.renderer, cell.describe(), result.stop_active, completer.provenance(sensor), result.contact,
-                   truth, avoided)
+                   truth, avoided, result.lower_closes)
 
 
 def retry(cell: Cell, completer: DepthCompleter, detector: GraspDetector, first: Attempt, tries: int) -> list[dict]:

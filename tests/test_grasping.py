@@ -8,7 +8,7 @@ import pybullet as p
 import pytest
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
-from grasping.detect import DetectorConfig, GraspDetector, contact_angles, covariance, neck, roundness, shoulder
+from grasping.detect import DetectorConfig, Grasp, GraspDetector, contact_angles, covariance, neck, roundness, shoulder
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
@@ -85,6 +85,10 @@ def test_detector_finds_known_cylinder_within_stroke():
     assert g.width == pytest.approx(0.06 + cfg.width_margin, abs=0.006)  # (voxel-sized error)
     assert g.center[2] == pytest.approx(0.1 - cfg.grasp_depths[0], abs=0.006)
     assert g.kind == "whole"
+    # the lowest it may go: fingertips clear of the table, the palm clear of the top
+    gr = cfg.gripper
+    lowest = max(gr.finger_length / 2 + cfg.tip_clearance, 0.1 + cfg.palm_headroom - gr.palm_above_tcp)
+    assert g.floor == pytest.approx(lowest, abs=0.006) and g.floor < g.center[2]
 
 
 def test_detector_opens_a_wide_object_to_the_whole_stroke():
@@ -110,6 +114,8 @@ def test_detector_grasps_one_of_two_touching_cylinders():
     assert min(abs(g.center[1] - 0.025), abs(g.center[1] + 0.025)) < 0.008  # on one cylinder's axis
     assert abs(np.cos(g.yaw)) > 0.95  # closing along x: across one cylinder, not across the pair
     assert g.kind == "part"
+    cfg = DetectorConfig()
+    assert g.floor == pytest.approx(cfg.gripper.finger_length / 2 + cfg.tip_clearance, abs=1e-4)
 
 
 def test_contact_angle_is_zero_across_an_outline_and_ninety_along_it():
@@ -460,6 +466,77 @@ def test_executor_travels_above_the_scene_before_descending():
     z = PickConfig().transit_z
     first, second = robot.path[0], robot.path[1]
     assert np.allclose(first, [0.3, -0.2, z]) and np.allclose(second, [0.8, 0.1, z])  # up, then across
+
+
+class _Arm:
+    """An arm that goes where it is sent and records the heights it descends to and the targets it checked."""
+
+    def __init__(self, contact_at=None):
+        self.T, self.checked, self.descents = top_down_pose(0.45, -0.45, 0.35, 0.0), [], []
+        self.contact_at = contact_at  # a descent to below this height stops there on a contact
+
+    def tcp_pose(self):
+        return self.T
+
+    def check_linear(self, T, speed):
+        self.checked.append(round(float(T[2, 3]), 6))
+
+    def move_linear(self, T, speed):
+        self.T = T
+        return T
+
+    def descend(self, T, speed):
+        self.descents.append(T[2, 3])
+        if self.contact_at is not None and T[2, 3] < self.contact_at:
+            self.move_linear(top_down_pose(T[0, 3], T[1, 3], self.contact_at, 0.0), speed)
+            return True
+        self.move_linear(T, speed)
+        return False
+
+
+class _Hand:
+    """Fingers that close on something only with the TCP at or below ``object_top``; counts its closes."""
+
+    def __init__(self, arm, object_top):
+        self.arm, self.object_top, self.closes = arm, object_top, 0
+
+    def open(self, width=None):
+        pass
+
+    def close(self, force):
+        self.closes += 1
+        return self.arm.T[2, 3] <= self.object_top + 1e-9
+
+
+def test_fingers_that_close_on_nothing_close_again_lower_down_to_the_grasps_floor():
+    """Completed depth put the object's top 30 mm high: the fingers close on nothing at 100 mm, open, go 20 mm
+    lower (nothing again), then to the grasp's floor at 70 mm (not the 60 mm a third step would reach) and
+    hold. Every lower target was checked before the arm first moved."""
+    from grasping.execute import PickConfig, PickExecutor
+
+    arm = _Arm()
+    hand = _Hand(arm, object_top=0.07)
+    res = PickExecutor(arm, hand, PickConfig(lower_step=0.02, lower_closes=3), wait=lambda s: None).pick(
+        Grasp((0.8, 0.1, 0.10), 0.0, 0.06, 1.0, 0, "whole", floor=0.07))
+    assert res.success and res.lower_closes == 2 and hand.closes == 3
+    assert np.allclose(arm.descents, [0.10, 0.08, 0.07])
+    # transit, pre-grasp, grasp, the two lower closes, lift, place, park: all checked, once, before any move
+    assert arm.checked == [0.35, 0.2, 0.1, 0.08, 0.07, 0.2, 0.25, 0.25]
+
+
+@pytest.mark.parametrize("floor, contact_at", [
+    (None, None),  # a grasp without a floor: one close
+    (0.10, None),  # a grasp on its floor: nowhere lower to go
+    (0.05, 0.105),  # the descent stopped on a contact: the fingers met something; no lower close
+])
+def test_no_lower_close_without_a_floor_or_after_a_contact(floor, contact_at):
+    from grasping.execute import PickExecutor
+
+    arm = _Arm(contact_at)
+    hand = _Hand(arm, object_top=0.0)
+    res = PickExecutor(arm, hand, wait=lambda s: None).pick(Grasp((0.8, 0.1, 0.10), 0.0, 0.06, 1.0, 0, floor=floor))
+    assert not res.success and res.reason == "empty gripper" and res.lower_closes == 0 and hand.closes == 1
+    assert np.allclose(arm.descents, [0.10])
 
 
 def test_bad_scene_gives_logged_reason_not_crash():
