@@ -34,7 +34,7 @@ test: setup
 # made (earlier sets reported earlier releases: see docs/results.md). Development scene sets are 0-8 and,
 # since report set 15, 10-13 (they reported earlier releases; the failures of sets 16-18 pointed at bottles
 # and at what the rules for them did). About an hour on two cores; rerunning resumes where a run stopped.
-REPORT_SEED ?= 21
+REPORT_SEED ?= 22
 
 report-trials: setup
 	$(PY) -m grasping.trials --sim --depth student,gt --trials 500 --seed $(REPORT_SEED) --workers 2 \
