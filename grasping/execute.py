@@ -94,22 +94,14 @@ class PickExecutor:
                                        cfg.descend_speed)
             self.robot.move_linear(transit, cfg.approach_speed)
             self.robot.move_linear(above, cfg.approach_speed)
-            contact = self.robot.descend(at, cfg.descend_speed)  # guarded: stops on the first contact
-            timings["approach_s"] = time.perf_counter() - t0
-            if check_approach is not None:
-                ok, why = check_approach()
-                if not ok:
-                    self.robot.move_linear(above, cfg.descend_speed)
-                    timings["total_s"] = time.perf_counter() - t0
-                    return PickResult(False, why, None, timings, contact=contact)
-            holding = self.gripper.close(cfg.grip_force)
-            closes = 0
-            for target in lower:  # nothing between the fingers and nothing met on the way: close again lower
-                if holding or contact:
-                    break
-                self.gripper.open(grasp.width)
+            # The guarded descent stops on the first contact. Where the fingers then close on nothing and met
+            # nothing on the way, they open and the descent goes on to the next lower target.
+            for closes, target in enumerate((at, *lower)):
+                if closes:
+                    self.gripper.open(grasp.width)
                 contact = self.robot.descend(target, cfg.descend_speed)
-                closes += 1
+                if not closes:
+                    timings["approach_s"] = time.perf_counter() - t0
                 if check_approach is not None:
                     ok, why = check_approach()
                     if not ok:
@@ -117,6 +109,8 @@ class PickExecutor:
                         timings["total_s"] = time.perf_counter() - t0
                         return PickResult(False, why, None, timings, contact=contact, lower_closes=closes)
                 holding = self.gripper.close(cfg.grip_force)
+                if holding or contact:
+                    break
             self.robot.move_linear(lifted, cfg.descend_speed)
             self.wait(cfg.hold_s)
             timings["grasp_s"] = time.perf_counter() - t0

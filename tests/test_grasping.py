@@ -426,53 +426,12 @@ def test_swept_check_sees_a_tall_neighbour_above_the_fingers():
     assert all(abs(np.sin(g.yaw)) < 0.9 for g in swept)  # none closes along y, towards the neighbour
 
 
-def test_executor_travels_above_the_scene_before_descending():
-    from grasping.detect import Grasp
-    from grasping.execute import PickConfig, PickExecutor
-
-    class Recorder:
-        def __init__(self):
-            self.path = []
-            self.T = top_down_pose(0.3, -0.2, 0.15, 0.0)  # starts low, beside the table
-
-        def tcp_pose(self):
-            return self.T
-
-        def check_linear(self, T, speed):
-            pass
-
-        def move_linear(self, T, speed):
-            self.path.append(T[:3, 3].copy())
-            self.T = T
-            return T
-
-        def descend(self, T, speed):
-            self.move_linear(T, speed)
-            return False
-
-        def stop(self):
-            pass
-
-    class Hand:
-        def open(self, width=None):
-            pass
-
-        def close(self, force):
-            return True
-
-    robot = Recorder()
-    res = PickExecutor(robot, Hand(), wait=lambda s: None).pick(Grasp((0.8, 0.1, 0.05), 0.0, 0.05, 1.0, 0))
-    assert res.success
-    z = PickConfig().transit_z
-    first, second = robot.path[0], robot.path[1]
-    assert np.allclose(first, [0.3, -0.2, z]) and np.allclose(second, [0.8, 0.1, z])  # up, then across
-
-
 class _Arm:
-    """An arm that goes where it is sent and records the heights it descends to and the targets it checked."""
+    """An arm that goes where it is sent and records where it went, the heights it descended to and the heights
+    of the targets it checked."""
 
-    def __init__(self, contact_at=None):
-        self.T, self.checked, self.descents = top_down_pose(0.45, -0.45, 0.35, 0.0), [], []
+    def __init__(self, contact_at=None, start=(0.45, -0.45, 0.35)):
+        self.T, self.path, self.checked, self.descents = top_down_pose(*start, 0.0), [], [], []
         self.contact_at = contact_at  # a descent to below this height stops there on a contact
 
     def tcp_pose(self):
@@ -482,6 +441,7 @@ class _Arm:
         self.checked.append(round(float(T[2, 3]), 6))
 
     def move_linear(self, T, speed):
+        self.path.append(T[:3, 3].copy())
         self.T = T
         return T
 
@@ -492,6 +452,9 @@ class _Arm:
             return True
         self.move_linear(T, speed)
         return False
+
+    def stop(self):
+        pass
 
 
 class _Hand:
@@ -506,6 +469,19 @@ class _Hand:
     def close(self, force):
         self.closes += 1
         return self.arm.T[2, 3] <= self.object_top + 1e-9
+
+
+def test_executor_travels_above_the_scene_before_descending():
+    from grasping.detect import Grasp
+    from grasping.execute import PickConfig, PickExecutor
+
+    robot = _Arm(start=(0.3, -0.2, 0.15))  # starts low, beside the table
+    res = PickExecutor(robot, _Hand(robot, object_top=np.inf), wait=lambda s: None).pick(
+        Grasp((0.8, 0.1, 0.05), 0.0, 0.05, 1.0, 0))
+    assert res.success
+    z = PickConfig().transit_z
+    first, second = robot.path[0], robot.path[1]
+    assert np.allclose(first, [0.3, -0.2, z]) and np.allclose(second, [0.8, 0.1, z])  # up, then across
 
 
 def test_fingers_that_close_on_nothing_close_again_lower_down_to_the_grasps_floor():
