@@ -166,7 +166,9 @@ def summarise(records: list[dict]) -> dict:
     """Per depth source over the given single-pick attempts: ``trials``, ``successes``, ``rate`` and ``ci95``
     of the first try (the single-pick figure); ``within_tries`` (successes, rate, ci95 and the most tries a
     scene was given) for the closed loop that retries a failed pick; the failure reasons of the first try; the
-    median perception time and the median of each perception stage."""
+    median perception time and the median of each perception stage; for a network, the median over attempts of
+    perception time over the network's own time in the same look (``perception_per_network_median``: what
+    perception costs beyond the network, free of the machine's drift between separate timings)."""
     out: dict = {}
     for source in dict.fromkeys(r["depth"] for r in records):
         rows = [r for r in records if r["depth"] == source]
@@ -175,6 +177,8 @@ def summarise(records: list[dict]) -> dict:
         ms = [r["perception_ms"] for r in rows if r.get("perception_ms") is not None]
         stages = {s: _median([r["stages_ms"][s] for r in rows if s in r.get("stages_ms", {})])
                   for s in dict.fromkeys(s for r in rows for s in r.get("stages_ms", {}))}
+        ratios = [r["perception_ms"] / r["stages_ms"]["network"] for r in rows
+                  if r.get("perception_ms") is not None and r.get("stages_ms", {}).get("network")]
         lo, hi = wilson_interval(k, n)
         wlo, whi = wilson_interval(k_within, n)
         out[source] = {"trials": n, "successes": k, "rate": k / n if n else 0.0, "ci95": [lo, hi],
@@ -182,6 +186,8 @@ def summarise(records: list[dict]) -> dict:
                                         "successes": k_within, "rate": k_within / n if n else 0.0,
                                         "ci95": [wlo, whi]},
                        "perception_ms_median": _median(ms), "stages_ms_median": stages, "failures": _failures(rows)}
+        if ratios:
+            out[source]["perception_per_network_median"] = _median(ratios)
     return out
 
 
@@ -193,9 +199,11 @@ def markdown_table(summary: dict) -> str:
         lo, hi = r["ci95"]
         ms = r["perception_ms_median"]
         w = r.get("within_tries", {"successes": r["successes"], "tries": 1})
+        per_net = r.get("perception_per_network_median")
+        timing = "-" if ms is None else f"{ms:.0f} ms" + ("" if per_net is None else f", {per_net:.2f}x the network")
         rows.append(f"| {source} | {r['successes']}/{r['trials']} ({r['rate']:.0%}) | {lo:.0%}-{hi:.0%} | "
-                    f"{w['successes']}/{r['trials']} in {w['tries']} | "
-                    f"{'-' if ms is None else f'{ms:.0f} ms'} | {_failure_text(r.get('failures', {}))} |")
+                    f"{w['successes']}/{r['trials']} in {w['tries']} | {timing} | "
+                    f"{_failure_text(r.get('failures', {}))} |")
     return "\n".join(rows)
 
 

@@ -37,8 +37,9 @@ from pipeline.types import RGBDFrame
 @dataclass
 class Perception:
     """What perception made of one frame: the completed frame, the segmented cloud, the ranked grasps, how long
-    it took (in all and per stage: ``complete``, ``cloud``, ``segment``, ``detect``, milliseconds), and why
-    nothing can be picked (None when there are grasps)."""
+    it took (in all and per stage: ``complete``, ``cloud``, ``segment``, ``detect``, milliseconds; ``network``,
+    the network's own share of ``complete``, where a network completed the frame), and why nothing can be picked
+    (None when there are grasps)."""
 
     completed: RGBDFrame | None
     scene: SceneCloud | None
@@ -64,6 +65,8 @@ def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetecto
     try:
         completed = completer.complete(frame)
         lap("complete")
+        if completer.network_ms() is not None:  # inside "complete": the network's own share of it
+            stages["network"] = completer.network_ms()
         points, repaired = frame_points(completed, raw_depth=frame.depth)
         lap("cloud")
         scene = segment(points, CloudConfig(), repaired=repaired)

@@ -20,6 +20,7 @@ import abc
 import hashlib
 import io
 import math
+import time
 import warnings
 from pathlib import Path
 
@@ -57,6 +58,12 @@ class DepthCompleter(abc.ABC):
         """What completes frames of ``sensor`` (a camera family), for the trial log: for a network, the content
         hash of its weights, the camera family they were trained for and the backend; {} for the others."""
         return {}
+
+    def network_ms(self) -> float | None:
+        """Milliseconds the last completed frame spent inside a network's forward passes (onnxruntime's or
+        torch's run, nothing around it); None for completers without a network. Timed in the same call as the
+        rest of perception, it is the yardstick for perception's cost (``grasping.trials``)."""
+        return None
 
 
 class RawCompleter(DepthCompleter):
@@ -240,6 +247,7 @@ class NetworkCompleter(DepthCompleter):
         self.flip = flip  # True: the mean of the frame's prediction and its mirror image's (offline use)
         self.name = card.get("arch", "network")
         self._sessions: dict[tuple[int, int], object] = {}  # onnxruntime session per (H, W); None = use torch
+        self._network_ms: float | None = None
 
     @property
     def train_fx(self) -> float:
@@ -271,14 +279,21 @@ class NetworkCompleter(DepthCompleter):
             return self._run(frame)
         return at_working_scale(frame, self._run, (w, h))
 
+    def network_ms(self) -> float | None:
+        return self._network_ms
+
     def _run(self, frame):
         rgb = (frame.rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         depth = frame.depth.astype(np.float32)[None, None]
+        if self.backend != "torch":
+            self._session(frame.shape)  # a new size's export and check come first: set-up, not inference
+        t0 = time.perf_counter()
         pred = self._predict(rgb, depth, frame.shape)
         if self.flip:
             mirrored = self._predict(np.ascontiguousarray(rgb[..., ::-1]), np.ascontiguousarray(depth[..., ::-1]),
                                      frame.shape)
             pred = 0.5 * (pred + mirrored[:, ::-1])
+        self._network_ms = (time.perf_counter() - t0) * 1000.0
         return pred
 
     def _predict(self, rgb: np.ndarray, depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -327,7 +342,13 @@ class OnnxCompleter(DepthCompleter):
             raise FrameError(f"ONNX model was exported for {self.input_hw[1]}x{self.input_hw[0]} frames, got "
                              f"{frame.shape[1]}x{frame.shape[0]}; resize the frame or export again with --size")
         rgb = (frame.rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
-        return self.session.run(None, {"rgb": rgb, "depth": frame.depth.astype(np.float32)[None, None]})[0][0, 0]
+        t0 = time.perf_counter()
+        pred = self.session.run(None, {"rgb": rgb, "depth": frame.depth.astype(np.float32)[None, None]})[0][0, 0]
+        self._network_ms = (time.perf_counter() - t0) * 1000.0
+        return pred
+
+    def network_ms(self) -> float | None:
+        return getattr(self, "_network_ms", None)
 
 
 class SensorRoutedCompleter(DepthCompleter):
@@ -348,7 +369,12 @@ class SensorRoutedCompleter(DepthCompleter):
         return self.by_sensor.get(sensor, self.default)
 
     def _complete(self, frame):
-        return self.for_sensor(frame.sensor)._complete(frame)
+        self._last = self.for_sensor(frame.sensor)
+        return self._last._complete(frame)
+
+    def network_ms(self) -> float | None:
+        last = getattr(self, "_last", None)
+        return last.network_ms() if last is not None else None
 
 
 def other_family(completer: DepthCompleter, sensor: str) -> str | None:
@@ -383,7 +409,15 @@ class EnsembleCompleter(DepthCompleter):
         self.members = members
 
     def _complete(self, frame):
-        return np.mean([m._complete(frame) for m in self.members], axis=0)
+        depths = []
+        self._network_ms = 0.0
+        for m in self.members:
+            depths.append(m._complete(frame))
+            self._network_ms += m.network_ms() or 0.0
+        return np.mean(depths, axis=0)
+
+    def network_ms(self) -> float | None:
+        return getattr(self, "_network_ms", None)
 
     def provenance(self, sensor: str) -> dict:
         return {"members": [m.provenance(sensor) for m in self.members]}

@@ -1,11 +1,13 @@
 """Kinematics, grasp detection, pick execution, trial logs and reports."""
 
 import json
+import time
 from dataclasses import replace
 
 import numpy as np
 import pybullet as p
 import pytest
+import torch
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
 from grasping.detect import DetectorConfig, Grasp, GraspDetector, contact_angles, covariance, neck, roundness, shoulder
@@ -558,6 +560,35 @@ def test_wilson_and_summary_arithmetic():
     assert s["successes"] == 3 and s["within_tries"]["successes"] == 5 and s["within_tries"]["tries"] == 2
     assert s["within_tries"]["ci95"] == list(wilson_interval(5, 10))
     assert s["stages_ms_median"] == {"complete": 5.0, "detect": 1.0}
+
+
+class _SlowNetwork(torch.nn.Module):
+    """Depth in, depth out, after 30 ms: a network whose forward pass takes a known time."""
+
+    def forward(self, rgb, depth):
+        time.sleep(0.03)
+        return depth.clone()
+
+
+def test_perception_times_the_network_inside_its_completion():
+    from grasping.report import markdown_table
+    from grasping.trials import perceive
+    from pipeline.completion import NetworkCompleter
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    h, w = 24, 32
+    frame = RGBDFrame(np.zeros((h, w, 3), np.uint8), np.full((h, w), 0.8, np.float32),
+                      CameraIntrinsics(w, h, 307.5, 307.5, (w - 1) / 2, (h - 1) / 2))
+    seen = perceive(frame, NetworkCompleter.from_model(_SlowNetwork(), {"arch": "student"}), GraspDetector())
+    assert 30.0 <= seen.stages_ms["network"] <= seen.stages_ms["complete"] <= seen.ms
+    assert set(seen.stages_ms) == {"complete", "network"}  # no camera pose: perception stops after completion
+    assert set(perceive(frame, make_completer("raw"), GraspDetector()).stages_ms) == {"complete"}
+    recs = [{"scene_seed": i, "depth": "student", "success": True, "reason": "ok", "perception_ms": ms,
+             "stages_ms": {"complete": 20.0, "network": 20.0}} for i, ms in enumerate((30.0, 40.0, 50.0))]
+    recs.append({"scene_seed": 3, "depth": "student", "success": False, "reason": "no grasp found"})
+    assert summarise(recs)["student"]["perception_per_network_median"] == pytest.approx(2.0)
+    assert "| 40 ms, 2.00x the network |" in markdown_table(summarise(recs))
+    assert "perception_per_network_median" not in summarise([dict(r, stages_ms={}) for r in recs])["student"]
 
 
 def test_success_plot_of_one_source_keeps_its_whole_title():
