@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -79,6 +80,12 @@ class SceneCloud:
 
 
 REPAIR_THRESHOLD_M = MOVED_M
+# A pixel the camera left empty between two surfaces it did measure (the shadow a stereo camera leaves along an
+# object's edge): the measured readings in the BETWEEN_WINDOW-pixel square around it span more than
+# BETWEEN_JUMP_M in depth, and the completed depth there lies more than BETWEEN_GAP_M from both ends of that span.
+BETWEEN_WINDOW = 5
+BETWEEN_JUMP_M = 0.02
+BETWEEN_GAP_M = 0.006
 
 
 def lows(a: np.ndarray) -> np.ndarray:
@@ -92,16 +99,20 @@ def highs(a: np.ndarray) -> np.ndarray:
     return np.array([a[:, j].max() for j in range(a.shape[1])])
 
 
-def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
-                 max_range: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None, max_range: float = 2.0,
+                 drop_bridged: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Valid depth pixels of ``frame`` as Nx3 points in the base frame (in pixel order), and per point whether
     the depth was repaired (``raw_depth`` missing there or more than 1 cm away; all False without
-    ``raw_depth``)."""
+    ``raw_depth``). ``drop_bridged`` (with ``raw_depth``): the holes the completer bridged between two measured
+    surfaces (``filled_between``) are left out."""
     if frame.T_base_cam is None:
         raise PerceptionError("frame has no camera pose (T_base_cam); cannot place points in the robot frame")
     K, depth = frame.intrinsics, frame.depth
     check_depth(depth, "depth", (K.height, K.width))
-    keep = ((depth > 0) & (depth < max_range)).ravel()  # (flat: np.compress costs a fraction of a 2-D index)
+    keep = (depth > 0) & (depth < max_range)
+    if drop_bridged and raw_depth is not None:
+        keep &= ~filled_between(depth, np.asarray(raw_depth))
+    keep = keep.ravel()  # (flat: np.compress costs a fraction of a 2-D index)
     z = np.compress(keep, depth.ravel()).astype(np.float64)
     T = np.ascontiguousarray(frame.T_base_cam, dtype=np.float64)
     pts = np.empty((len(z), 3))
@@ -113,6 +124,20 @@ def frame_points(frame: RGBDFrame, raw_depth: np.ndarray | None = None,
         raw = np.compress(keep, np.asarray(raw_depth).ravel())
         repaired = (raw <= 0) | (np.abs(raw - z) > REPAIR_THRESHOLD_M)
     return pts, repaired
+
+
+def filled_between(depth: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Where a completer filled a hole of the ``raw`` image with depth that lies between two surfaces the camera
+    measured around it (the HxW mask; see ``BETWEEN_*``). A stereo camera leaves such holes along the edges of
+    opaque objects, and a network bridges them with a ramp from the object's top to the table: points floating
+    in mid-air around the object, which widen its footprint and raise its top. Glass is left alone: where the
+    camera missed a glass's surface it measured no near surface to bridge from."""
+    raw = raw.astype(np.float32, copy=False)
+    window = np.ones((BETWEEN_WINDOW, BETWEEN_WINDOW), np.uint8)
+    near = cv2.erode(np.where(raw > 0, raw, np.float32(np.inf)), window)
+    far = cv2.dilate(raw, window)
+    return ((raw <= 0) & (far - near > BETWEEN_JUMP_M) & (depth - near > BETWEEN_GAP_M)
+            & (far - depth > BETWEEN_GAP_M))
 
 
 @functools.lru_cache(maxsize=4)

@@ -38,8 +38,8 @@ from pipeline.types import RGBDFrame
 class Perception:
     """What perception made of one frame: the completed frame, the segmented cloud, the ranked grasps, how long
     it took (in all and per stage: ``complete``, ``cloud``, ``segment``, ``detect``, milliseconds; ``network``,
-    the network's own share of ``complete``, where a network completed the frame), and why nothing can be picked
-    (None when there are grasps)."""
+    the network's own share of ``complete``, where a network completed the frame; ``again``, the second look
+    where the first found no grasp), and why nothing can be picked (None when there are grasps)."""
 
     completed: RGBDFrame | None
     scene: SceneCloud | None
@@ -51,7 +51,11 @@ class Perception:
 
 
 def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetector) -> Perception:
-    """Completion + cloud + segmentation + detection. Perception failures become a reason, never an exception."""
+    """Completion + cloud + segmentation + detection. Where the detector finds no grasp, the cloud is made and
+    segmented again without the holes the completer bridged between two surfaces the camera measured
+    (``frame_points(drop_bridged=True)``: a stereo shadow along an opaque object's edge, filled with points in
+    mid-air that widen the object and raise its top), and what that finds is kept. Perception failures become a
+    reason, never an exception."""
     t0 = time.perf_counter()
     completed, scene, grasps, reason, stages = None, None, [], None, {}
     mark = t0
@@ -73,6 +77,12 @@ def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetecto
         lap("segment")
         grasps = detector.detect(scene)
         lap("detect")
+        if not grasps:  # look again without the holes the completer bridged between two measured surfaces
+            points, repaired = frame_points(completed, raw_depth=frame.depth, drop_bridged=True)
+            again = segment(points, CloudConfig(), repaired=repaired)
+            grasps = detector.detect(again)
+            scene = again if grasps else scene
+            lap("again")
         reason = None if grasps else "no grasp found"
     except PerceptionError as exc:
         reason = f"perception: {exc}"

@@ -1079,7 +1079,7 @@ def test_segmentation_is_repeatable():
 
 def test_frame_points_are_the_valid_pixels_in_the_base_frame():
     """Pixel order, pinhole back-projection, the camera pose applied, the range cut and the repaired flags."""
-    from grasping.cloud import frame_points
+    from grasping.cloud import filled_between, frame_points
     from pipeline.types import CameraIntrinsics, RGBDFrame
 
     rng = np.random.default_rng(3)
@@ -1094,17 +1094,93 @@ def test_frame_points_are_the_valid_pixels_in_the_base_frame():
     T[:3, :3] = np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
     T[:3, 3] = (0.5, 0.1, 1.2)
     frame = RGBDFrame(np.zeros((30, 40, 3), np.uint8), depth, K, T_base_cam=T)
-    pts, repaired = frame_points(frame, raw_depth=raw, max_range=2.0)
     v, u = np.nonzero((depth > 0) & (depth < 2.0))
     z = depth[v, u].astype(np.float64)
     cam = np.column_stack([(u - K.cx) / K.fx * z, (v - K.cy) / K.fy * z, z])
+    pts, repaired = frame_points(frame)
+    np.testing.assert_allclose(pts, cam @ T[:3, :3].T + T[:3, 3], atol=1e-12)
+    assert not repaired.any()  # without raw depth nothing counts as repaired
+    pts, repaired = frame_points(frame, raw_depth=raw, max_range=2.0)
     np.testing.assert_allclose(pts, cam @ T[:3, :3].T + T[:3, 3], atol=1e-12)
     np.testing.assert_array_equal(repaired, (v == 5) | (v == 6))
-    assert not frame_points(frame)[1].any()  # without raw depth nothing counts as repaired
+    # the holes bridged between measured surfaces left out
+    pts, repaired = frame_points(frame, raw_depth=raw, max_range=2.0, drop_bridged=True)
+    kept = ~filled_between(depth, raw)[v, u]
+    assert 0 < (~kept).sum() < (v == 5).sum()  # random depth: some of the hole's row lies between its neighbours
+    np.testing.assert_allclose(pts, (cam @ T[:3, :3].T + T[:3, 3])[kept], atol=1e-12)
+    np.testing.assert_array_equal(repaired, ((v == 5) | (v == 6))[kept])
     moved = T.copy()  # the rays are cached per camera pose: a camera that moved gets its own
     moved[:3, :3] = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
     pts, _ = frame_points(RGBDFrame(frame.rgb, depth, K, T_base_cam=moved), max_range=2.0)
     np.testing.assert_allclose(pts, cam @ moved[:3, :3].T + moved[:3, 3], atol=1e-12)
+
+
+def test_holes_bridged_between_measured_surfaces_are_found_and_glass_is_not():
+    """A stereo shadow along a box's edge: raw holes between the box's top (0.60 m) and the table behind it
+    (0.70 m). A completer's ramp across the hole floats between the two; the box's or the table's own depth
+    does not, and neither does glass the camera saw no near surface of (raw reads the table around it)."""
+    from grasping.cloud import filled_between
+
+    raw = np.full((20, 30), 0.70, np.float32)
+    raw[:, :10] = 0.60  # the box's top
+    raw[:, 10:12] = 0.0  # the shadow along its edge
+    raw[:, 20:25] = 0.0  # glass the camera missed
+    depth = raw.copy()
+    depth[:, 10:12] = (0.63, 0.67)  # a ramp from the box to the table
+    depth[:, 20:25] = 0.55  # the glass's completed surface
+    between = filled_between(depth, raw)
+    assert between[:, 10:12].all() and between.sum() == 20 * 2
+    sharp = depth.copy()
+    sharp[:, 10], sharp[:, 11] = 0.60, 0.70  # filled with the two surfaces themselves: nothing floats
+    assert not filled_between(sharp, raw).any()
+    shallow = np.where(raw[:, :10] > 0, 0.69, raw[:, :10])  # a step smaller than BETWEEN_JUMP_M is no edge
+    shallow = np.concatenate([shallow, raw[:, 10:]], axis=1).astype(np.float32)
+    assert not filled_between(np.where(shallow > 0, shallow, 0.695).astype(np.float32), shallow).any()
+    wide = raw.copy()
+    wide[:, 10:16] = 0.0  # a hole wider than the window sees across: no measured pair of surfaces to bridge
+    assert not filled_between(np.where(wide > 0, wide, 0.65).astype(np.float32), wide)[:, 12:14].any()
+
+
+class _SecondLookDetector:
+    """Finds a grasp only on its second call, and counts the object points of every scene it is given."""
+
+    def __init__(self, first: bool = False):
+        self.first, self.seen = first, []
+
+    def detect(self, scene):
+        self.seen.append(len(scene.object_points))
+        if self.first or len(self.seen) > 1:
+            return [Grasp((0.7, 0.0, 0.02), 0.0, 0.07, 1.0, 0, "whole")]
+        return []
+
+
+def test_a_look_that_finds_no_grasp_looks_again_without_the_bridged_holes():
+    """A 60 mm box seen from straight above, a 2-pixel shadow around its top filled with a ramp (points in
+    mid-air that widen it): where the detector finds nothing, perception segments the frame again without the
+    shadow's points and keeps what that finds; where it finds a grasp, there is no second look."""
+    from grasping.trials import perceive
+    from pipeline.types import CameraIntrinsics, RGBDFrame
+
+    K = CameraIntrinsics(80, 60, 300.0, 300.0, 39.5, 29.5)
+    T = np.eye(4)
+    T[:3, :3] = np.diag([1.0, -1.0, -1.0])  # looking straight down from 0.7 m
+    T[:3, 3] = (0.7, 0.0, 0.7)
+    v, u = np.mgrid[:60, :80]
+    side = np.maximum(np.abs(u - K.cx), np.abs(v - K.cy))
+    raw = np.where(side < 13.5, 0.66, 0.70).astype(np.float32)  # the box's top 40 mm above the table
+    filled = raw.copy()
+    ring = (side >= 13.5) & (side < 15.5)
+    raw[ring] = 0.0
+    filled[ring] = np.where(side[ring] < 14.5, 0.673, 0.687)
+    frame = RGBDFrame(np.zeros((60, 80, 3), np.uint8), raw, K, T_base_cam=T, depth_gt=filled)
+    detector = _SecondLookDetector()
+    seen = perceive(frame, make_completer("gt"), detector)
+    assert len(detector.seen) == 2 and detector.seen[1] < detector.seen[0]
+    assert seen.grasps and seen.reason is None and "again" in seen.stages_ms
+    assert len(seen.scene.object_points) == detector.seen[1]
+    detector = _SecondLookDetector(first=True)
+    seen = perceive(frame, make_completer("gt"), detector)
+    assert len(detector.seen) == 1 and "again" not in seen.stages_ms
 
 
 def test_median_is_numpys():
