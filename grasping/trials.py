@@ -69,8 +69,9 @@ def perceive(frame: RGBDFrame, completer: DepthCompleter, detector: GraspDetecto
     try:
         completed = completer.complete(frame)
         lap("complete")
-        if completer.network_ms() is not None:  # inside "complete": the network's own share of it
-            stages["network"] = completer.network_ms()
+        network_ms = completer.network_ms()
+        if network_ms is not None:  # inside "complete": the network's own share of it
+            stages["network"] = network_ms
         points, repaired = frame_points(completed, raw_depth=frame.depth)
         lap("cloud")
         scene = segment(points, CloudConfig(), repaired=repaired)

@@ -37,6 +37,7 @@ COMPLETERS = ("student", "teacher", "fill", "raw", "gt")
 
 class DepthCompleter(abc.ABC):
     name: str = ""
+    _network_ms: float | None = None  # set by completers that run a network, per completed frame
 
     def complete(self, frame: RGBDFrame) -> RGBDFrame:
         """A copy of ``frame`` whose ``depth`` is the completed depth (HxW float32 metres)."""
@@ -63,7 +64,7 @@ class DepthCompleter(abc.ABC):
         """Milliseconds the last completed frame spent inside a network's forward passes (onnxruntime's or
         torch's run, nothing around it); None for completers without a network. Timed in the same call as the
         rest of perception, it is the yardstick for perception's cost (``grasping.trials``)."""
-        return None
+        return self._network_ms
 
 
 class RawCompleter(DepthCompleter):
@@ -247,7 +248,6 @@ class NetworkCompleter(DepthCompleter):
         self.flip = flip  # True: the mean of the frame's prediction and its mirror image's (offline use)
         self.name = card.get("arch", "network")
         self._sessions: dict[tuple[int, int], object] = {}  # onnxruntime session per (H, W); None = use torch
-        self._network_ms: float | None = None
 
     @property
     def train_fx(self) -> float:
@@ -278,9 +278,6 @@ class NetworkCompleter(DepthCompleter):
         if (h, w) == frame.shape:
             return self._run(frame)
         return at_working_scale(frame, self._run, (w, h))
-
-    def network_ms(self) -> float | None:
-        return self._network_ms
 
     def _run(self, frame):
         rgb = (frame.rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
@@ -347,9 +344,6 @@ class OnnxCompleter(DepthCompleter):
         self._network_ms = (time.perf_counter() - t0) * 1000.0
         return pred
 
-    def network_ms(self) -> float | None:
-        return getattr(self, "_network_ms", None)
-
 
 class SensorRoutedCompleter(DepthCompleter):
     """One completer per depth-camera family: a frame goes to the one trained on its camera's failures
@@ -361,6 +355,7 @@ class SensorRoutedCompleter(DepthCompleter):
         if unknown:
             raise ValueError(f"unknown sensor families {unknown}; choose from {', '.join(SENSOR_FAMILIES)}")
         self.default, self.by_sensor, self.name = default, dict(by_sensor), default.name
+        self._last: DepthCompleter | None = None  # the completer of the last frame
 
     def provenance(self, sensor: str) -> dict:
         return self.for_sensor(sensor).provenance(sensor)
@@ -373,8 +368,7 @@ class SensorRoutedCompleter(DepthCompleter):
         return self._last._complete(frame)
 
     def network_ms(self) -> float | None:
-        last = getattr(self, "_last", None)
-        return last.network_ms() if last is not None else None
+        return self._last.network_ms() if self._last is not None else None
 
 
 def other_family(completer: DepthCompleter, sensor: str) -> str | None:
@@ -415,9 +409,6 @@ class EnsembleCompleter(DepthCompleter):
             depths.append(m._complete(frame))
             self._network_ms += m.network_ms() or 0.0
         return np.mean(depths, axis=0)
-
-    def network_ms(self) -> float | None:
-        return getattr(self, "_network_ms", None)
 
     def provenance(self, sensor: str) -> dict:
         return {"members": [m.provenance(sensor) for m in self.members]}

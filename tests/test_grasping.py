@@ -1133,8 +1133,8 @@ def test_holes_bridged_between_measured_surfaces_are_found_and_glass_is_not():
     sharp = depth.copy()
     sharp[:, 10], sharp[:, 11] = 0.60, 0.70  # filled with the two surfaces themselves: nothing floats
     assert not filled_between(sharp, raw).any()
-    shallow = np.where(raw[:, :10] > 0, 0.69, raw[:, :10])  # a step smaller than BETWEEN_JUMP_M is no edge
-    shallow = np.concatenate([shallow, raw[:, 10:]], axis=1).astype(np.float32)
+    shallow = raw.copy()
+    shallow[:, :10] = 0.69  # a step smaller than BETWEEN_JUMP_M is no edge
     assert not filled_between(np.where(shallow > 0, shallow, 0.695).astype(np.float32), shallow).any()
     wide = raw.copy()
     wide[:, 10:16] = 0.0  # a hole wider than the window sees across: no measured pair of surfaces to bridge
