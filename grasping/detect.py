@@ -255,8 +255,8 @@ class GraspDetector:
         bins = np.floor((along - along.min()) / self.config.waist_bin).astype(int)
         order = np.argsort(bins, kind="stable")  # each cross-section's points together
         binned, across = bins[order], across[order]
-        starts = np.flatnonzero(np.r_[True, binned[1:] != binned[:-1]])
-        counts = np.diff(np.r_[starts, len(binned)])
+        starts = np.flatnonzero(np.concatenate(([True], binned[1:] != binned[:-1])))
+        counts = np.diff(np.concatenate((starts, [len(binned)])))
         widths = np.zeros(bins.max() + 1)  # per cross-section, the extent across (0 for fewer than 3 points)
         widths[binned[starts]] = np.where(counts >= 3, np.maximum.reduceat(across, starts)
                                           - np.minimum.reduceat(across, starts), 0.0)
@@ -298,11 +298,12 @@ class GraspDetector:
             offset = np.subtract(across_all[None, :], (centres @ n)[:, None])
             row, col = np.nonzero(np.abs(offset, out=offset) < g.finger_depth / 2)  # (in place: the matrix is large)
             a = along_all[col] - (centres @ d)[row]
-            starts = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (np.diff(a) > gap)])  # runs without a
-            ends = np.r_[starts[1:] - 1, len(a) - 1]  # finger-wide gap, each within one centre's strip
+            # runs without a finger-wide gap, each within one centre's strip
+            starts = np.flatnonzero(np.concatenate(([True], (row[1:] != row[:-1]) | (np.diff(a) > gap))))
+            ends = np.concatenate((starts[1:] - 1, [len(a) - 1]))
             mids_here = (a[starts] + a[ends]) / 2
             by_row = np.lexsort((np.abs(mids_here), row[starts]))  # per centre, the run nearest it first
-            nearest = by_row[np.r_[True, np.diff(row[starts][by_row]) != 0]]
+            nearest = by_row[np.concatenate(([True], np.diff(row[starts][by_row]) != 0))]
             strip_size = np.bincount(row, minlength=len(centres))
             nearest = nearest[(strip_size[row[starts[nearest]]] >= 10) & (ends[nearest] - starts[nearest] >= 10)]
             yaws.append(np.full(len(nearest), yaw))
@@ -471,7 +472,7 @@ class GraspDetector:
         # fingertips (the top view sees the top faces, which a band of wall points alone would miss).
         footprints = []  # (height, footprint, the centre of its box, the footprint about that centre)
         for z_h in heights:
-            above = pts[h > z_h - g.finger_length / 2]
+            above = np.compress(h > z_h - g.finger_length / 2, pts, axis=0)
             xy = (above if len(above) >= 5 else pts)[:, :2]
             centre_xy = (highs(xy) + lows(xy)) / 2
             footprints.append((z_h, xy, centre_xy, xy - centre_xy))
@@ -558,8 +559,8 @@ class GraspDetector:
         checked together, and a group's later ones only while it has none that clears; the object's own points
         only for candidates its neighbours leave clear."""
         cfg = self.config
-        firsts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-        ends = np.r_[firsts[1:], len(group)]
+        firsts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+        ends = np.concatenate((firsts[1:], [len(group)]))
         at, chosen = firsts.copy(), np.full(len(firsts), -1)
         todo = np.arange(len(firsts))  # groups still without a clear candidate
         while len(todo):
@@ -603,9 +604,11 @@ class GraspDetector:
         c, s = np.cos(yaws), np.sin(yaws)
         # each point's coordinates along (u) and across (v) every grasp's closing direction, about its centre: one
         # matrix product for all grasps (a grasp per row)
-        axes = np.concatenate([np.column_stack([c, s]), np.column_stack([-s, c])])  # (2 x grasps) x 2
+        count = len(zs)
+        axes = np.empty((2 * count, 2))  # (2 x grasps) x 2: the closing directions, then the directions across
+        axes[:count, 0], axes[:count, 1], axes[count:, 0], axes[count:, 1] = c, s, -s, c
         uv = axes @ pts[:, :2].T
-        uv -= (axes * np.concatenate([mids, mids])).sum(1)[:, None]
+        uv -= np.concatenate([c * mids[:, 0] + s * mids[:, 1], -s * mids[:, 0] + c * mids[:, 1]])[:, None]
         u, v = np.abs(uv, out=uv)[:len(zs)], uv[len(zs):]  # (in place: grasps x points arrays are most of the cost)
         dz = pts[None, :, 2] - zs[:, None]
         inner = 0.0 if between else half  # from the centre: the whole closing space counts

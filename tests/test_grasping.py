@@ -1070,6 +1070,19 @@ def test_footprint_clustering_is_dbscan():
         assert ((ref >= 0) != (got >= 0)).sum() <= border
 
 
+def test_a_border_point_between_two_clusters_joins_the_nearer_one():
+    """A point too sparse to be a core, within reach of the cores of two clusters, belongs to the one whose
+    core is nearer, whichever order the neighbour search lists the pairs in."""
+    line = np.repeat(np.arange(0.0, 0.021, 0.002), 3)  # every position three times: cores to the ends
+    for x, nearer in ((0.007, 0), (0.0085, 1)):
+        xy = np.column_stack([np.concatenate([-line, 0.0155 + line, [x]]), np.zeros(2 * len(line) + 1)])
+        for order in (np.arange(len(xy)), np.arange(len(xy))[::-1]):
+            labels = cluster_footprint(xy[order], 0.009, 15, 1e-6)[np.argsort(order)]
+            assert labels[:len(line)].tolist() == [0] * len(line)
+            assert labels[len(line):-1].tolist() == [1] * len(line)
+            assert labels[-1] == nearer
+
+
 def test_segmentation_is_repeatable():
     pts = _table_and_cylinder(0.03)
     a, b = segment(pts), segment(pts)
