@@ -307,10 +307,9 @@ def cluster_footprint(xy: np.ndarray, eps: float, min_points: int, cell: float) 
     _, component = connected_components(_graph(i[both], j[both], n), directed=False)
     labels = np.where(core, component, -1)
     # border squares: the cluster of the nearest core neighbour (the lower-numbered cluster at equal distance)
-    mixed = np.flatnonzero(ci != cj)
-    i, j, ci = i[mixed], j[mixed], ci[mixed]
-    border, near = np.where(ci, j, i), component[np.where(ci, i, j)]
-    gap = np.hypot(*(centres[i] - centres[j]).T)
+    mixed = np.flatnonzero(ci != cj)  # the pairs of a core and a square that is not one
+    border, by = np.where(ci[mixed], j[mixed], i[mixed]), np.where(ci[mixed], i[mixed], j[mixed])
+    near, gap = component[by], np.hypot(*(centres[border] - centres[by]).T)
     order = np.lexsort((near, gap, border))
     first = order[np.flatnonzero(np.diff(border[order], prepend=-1))]
     labels[border[first]] = near[first]

@@ -609,7 +609,7 @@ class GraspDetector:
         axes[:count, 0], axes[:count, 1], axes[count:, 0], axes[count:, 1] = c, s, -s, c
         uv = axes @ pts[:, :2].T
         uv -= np.concatenate([c * mids[:, 0] + s * mids[:, 1], -s * mids[:, 0] + c * mids[:, 1]])[:, None]
-        u, v = np.abs(uv, out=uv)[:len(zs)], uv[len(zs):]  # (in place: grasps x points arrays are most of the cost)
+        u, v = np.abs(uv, out=uv)[:count], uv[count:]  # (in place: grasps x points arrays are most of the cost)
         dz = pts[None, :, 2] - zs[:, None]
         inner = 0.0 if between else half  # from the centre: the whole closing space counts
         finger = (u > inner) & (u < half + g.finger_thickness + m)
