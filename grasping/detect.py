@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial import ConvexHull, Delaunay, QhullError, cKDTree
 
 from grasping.cloud import CloudConfig, SceneCloud, cluster_footprint, fit_circle, highs, lows, upper_share
+from grasping.kinematics import UR10E
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 
@@ -85,6 +86,8 @@ class DetectorConfig:
     contact_radius: float = 0.01  # ... the outline's direction at a contact from the points this close to it
     slant_weight: float = 0.2  # ... and loses up to this much as its larger contact angle nears the cone's edge
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
+    wrist_radius: float = UR10E.link_radii[5]  # the arm's last wrist, a cylinder on the tool's axis above the
+    # flange (wider than the gripper's body across the closing direction): scene points there are in the way too
     top_layers: tuple[float, ...] = (0.015, 0.03, 0.045)  # nothing else graspable: the object resting on top
     # of a cluster, found from its points this far below the cluster's top (``_top_grasps``)
     top_column_margin: float = 0.004  # ... and every point of the cluster below that layer, its outline grown
@@ -581,9 +584,10 @@ class GraspDetector:
         """Per grasp, the scene points in the way of the open gripper coming straight down to it (grasp i at
         ``mids[i]`` (x, y), ``yaws[i]``, TCP height ``zs[i]``, opening ``widths[i]``): inside either finger's
         footprint above the fingertips, or inside the palm's footprint above the palm's underside, both grown
-        by ``clearance``; with ``between``, also points in the space between the fingers (another object there
-        would be grasped with the target); ``headroom`` lowers the palm's underside further (for a top whose
-        depth is uncertain). Every point counts all the way up (the descent sweeps through it), and
+        by ``clearance``, or inside the wrist's circle (``wrist_radius``, grown alike) above the flange; with
+        ``between``, also points in the space between the fingers (another object there would be grasped with the
+        target); ``headroom`` lowers the palm's underside further (for a top whose depth is uncertain). Every
+        point counts all the way up (the descent sweeps through it), and
         what the camera sees of an object stands on the table with solid matter below it, which the finger
         would meet too. ``ignore`` (grasps x points, bool): points that do not count for that grasp."""
         g = self.config.gripper
@@ -600,6 +604,15 @@ class GraspDetector:
         pts = np.compress(high, points, axis=0)
         if len(pts) == 0:
             return np.zeros(len(zs), int)
+        if ignore is not None:
+            ignore = np.compress(high, ignore, axis=1)
+        # the few points high enough to reach the wrist go last (their columns then are views, not copies)
+        tall = pts[:, 2] > zs.min() + g.tcp_offset - m
+        low = len(pts) - np.count_nonzero(tall)
+        if low < len(pts):
+            order = np.argsort(tall, kind="stable")
+            pts = pts[order]
+            ignore = None if ignore is None else ignore[:, order]
         yaws, half = np.asarray(yaws, dtype=np.float64), np.asarray(widths, dtype=np.float64)[:, None] / 2
         c, s = np.cos(yaws), np.sin(yaws)
         # each point's coordinates along (u) and across (v) every grasp's closing direction, about its centre: one
@@ -619,8 +632,12 @@ class GraspDetector:
         palm &= v < g.palm_depth / 2 + m
         palm &= dz > underside
         finger |= palm
+        if low < len(pts):
+            ut, vt = u[:, low:], v[:, low:]
+            wrist = ut * ut + vt * vt < (self.config.wrist_radius + m) ** 2
+            finger[:, low:] |= wrist & (dz[:, low:] > g.tcp_offset - m)
         if ignore is not None:
-            finger &= ~np.compress(high, ignore, axis=1)
+            finger &= ~ignore
         return np.count_nonzero(finger, axis=1)
 
 

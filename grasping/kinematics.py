@@ -25,6 +25,9 @@ class URParameters:
     # max joint speed, rad/s: base and shoulder 120 deg/s, elbow and wrists 180 deg/s
     max_joint_speed: tuple[float, ...] = tuple(np.radians([120, 120, 180, 180, 180, 180]))
     reach: float = 1.3
+    # the links' radii (shoulder, upper arm, forearm, wrists 1-3), metres: the simulated arm's collision shapes
+    # and the wrist the grasp detector keeps clear of the scene
+    link_radii: tuple[float, ...] = (0.075, 0.075, 0.06, 0.045, 0.045, 0.045)
 
 
 UR10E = URParameters()

@@ -24,8 +24,7 @@ from grasping.safety import MotionLimits, SafetyGate
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 HOME_Q = np.array([2.8471, -1.7587, 1.857, -1.6691, -1.5708, -1.8653])  # flange at (0.6, 0, 0.61) pointing down
-# UR10e link radii (shoulder, upper arm, forearm, wrists 1-3), metres
-ARM_RADII = (0.075, 0.075, 0.06, 0.045, 0.045, 0.045)
+ARM_RADII = UR10E.link_radii  # (shoulder, upper arm, forearm, wrists 1-3), metres
 FLANGE_RADIUS, FLANGE_THICKNESS = 0.0315, 0.01  # the tool flange (ISO 9409-1-50-4-M6, 63 mm across)
 FINGER_LINKS = (8, 9)  # links 0-5 are the arm, 6 the flange, 7 the gripper body, 8 and 9 the fingers
 TOOL_LINKS = (7, *FINGER_LINKS)  # the gripper: what a guarded descent may bring into contact with the scene
@@ -345,6 +344,7 @@ class SimGripper(Gripper):
     settle_close_s = 0.25  # after the ramp: the fingers catch up and the grip force builds
     settle_open_s = 0.15
     open_force = 60.0  # newtons, as the hardware driver opens
+    pinch_force_n = 5.0  # a finger pressed outwards by a body with this much squeezes it (``pinching``)
 
     def __init__(self, robot: SimUR10e):
         self.robot = robot
@@ -393,11 +393,21 @@ class SimGripper(Gripper):
         return self.width() > 0.004 or self.pinching() is not None
 
     def pinching(self) -> int | None:
-        """The body both fingers touch (the one between them), or None."""
+        """The body both fingers squeeze between them, or None: each finger pressed outwards, along its closing
+        direction, by that body with at least ``pinch_force_n``. Fingertips that close above an object and
+        graze its top, or rest on it, touch it too but squeeze nothing: a Robotiq's fingers would close fully
+        there and report no object."""
         r = self.robot
-        touched = [{pt[2] for pt in p.getContactPoints(bodyA=r.body, linkIndexA=link, physicsClientId=r.client)
-                    if pt[2] != r.body} for link in r.finger_joints]
-        both = set.intersection(*touched)
+        pressed = []
+        for side, link in zip((-1, 1), r.finger_joints):  # (the fingers' joint axes: ``SimUR10e``)
+            rot = np.array(p.getMatrixFromQuaternion(p.getLinkState(r.body, link, physicsClientId=r.client)[5]))
+            outwards = side * rot.reshape(3, 3)[:, 0]  # this finger's opening direction in the world
+            push: dict[int, float] = {}
+            for pt in p.getContactPoints(bodyA=r.body, linkIndexA=link, physicsClientId=r.client):
+                if pt[2] != r.body:  # (normal on the other body, towards the finger)
+                    push[pt[2]] = push.get(pt[2], 0.0) + pt[9] * float(np.dot(pt[7], outwards))
+            pressed.append({body for body, force in push.items() if force >= self.pinch_force_n})
+        both = set.intersection(*pressed)
         return min(both) if both else None
 
     def width(self) -> float:

@@ -417,15 +417,39 @@ def test_swept_check_sees_a_tall_neighbour_above_the_fingers():
     height: the palm and the descent would still meet it, so the grasp across towards it is rejected."""
     target = _table_and_cylinder(0.025, height=0.06)
     rng = np.random.default_rng(0)
-    # the top of a tall neighbour 75 mm away along +y (its lower wall hidden from the camera)
+    # the top of a tall neighbour 85 mm away along +y (its lower wall hidden from the camera), beyond the wrist's
+    # reach above a grasp across the other way
     r, th = 0.03 * np.sqrt(rng.uniform(0, 1, 3000)), rng.uniform(0, 2 * np.pi, 3000)
-    top = np.column_stack([0.75 + r * np.cos(th), 0.05 + 0.075 + r * np.sin(th), np.full(3000, 0.2)])
+    top = np.column_stack([0.75 + r * np.cos(th), 0.05 + 0.085 + r * np.sin(th), np.full(3000, 0.2)])
     scene = segment(np.concatenate([target, top]))
     assert len(scene.clusters) == 2
     k = min(range(2), key=lambda i: scene.clusters[i][:, 2].max())
     swept = GraspDetector()._cluster_grasps(scene, k, scene.clusters[k])
     assert swept  # across the other way
     assert all(abs(np.sin(g.yaw)) < 0.9 for g in swept)  # none closes along y, towards the neighbour
+
+
+def test_the_wrist_above_the_gripper_keeps_clear_of_a_tall_neighbour():
+    """The top of a post 0.2 m tall beside a short cylinder, its edge 46 mm from the cylinder's axis: outside the
+    gripper body's footprint when the jaws close across the line between them, but inside the circle of the
+    arm's last wrist above the flange. No grasp the detector keeps for the cylinder puts the post under the
+    wrist."""
+    target = _table_and_cylinder(0.025, height=0.06)
+    rng = np.random.default_rng(0)
+    r, th = 0.02 * np.sqrt(rng.uniform(0, 1, 2000)), rng.uniform(0, 2 * np.pi, 2000)
+    post = np.column_stack([0.75 + r * np.cos(th), 0.05 + 0.066 + r * np.sin(th), np.full(2000, 0.2)])
+    scene = segment(np.concatenate([target, post]))
+    assert len(scene.clusters) == 2
+    k = min(range(2), key=lambda i: scene.clusters[i][:, 2].max())
+    cfg = DetectorConfig()
+    for config, must_clear in ((replace(cfg, wrist_radius=0.0), False), (cfg, True)):
+        grasps = GraspDetector(config)._cluster_grasps(scene, k, scene.clusters[k])
+        under = [np.hypot(post[:, 0] - g.center[0], post[:, 1] - g.center[1]).min()
+                 < cfg.wrist_radius + cfg.neighbour_clearance for g in grasps]
+        if must_clear:
+            assert not any(under)
+        else:  # (without the wrist, a grasp closing along x leaves the post outside the body's footprint)
+            assert any(under)
 
 
 class _Arm:

@@ -278,6 +278,27 @@ def test_fingers_closed_on_a_wall_thinner_than_the_open_threshold_report_holding
         p.disconnect(c)
 
 
+def test_fingertips_resting_on_an_object_squeeze_nothing():
+    """Closed fingers whose tips touch the top of an object below them press down on it, not outwards: the
+    gripper reports no object there (a Robotiq closes fully and says so), though both fingers touch the body."""
+    c, _scene, robot = _robot_on_table()
+    try:
+        g = robot.gripper
+        assert not g.close(40.0)
+        a, b = (np.array(p.getLinkState(robot.body, link, physicsClientId=c)[0]) for link in robot.finger_joints)
+        tips = min(p.getAABB(robot.body, link, physicsClientId=c)[0][2] for link in robot.finger_joints)
+        shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=[0.03, 0.03, 0.01], physicsClientId=c)
+        plate = p.createMultiBody(0, shape, basePosition=[*((a + b) / 2)[:2], tips - 0.01 + 0.0005],
+                                  physicsClientId=c)
+        p.stepSimulation(physicsClientId=c)
+        touched = [{pt[2] for pt in p.getContactPoints(bodyA=robot.body, linkIndexA=link, physicsClientId=c)}
+                   for link in robot.finger_joints]
+        assert all(plate in bodies for bodies in touched)
+        assert g.pinching() is None
+    finally:
+        p.disconnect(c)
+
+
 @pytest.mark.parametrize("kind", ["tumbler", "cup"])
 def test_fingers_closing_on_a_glass_stop_at_its_wall_at_every_angle(kind):
     """A glass stood alone, grasped across its axis 20 mm below its top at several closing angles: the fingers
