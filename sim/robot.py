@@ -24,7 +24,6 @@ from grasping.safety import MotionLimits, SafetyGate
 from pipeline.config import DEFAULT_GRIPPER, GripperConfig
 
 HOME_Q = np.array([2.8471, -1.7587, 1.857, -1.6691, -1.5708, -1.8653])  # flange at (0.6, 0, 0.61) pointing down
-ARM_RADII = UR10E.link_radii  # (shoulder, upper arm, forearm, wrists 1-3), metres
 FLANGE_RADIUS, FLANGE_THICKNESS = 0.0315, 0.01  # the tool flange (ISO 9409-1-50-4-M6, 63 mm across)
 FINGER_LINKS = (8, 9)  # links 0-5 are the arm, 6 the flange, 7 the gripper body, 8 and 9 the fingers
 TOOL_LINKS = (7, *FINGER_LINKS)  # the gripper: what a guarded descent may bring into contact with the scene
@@ -76,17 +75,17 @@ class Segment:
         return rot.as_quat().tolist()
 
 
-def arm_segments(params: URParameters = UR10E, radii=ARM_RADII) -> list[list[Segment]]:
+def arm_segments(params: URParameters = UR10E) -> list[list[Segment]]:
     """Collision and visual geometry of the six arm links, each in its own link frame.
 
     Link i's frame is DH frame i-1 turned by joint i; the link carries the fixed part of DH transform i, an
     offset d_i along its z axis, then a_i along x. Each non-zero offset becomes one segment: shoulder column
     (d1), upper arm (a2), forearm (a3) and the three wrist offsets (d4, d5, d6), so the geometry follows the
-    kinematic chain exactly. Capsule ends round the joints; the last wrist is a cylinder ending flat at the
-    flange face, where the gripper begins."""
+    kinematic chain exactly, each of its link's radius (``URParameters.link_radii``). Capsule ends round the
+    joints; the last wrist is a cylinder ending flat at the flange face, where the gripper begins."""
     out = []
     for i in range(6):
-        d, a, r = params.d[i], params.a[i], radii[i]
+        d, a, r = params.d[i], params.a[i], params.link_radii[i]
         segs = []
         if abs(d) > 1e-9:
             segs.append(Segment((0.0, 0.0, 0.0), (0.0, 0.0, d), r, capsule=i < 5))

@@ -412,18 +412,24 @@ def test_settling_stops_a_rolling_object():
         p.disconnect(c)
 
 
+def _cylinder_beside_a_top(radius, along_y, n):
+    """A 50 mm cylinder 60 mm tall and, ``along_y`` from its axis, the top of a tall neighbour 0.2 m high (a disc
+    of ``radius`` and ``n`` points; its lower wall hidden from the camera), segmented: the scene, the cylinder's
+    cluster and the neighbour's points."""
+    target = _table_and_cylinder(0.025, height=0.06)
+    rng = np.random.default_rng(0)
+    r, th = radius * np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
+    top = np.column_stack([0.75 + r * np.cos(th), 0.05 + along_y + r * np.sin(th), np.full(n, 0.2)])
+    scene = segment(np.concatenate([target, top]))
+    assert len(scene.clusters) == 2
+    return scene, min(range(2), key=lambda i: scene.clusters[i][:, 2].max()), top
+
+
 def test_swept_check_sees_a_tall_neighbour_above_the_fingers():
     """A tall glass beside the target whose visible points lie above the fingers' reach at the grasp
     height: the palm and the descent would still meet it, so the grasp across towards it is rejected."""
-    target = _table_and_cylinder(0.025, height=0.06)
-    rng = np.random.default_rng(0)
-    # the top of a tall neighbour 85 mm away along +y (its lower wall hidden from the camera), beyond the wrist's
-    # reach above a grasp across the other way
-    r, th = 0.03 * np.sqrt(rng.uniform(0, 1, 3000)), rng.uniform(0, 2 * np.pi, 3000)
-    top = np.column_stack([0.75 + r * np.cos(th), 0.05 + 0.085 + r * np.sin(th), np.full(3000, 0.2)])
-    scene = segment(np.concatenate([target, top]))
-    assert len(scene.clusters) == 2
-    k = min(range(2), key=lambda i: scene.clusters[i][:, 2].max())
+    # the top of a tall neighbour 85 mm away along +y, beyond the wrist's reach above a grasp across the other way
+    scene, k, _ = _cylinder_beside_a_top(0.03, 0.085, 3000)
     swept = GraspDetector()._cluster_grasps(scene, k, scene.clusters[k])
     assert swept  # across the other way
     assert all(abs(np.sin(g.yaw)) < 0.9 for g in swept)  # none closes along y, towards the neighbour
@@ -434,13 +440,7 @@ def test_the_wrist_above_the_gripper_keeps_clear_of_a_tall_neighbour():
     gripper body's footprint when the jaws close across the line between them, but inside the circle of the
     arm's last wrist above the flange. No grasp the detector keeps for the cylinder puts the post under the
     wrist."""
-    target = _table_and_cylinder(0.025, height=0.06)
-    rng = np.random.default_rng(0)
-    r, th = 0.02 * np.sqrt(rng.uniform(0, 1, 2000)), rng.uniform(0, 2 * np.pi, 2000)
-    post = np.column_stack([0.75 + r * np.cos(th), 0.05 + 0.066 + r * np.sin(th), np.full(2000, 0.2)])
-    scene = segment(np.concatenate([target, post]))
-    assert len(scene.clusters) == 2
-    k = min(range(2), key=lambda i: scene.clusters[i][:, 2].max())
+    scene, k, post = _cylinder_beside_a_top(0.02, 0.066, 2000)
     cfg = DetectorConfig()
     for config, must_clear in ((replace(cfg, wrist_radius=0.0), False), (cfg, True)):
         grasps = GraspDetector(config)._cluster_grasps(scene, k, scene.clusters[k])

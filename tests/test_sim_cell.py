@@ -47,7 +47,8 @@ def _one_object(kind="cylinder", xy=(0.85, -0.15), seed=3):
 
 
 def test_every_arm_link_collides_along_its_dh_offsets_and_visuals_match():
-    from sim.robot import ARM_RADII, SimUR10e
+    from grasping.kinematics import UR10E
+    from sim.robot import SimUR10e
 
     c = p.connect(p.DIRECT)
     try:
@@ -67,7 +68,8 @@ def test_every_arm_link_collides_along_its_dh_offsets_and_visuals_match():
         q = np.random.default_rng(0).uniform(-np.pi, np.pi, 6)
         _pose(robot, q)
         frames = fk_frames(q)
-        for i, (length, radius) in enumerate(zip((0.1807, 0.6127, 0.57155, 0.17415, 0.11985, 0.11655), ARM_RADII)):
+        for i, (length, radius) in enumerate(zip((0.1807, 0.6127, 0.57155, 0.17415, 0.11985, 0.11655),
+                                                   UR10E.link_radii)):
             data = p.getCollisionShapeData(robot.body, i, physicsClientId=c)[0]
             assert data[3][0] == pytest.approx(length) and data[3][1] == pytest.approx(radius)
             state = p.getLinkState(robot.body, i, computeForwardKinematics=True, physicsClientId=c)
