@@ -2,7 +2,7 @@
 
     distillgrasp trials --sim --depth raw,fill,student,teacher,gt --trials N --seed S --out DIR [--workers K]
                         [--sensor d435|l515|d415|d455|d405] [--renderer fast|mitsuba] [--weights-dir DIR]
-                        [--save-images]
+                        [--save-images] [--detector KEY=VALUE[,KEY=VALUE...]]
 
 (also ``python -m grasping.trials``.) Per scene seed and depth source, one attempt: capture, complete the depth,
 segment, detect, pick the best grasp, judge from physics. Writes ``DIR/attempts.jsonl`` (one flushed line per
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from distillgrasp.cells import sim_cell_factory
 from grasping.clutter import run_clutter
+from grasping.detect import detector_config
 from grasping.report import clutter_markdown_table, markdown_table
 from grasping.trials import completer_for, run_trials
 from pipeline.cli import HelpFormatter, list_argument
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="how the camera image is made: fast (rasterised) or mitsuba (path traced, ~1 s more)")
     ap.add_argument("--allow-fallback", action="store_true",
                     help="complete a camera's frames with weights trained for another camera when its own are missing")
+    ap.add_argument("--detector", default=None, metavar="KEY=VALUE[,KEY=VALUE...]",
+                    help="development runs: change numbers of the grasp detector (grasping.detect.DetectorConfig), "
+                         "e.g. palm_headroom=0.025; the log records them and a folder holds one detector")
     ap.add_argument("--save-images", action="store_true",
                     help="write a picture per attempt to OUT/images/ (RGB with the grasp, raw and repaired depth)")
     args = ap.parse_args(argv)
@@ -90,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds = 20 if args.rounds is None else args.rounds
         if args.objects < 1 or args.rounds < 1:
             ap.error("--objects and --rounds must be at least 1")
+    try:
+        detector = detector_config(args.detector)
+    except ValueError as exc:
+        ap.error(f"--detector: {exc}")
     for source in args.depth:  # fail before any work when weights are missing
         try:
             completer_for(source, args.weights_dir, args.backend)
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                                   args.workers, backend=args.backend, weights_dir=args.weights_dir,
                                   provenance={"sensor": sensor_family(args.sensor), "camera": args.sensor,
                                               "renderer": args.renderer},
-                                  save_images=args.save_images, allow_fallback=args.allow_fallback)
+                                  save_images=args.save_images, allow_fallback=args.allow_fallback,
+                                  detector=detector)
         except (ValueError, DistillGraspError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -116,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                              backend=args.backend, weights_dir=args.weights_dir,
                              provenance={"sensor": sensor_family(args.sensor), "camera": args.sensor,
                                          "renderer": args.renderer},
-                             save_images=args.save_images, allow_fallback=args.allow_fallback, tries=args.tries)
+                             save_images=args.save_images, allow_fallback=args.allow_fallback, tries=args.tries,
+                             detector=detector)
     except (ValueError, DistillGraspError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from grasping.cell import Cell
-from grasping.detect import Grasp, GraspDetector
+from grasping.detect import DetectorConfig, Grasp, GraspDetector, detector_changes
 from grasping.report import TrialLog, plot_clutter, summarise_clutter
 from grasping.trials import Attempt, attempt, check_resume, check_scene_set, completer_for, remember
 from pipeline.cli import write_json
@@ -104,6 +104,7 @@ class _RoundJob:
     weights_dir: str | None
     images: Path | None
     rules: RoundRules = RoundRules()
+    detector: DetectorConfig = DetectorConfig()
 
 
 _COMPLETERS: dict[tuple, DepthCompleter] = {}  # per worker process: networks load once
@@ -117,7 +118,7 @@ def _run_round(job: _RoundJob, emit: Callable[[dict], None] | None = None) -> li
     key = (job.source, job.weights_dir, job.backend)
     if key not in _COMPLETERS:
         _COMPLETERS[key] = completer_for(job.source, job.weights_dir, job.backend)
-    completer, detector = _COMPLETERS[key], GraspDetector()
+    completer, detector = _COMPLETERS[key], GraspDetector(job.detector)
     stamp = {**dict(job.tags), "round": job.round, "scene_seed": job.scene_seed, "depth": job.source}
     t0 = time.perf_counter()
     made = 0
@@ -199,10 +200,12 @@ def set_aside_interrupted(log: TrialLog, out: Path) -> list[dict]:
 def run_clutter(make_cell: Callable[[int], Cell], sources: list[str], rounds: int, seed: int, out: Path,
                 scene: str = "pile", objects: int = 5, workers: int = 1, progress: bool = True,
                 backend: str = "auto", weights_dir: str | None = None, provenance: dict[str, str] | None = None,
-                save_images: bool = False, allow_fallback: bool = False, rules: RoundRules = RoundRules()) -> dict:
+                save_images: bool = False, allow_fallback: bool = False, rules: RoundRules = RoundRules(),
+                detector: DetectorConfig = DetectorConfig()) -> dict:
     """``rounds`` clutter-removal rounds (world seeds ``seed * 100000 + r``) for every source on cells made by
     ``make_cell`` (which builds the ``scene`` layout with ``objects`` objects); returns the summary. ``out``
-    must hold clutter rounds of the same scene kind and object count, camera, renderer and weights, or none.
+    must hold clutter rounds of the same scene kind and object count, camera, renderer, detector and weights, or
+    none.
     With ``workers`` > 1 whole rounds run in worker processes (``make_cell`` must then be picklable)."""
     if scene not in SCENES:
         raise ValueError(f"unknown clutter scene {scene!r}; choose one of {', '.join(SCENES)}")
@@ -211,7 +214,9 @@ def run_clutter(make_cell: Callable[[int], Cell], sources: list[str], rounds: in
     with log:
         existing = log.records()
         completers = {s: completer_for(s, weights_dir, backend) for s in sources}
-        check_resume(existing, out, completers, {"protocol": "clutter", **(provenance or {})}, allow_fallback)
+        changes = detector_changes(detector)
+        check_resume(existing, out, completers, {"protocol": "clutter", **(provenance or {}), "detector": changes},
+                     allow_fallback)
         check_layout(existing, out, scene, objects)
         check_scene_set(existing, out, seed)
         existing = set_aside_interrupted(log, out)
@@ -221,9 +226,10 @@ def run_clutter(make_cell: Callable[[int], Cell], sources: list[str], rounds: in
             images.mkdir(parents=True, exist_ok=True)
         done = {(r["scene_seed"], r["depth"]) for r in existing if r.get("round_end")}
         wanted = [(seed * 100_000 + r, r, s) for r in range(rounds) for s in sources]
-        tags = (("protocol", "clutter"), ("scene", scene), ("scene_objects", objects))
+        tags = (("protocol", "clutter"), ("scene", scene), ("scene_objects", objects),
+                *((("detector", changes),) if changes else ()))  # (a shipped detector's lines carry no key)
         jobs = [_RoundJob(make_cell, world, r, source, tags, 1 if workers > 1 else 2, backend, weights_dir, images,
-                          rules) for world, r, source in wanted if (world, source) not in done]
+                          rules, detector) for world, r, source in wanted if (world, source) not in done]
         bar = tqdm(total=len(wanted), initial=len(wanted) - len(jobs), desc="clutter", unit="round",
                    disable=not progress)
         if workers <= 1:

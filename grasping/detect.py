@@ -112,6 +112,43 @@ class DetectorConfig:
     # docs/experiments.md)
 
 
+def detector_config(spec: str | None) -> DetectorConfig:
+    """The shipped ``DetectorConfig`` with the numbers ``spec`` names changed (``"KEY=VALUE[,KEY=VALUE...]"``, e.g.
+    ``"palm_headroom=0.025"``; ``distillgrasp trials --detector``): how a development run tries a value before it
+    ships. Only fields holding one number can be set; an unknown name, a field of another kind, a value that is not a
+    finite number or a name given twice is a ``ValueError`` that says which."""
+    shipped = DetectorConfig()
+    numbers = {name: type(value) for name, value in vars(shipped).items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    changes: dict[str, float | int] = {}
+    for item in filter(None, (part.strip() for part in (spec or "").split(","))):
+        name, sep, text = (s.strip() for s in item.partition("="))
+        if not sep or not name or not text:
+            raise ValueError(f"detector setting {item!r}: write KEY=VALUE, e.g. palm_headroom=0.025")
+        if name not in numbers:
+            what = "is not a number" if name in vars(shipped) else "is not a detector setting"
+            raise ValueError(f"detector setting {name!r} {what}; settable: {', '.join(sorted(numbers))}")
+        if name in changes:
+            raise ValueError(f"detector setting {name!r} is given twice")
+        try:
+            value = numbers[name](text) if numbers[name] is int else float(text)
+        except ValueError:
+            raise ValueError(f"detector setting {name}={text!r}: not a{'n integer' if numbers[name] is int else ' number'}"
+                             ) from None
+        if not np.isfinite(value):
+            raise ValueError(f"detector setting {name}={text!r}: not a finite number")
+        changes[name] = value
+    return replace(shipped, **changes)
+
+
+def detector_changes(config: DetectorConfig) -> str:
+    """What ``config`` changes of the shipped detector, as ``detector_config`` reads it back ("" for the shipped
+    one): a trial log records it, so that runs of different detectors never share a folder."""
+    shipped = DetectorConfig()
+    return ",".join(f"{name}={value!r}" for name, value in sorted(vars(config).items())
+                    if value != getattr(shipped, name))
+
+
 def roundness(xy: np.ndarray) -> float:
     """How round a footprint is: the ratio of its spreads along its principal axes (the square root of the
     smaller covariance eigenvalue over the larger), 1 for a disc or a ring, about 0.5 for two touching ones, towards

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from grasping.cell import Cell
 from grasping.cloud import CloudConfig, PerceptionError, SceneCloud, frame_points, segment
-from grasping.detect import Grasp, GraspDetector
+from grasping.detect import DetectorConfig, Grasp, GraspDetector, detector_changes
 from grasping.execute import PickExecutor
 from grasping.report import TrialLog, plot_success, summarise
 from pipeline.cli import write_json
@@ -210,6 +210,7 @@ class _Job:
     weights_dir: str | None
     images: Path | None
     tries: int = 1
+    detector: DetectorConfig = DetectorConfig()
 
 
 _COMPLETERS: dict[tuple, DepthCompleter] = {}  # per worker process: networks load once
@@ -230,12 +231,15 @@ def _run_job(job: _Job) -> dict:
         _COMPLETERS[key] = completer_for(job.source, job.weights_dir, job.backend)
     t0 = time.perf_counter()
     with job.make_cell(job.scene_seed) as cell:
-        detector = GraspDetector()
+        detector = GraspDetector(job.detector)
         result = attempt(cell, _COMPLETERS[key], detector)
         retries = retry(cell, _COMPLETERS[key], detector, result, job.tries)
     record = {**result.record(), "scene_seed": job.scene_seed, "depth": job.source,
               "tries": 1 + len(retries), "success_within": result.success or any(r["success"] for r in retries),
               "retries": retries, "wall_s": time.perf_counter() - t0}
+    changes = detector_changes(job.detector)
+    if changes:  # (a shipped detector's lines carry no key, as they did before it could be changed)
+        record["detector"] = changes
     if job.images is not None:
         from grasping.pictures import save_attempt_picture
 
@@ -247,19 +251,20 @@ def _run_job(job: _Job) -> dict:
 def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int, seed: int, out: Path,
                workers: int = 1, progress: bool = True, backend: str = "auto", weights_dir: str | None = None,
                provenance: dict[str, str] | None = None, save_images: bool = False,
-               allow_fallback: bool = False, tries: int = 3) -> dict:
+               allow_fallback: bool = False, tries: int = 3, detector: DetectorConfig = DetectorConfig()) -> dict:
     """``trials`` scenes (seeds ``seed * 100000 + t``) for every source; returns the summary. A failed pick is
     retried on the changed scene up to ``tries`` attempts in all (``retry``); the success rate is the first
     try's, the rate within ``tries`` is reported beside it. ``provenance``
-    (e.g. ``{"sensor": "d435", "renderer": "fast"}``) and each network's weights must match what ``out``
-    already holds: one folder, one camera, one renderer, one set of weights per source. The folder is locked
-    while the trials run."""
+    (e.g. ``{"sensor": "d435", "renderer": "fast"}``), ``detector`` and each network's weights must match what
+    ``out`` already holds: one folder, one camera, one renderer, one detector, one set of weights per source. The
+    folder is locked while the trials run."""
     out = Path(out)
     log = TrialLog(out / "attempts.jsonl")
     with log:
         existing = log.records()
         completers = {s: completer_for(s, weights_dir, backend) for s in sources}
-        check_resume(existing, out, completers, provenance or {}, allow_fallback)
+        check_resume(existing, out, completers, {**(provenance or {}), "detector": detector_changes(detector)},
+                     allow_fallback)
         check_scene_set(existing, out, seed)
         # a single-process run uses these; worker processes load their own
         _COMPLETERS.update({(s, weights_dir, backend): c for s, c in completers.items()})
@@ -268,7 +273,7 @@ def run_trials(make_cell: Callable[[int], Cell], sources: list[str], trials: int
             images.mkdir(parents=True, exist_ok=True)
         done = log.done(existing)
         wanted = [(seed * 100_000 + t, s) for t in range(trials) for s in sources]
-        jobs = [_Job(make_cell, scene, source, 1 if workers > 1 else 2, backend, weights_dir, images, tries)
+        jobs = [_Job(make_cell, scene, source, 1 if workers > 1 else 2, backend, weights_dir, images, tries, detector)
                 for scene, source in wanted if (scene, source) not in done]
         bar = tqdm(total=len(wanted), initial=len(wanted) - len(jobs), desc="trials", unit="attempt",
                    disable=not progress)
@@ -303,15 +308,22 @@ def check_scene_set(records: list[dict], out: Path, seed: int) -> None:
 def check_resume(records: list[dict], out: Path, completers: dict[str, DepthCompleter],
                  provenance: dict[str, str], allow_fallback: bool) -> None:
     """Refuse to add attempts to ``out`` unless they match what it holds: the same ``provenance`` (camera family,
-    camera model, renderer) and, per depth source in ``completers``, the same weights; and refuse a network with
+    camera model, renderer, detector changes: ``detector_changes``, "" for the shipped detector) and, per depth source in ``completers``, the same weights; and refuse a network with
     no weights for the camera's family unless ``allow_fallback``. The trial protocol is checked first: a
     ``provenance`` without ``protocol`` is a single-pick run ("single"; ``grasping.clutter`` runs are "clutter")."""
-    defaults = {"sensor": "d435", "renderer": "fast", "protocol": "single"}  # logs from before the keys were recorded
+    # logs from before the keys were recorded; a shipped detector's lines carry none
+    defaults = {"sensor": "d435", "renderer": "fast", "protocol": "single", "detector": ""}
     provenance = {"protocol": "single", **provenance}
     for key, value in provenance.items():
         # (a log from before the camera model was recorded: its model is its family's first, d435 or l515)
         other = {r.get(key, r.get("sensor", "d435") if key == "camera" else defaults.get(key, "")) for r in records}
         other -= {value}
+        if other and key == "detector":
+            def named(changes: str) -> str:
+                return f"detector {changes}" if changes else "shipped detector"
+
+            raise ValueError(f"{out} holds trials with the {', '.join(map(named, sorted(other)))}; use another --out "
+                             f"for the {named(value)}")
         if other:
             raise ValueError(f"{out} holds trials with the {', '.join(sorted(other))} "
                              f"{'camera' if key == 'sensor' else key}; use another --out for {value}")

@@ -212,6 +212,11 @@ def test_one_protocol_scene_and_object_count_per_folder(tmp_path, monkeypatch, c
         _fake_run(monkeypatch, tmp_path / "c", rounds=1, objects=3)
     with pytest.raises(SystemExit):  # the clutter options are refused without --protocol clutter
         main(["--sim", "--rounds", "1", "--depth", "gt", "--out", str(tmp_path / "x")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # a detector setting that does not exist, refused in one line before any work
+        main(["--sim", "--depth", "gt", "--detector", "palm=0.03", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--detector" in err and "'palm' is not a detector setting" in err and not (tmp_path / "x").exists()
 
 
 def test_clutter_scenes():

@@ -1,6 +1,7 @@
 """Kinematics, grasp detection, pick execution, trial logs and reports."""
 
 import json
+import re
 import time
 from dataclasses import replace
 
@@ -677,6 +678,39 @@ def test_trials_resume(tmp_path):
     # and so is the renderer (the log above records "fast")
     with pytest.raises(ValueError, match="holds trials with the fast renderer"):
         trials(tmp_path / "lidar", sensor="l515", renderer="mitsuba")
+    # and so is the detector: a development run's changed numbers are recorded, and runs of two detectors never share
+    # a folder (the shipped detector's lines carry no key, as before it could be changed)
+    from grasping.detect import detector_config
+
+    changed = detector_config("palm_headroom=0.025")
+    with pytest.raises(ValueError, match="holds trials with the shipped detector; use another --out for the "
+                                         "detector palm_headroom=0.025"):
+        trials(tmp_path, detector=changed)
+    trials(tmp_path / "changed", detector=changed)
+    (record,) = [json.loads(line) for line in (tmp_path / "changed" / "attempts.jsonl").read_text().splitlines()]
+    assert record["detector"] == "palm_headroom=0.025" and "detector" not in json.loads(lines[0])
+    with pytest.raises(ValueError, match="holds trials with the detector palm_headroom=0.025; use another --out "
+                                         "for the shipped detector"):
+        trials(tmp_path / "changed")
+
+
+def test_detector_settings_from_the_command_line():
+    from grasping.detect import DetectorConfig, detector_changes, detector_config
+
+    config = detector_config(" palm_headroom=0.025, collision_points=4")
+    assert config.palm_headroom == 0.025 and config.collision_points == 4 and isinstance(config.collision_points, int)
+    assert config.grasp_depths == DetectorConfig().grasp_depths  # the rest as shipped
+    assert detector_changes(config) == "collision_points=4,palm_headroom=0.025"
+    assert detector_config(detector_changes(config)) == config  # the log's record reads back
+    assert detector_config(None) == detector_config("") == DetectorConfig() and detector_changes(DetectorConfig()) == ""
+    for spec, message in (("palm=1", "'palm' is not a detector setting; settable: collision_points"),
+                          ("grasp_depths=0.04", "'grasp_depths' is not a number"),
+                          ("palm_headroom", "write KEY=VALUE"), ("palm_headroom=", "write KEY=VALUE"),
+                          ("palm_headroom=2cm", "palm_headroom='2cm': not a number"),
+                          ("collision_points=2.5", "not an integer"), ("palm_headroom=inf", "not a finite number"),
+                          ("palm_headroom=0.02,palm_headroom=0.03", "given twice")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            detector_config(spec)
 
 
 def test_repaired_share_prefers_objects_the_camera_could_not_see():
