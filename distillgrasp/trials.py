@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="complete a camera's frames with weights trained for another camera when its own are missing")
     ap.add_argument("--detector", default=None, metavar="KEY=VALUE[,KEY=VALUE...]",
                     help="development runs: change numbers of the grasp detector (grasping.detect.DetectorConfig), "
-                         "e.g. palm_headroom=0.025; the log records them and a folder holds one detector")
+                         "e.g. palm_headroom=0.03; the log records them and a folder holds one detector")
     ap.add_argument("--save-images", action="store_true",
                     help="write a picture per attempt to OUT/images/ (RGB with the grasp, raw and repaired depth)")
     args = ap.parse_args(argv)

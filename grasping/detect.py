@@ -56,6 +56,9 @@ class DetectorConfig:
     min_width_margin: float = 0.008  # an object wider than the stroke less this is not grasped across
     palm_headroom: float = 0.02  # the palm stays this far above the object's own top (repaired depth of a rim
     # can sit centimetres low)
+    part_palm_headroom: float = 0.02  # part grasps: the palm's underside checked this much lower against the
+    # cluster's own points (their tops are uncertain too); apart from ``palm_headroom`` so that each can be tried
+    # alone (``distillgrasp trials --detector``)
     neighbour_clearance: float = 0.006  # fingers and palm keep this far from other objects' points (their
     # hidden far sides reach further than the camera sees)
     # how far below the object's top the pads' centre goes (the deepest that clears the scene)
@@ -114,7 +117,7 @@ class DetectorConfig:
 
 def detector_config(spec: str | None) -> DetectorConfig:
     """The shipped ``DetectorConfig`` with the numbers ``spec`` names changed (``"KEY=VALUE[,KEY=VALUE...]"``, e.g.
-    ``"palm_headroom=0.025"``; ``distillgrasp trials --detector``): how a development run tries a value before it
+    ``"palm_headroom=0.03"``; ``distillgrasp trials --detector``): how a development run tries a value before it
     ships. Only fields holding one number can be set; an unknown name, a field of another kind, a value that is not a
     finite number or a name given twice is a ``ValueError`` that says which."""
     shipped = DetectorConfig()
@@ -124,7 +127,7 @@ def detector_config(spec: str | None) -> DetectorConfig:
     for item in filter(None, (part.strip() for part in (spec or "").split(","))):
         name, sep, text = (s.strip() for s in item.partition("="))
         if not sep or not name or not text:
-            raise ValueError(f"detector setting {item!r}: write KEY=VALUE, e.g. palm_headroom=0.025")
+            raise ValueError(f"detector setting {item!r}: write KEY=VALUE, e.g. palm_headroom=0.03")
         if name not in numbers:
             what = "is not a number" if name in vars(shipped) else "is not a detector setting"
             raise ValueError(f"detector setting {name!r} {what}; settable: {', '.join(sorted(numbers))}")
@@ -413,7 +416,7 @@ class GraspDetector:
         cluster_repaired = scene.repaired_share(k)
         part_repaired = scene.point_repaired[k] if k < len(scene.point_repaired) else None
         out = []
-        for j in self._first_clear(others, pts, group, at, yaws_c, zs, widths, headroom=cfg.palm_headroom):
+        for j in self._first_clear(others, pts, group, at, yaws_c, zs, widths, headroom=cfg.part_palm_headroom):
             f, width, z_h, z = group[j], widths[j], z_hs[j], zs[j]
             i = fitting[f]  # the run
             yaw, mid, extent, widest, points = yaws[i], grasp_at[f], extents[i], widests[i], part(i)

@@ -682,14 +682,14 @@ def test_trials_resume(tmp_path):
     # a folder (the shipped detector's lines carry no key, as before it could be changed)
     from grasping.detect import detector_config
 
-    changed = detector_config("palm_headroom=0.025")
+    changed = detector_config("palm_headroom=0.03")
     with pytest.raises(ValueError, match="holds trials with the shipped detector; use another --out for the "
-                                         "detector palm_headroom=0.025"):
+                                         "detector palm_headroom=0.03"):
         trials(tmp_path, detector=changed)
     trials(tmp_path / "changed", detector=changed)
     (record,) = [json.loads(line) for line in (tmp_path / "changed" / "attempts.jsonl").read_text().splitlines()]
-    assert record["detector"] == "palm_headroom=0.025" and "detector" not in json.loads(lines[0])
-    with pytest.raises(ValueError, match="holds trials with the detector palm_headroom=0.025; use another --out "
+    assert record["detector"] == "palm_headroom=0.03" and "detector" not in json.loads(lines[0])
+    with pytest.raises(ValueError, match="holds trials with the detector palm_headroom=0.03; use another --out "
                                          "for the shipped detector"):
         trials(tmp_path / "changed")
 
@@ -697,10 +697,10 @@ def test_trials_resume(tmp_path):
 def test_detector_settings_from_the_command_line():
     from grasping.detect import DetectorConfig, detector_changes, detector_config
 
-    config = detector_config(" palm_headroom=0.025, collision_points=4")
-    assert config.palm_headroom == 0.025 and config.collision_points == 4 and isinstance(config.collision_points, int)
+    config = detector_config(" palm_headroom=0.03, collision_points=4")
+    assert config.palm_headroom == 0.03 and config.collision_points == 4 and isinstance(config.collision_points, int)
     assert config.grasp_depths == DetectorConfig().grasp_depths  # the rest as shipped
-    assert detector_changes(config) == "collision_points=4,palm_headroom=0.025"
+    assert detector_changes(config) == "collision_points=4,palm_headroom=0.03"
     assert detector_config(detector_changes(config)) == config  # the log's record reads back
     assert detector_config(None) == detector_config("") == DetectorConfig() and detector_changes(DetectorConfig()) == ""
     for spec, message in (("palm=1", "'palm' is not a detector setting; settable: collision_points"),
