@@ -134,10 +134,10 @@ def detector_config(spec: str | None) -> DetectorConfig:
         if name in changes:
             raise ValueError(f"detector setting {name!r} is given twice")
         try:
-            value = numbers[name](text) if numbers[name] is int else float(text)
+            value = numbers[name](text)  # int or float, as the shipped value
         except ValueError:
-            raise ValueError(f"detector setting {name}={text!r}: not a{'n integer' if numbers[name] is int else ' number'}"
-                             ) from None
+            kind = "an integer" if numbers[name] is int else "a number"
+            raise ValueError(f"detector setting {name}={text!r}: not {kind}") from None
         if not np.isfinite(value):
             raise ValueError(f"detector setting {name}={text!r}: not a finite number")
         changes[name] = value

@@ -308,8 +308,9 @@ def check_scene_set(records: list[dict], out: Path, seed: int) -> None:
 def check_resume(records: list[dict], out: Path, completers: dict[str, DepthCompleter],
                  provenance: dict[str, str], allow_fallback: bool) -> None:
     """Refuse to add attempts to ``out`` unless they match what it holds: the same ``provenance`` (camera family,
-    camera model, renderer, detector changes: ``detector_changes``, "" for the shipped detector) and, per depth source in ``completers``, the same weights; and refuse a network with
-    no weights for the camera's family unless ``allow_fallback``. The trial protocol is checked first: a
+    camera model, renderer, detector changes: ``detector_changes``, "" for the shipped detector) and, per depth
+    source in ``completers``, the same weights; and refuse a network with no weights for the camera's family unless
+    ``allow_fallback``. The trial protocol is checked first: a
     ``provenance`` without ``protocol`` is a single-pick run ("single"; ``grasping.clutter`` runs are "clutter")."""
     # logs from before the keys were recorded; a shipped detector's lines carry none
     defaults = {"sensor": "d435", "renderer": "fast", "protocol": "single", "detector": ""}
