@@ -4,9 +4,10 @@ For each object cluster, candidate grasps close across the object's narrow side 
 its footprint, plus nearby yaws), the pads 20-40 mm below its top with the palm clear of its highest points.
 A vessel too wide for the stroke gets rim pinches; touching objects that segment as one cluster get grasps on
 one part, opened for what the descending fingers pass and centred between the two contacts, where the pads
-must meet the part's outline within the friction cone. A candidate is kept when the opening needed fits the
-stroke and the open fingers and palm, coming straight down to the grasp height, touch no point of the scene
-and keep clear of other objects. Candidates
+must meet the part's outline within the friction cone; a whole-object grasp must close across the object's widest
+part (not where two touching objects meet). A candidate is kept when the opening needed fits the stroke and the
+open fingers and palm, coming straight down to the grasp height, touch no point of the scene and keep clear of
+other objects. Candidates
 are scored by how much of the object's depth had to be repaired (glass the camera could not see is the
 target), how round the footprint of an object grasped whole is (an upright vessel seen from above; an
 elongated cluster is an object on its side or neighbours joined into one), how centred the grasp is on the
@@ -88,6 +89,10 @@ class DetectorConfig:
     # 1.5 times glass's 0.67); development pile sets 10 and 12, docs/experiments.md
     contact_radius: float = 0.01  # ... the outline's direction at a contact from the points this close to it
     slant_weight: float = 0.2  # ... and loses up to this much as its larger contact angle nears the cone's edge
+    whole_span_share: float = 0.85  # whole-object grasps: the pads' strip through the grasp centre spans at least
+    # this share of what they pass (the points above the fingertips) along the closing direction, so that they close
+    # across the object's widest part; a cluster that is two objects touching, grasped where they meet, spans less
+    # (development pile sets, docs/experiments.md). 0: no check
     repaired_weight: float = 1.0  # preference for objects whose depth was repaired (transparent ones)
     wrist_radius: float = UR10E.link_radii[5]  # the arm's last wrist, a cylinder on the tool's axis above the
     # flange (wider than the gripper's body across the closing direction): scene points there are in the way too
@@ -545,6 +550,11 @@ class GraspDetector:
         widths = np.minimum((his - los)[group, f] + cfg.width_margin, g.stroke_m)  # a wide object: the whole stroke
         z_hs = np.array([footprints[j][0] for j in f])
         zs = self._zs_at(scene, mids, z_hs)  # the grasp point height in the base frame
+        if cfg.whole_span_share:
+            widest = self._across_widest([fp[1] for fp in footprints], f, mids, yaws, (his - los)[group, f])
+            group, f, yaws, mids, widths, z_hs, zs = (v[widest] for v in (group, f, yaws, mids, widths, z_hs, zs))
+            if not len(group):
+                return []
         out = []
         own = pts if below is None else np.concatenate([pts, below])
         chosen = self._first_clear(others, own, group, mids, yaws, zs, widths)
@@ -567,6 +577,26 @@ class GraspDetector:
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "whole", self._floor(scene, z, z_h, lowest)))
         return out
+
+    def _across_widest(self, footprints: list[np.ndarray], f: np.ndarray, mids: np.ndarray, yaws: np.ndarray,
+                       extents: np.ndarray) -> np.ndarray:
+        """Per whole-object candidate (``f``: the index of its footprint of points above the fingertips in
+        ``footprints``; its centre, closing direction and the footprint's extent along it), whether the pads close
+        across the object's widest part: the footprint's points in the strip the pads sweep through the centre
+        (``finger_depth`` wide) span at least ``whole_span_share`` of the footprint's extent along the closing
+        direction. Through the middle of one object the strip spans all of it; centred where two touching objects
+        meet, it spans the notch between them."""
+        half = self.config.gripper.finger_depth / 2
+        ok = np.zeros(len(mids), dtype=bool)
+        for j in np.unique(f):
+            xy, idx = footprints[j], np.flatnonzero(f == j)
+            c, s = np.cos(yaws[idx])[:, None], np.sin(yaws[idx])[:, None]
+            dx, dy = xy[None, :, 0] - mids[idx, 0, None], xy[None, :, 1] - mids[idx, 1, None]  # candidates x points
+            u = dx * c + dy * s
+            inside = np.abs(dy * c - dx * s) <= half
+            span = np.where(inside, u, -np.inf).max(1) - np.where(inside, u, np.inf).min(1)  # -inf: an empty strip
+            ok[idx] = span >= self.config.whole_span_share * extents[idx]
+        return ok
 
     def _reach(self) -> float:
         """How far from a cluster's footprint box the open gripper can touch anything: a grasp centre lies in

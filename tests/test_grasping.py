@@ -121,6 +121,40 @@ def test_detector_grasps_one_of_two_touching_cylinders():
     assert g.floor == pytest.approx(cfg.gripper.finger_length / 2 + cfg.tip_clearance, abs=1e-4)
 
 
+def test_two_glasses_joined_without_a_waist_are_not_grasped_where_they_meet():
+    """Two 60 mm glasses touching, the gap where they meet filled by completed depth (a strip 40 mm wide): one
+    cluster with no waist, whose narrow side (60 mm) fits the stroke. Grasped whole, its centre is where the two
+    meet, and the pads' strip there spans only the notch between them: the detector grasps one glass instead, on
+    its axis. Without the check (``whole_span_share=0``) it grasps the pair where they meet."""
+    a, b = _table_and_cylinder(0.03, centre=(0.75, 0.03)), _table_and_cylinder(0.03, centre=(0.75, -0.03))
+    table = a[a[:, 2] == 0]
+    table = table[np.hypot(table[:, 0] - 0.75, table[:, 1] + 0.03) > 0.03]
+    gx, gy = np.meshgrid(np.arange(0.73, 0.77, 0.002), np.arange(-0.004, 0.004, 0.002))
+    joint = np.column_stack([gx.ravel(), gy.ravel(), np.full(gx.size, 0.1)])
+    pts = np.concatenate([table, a[a[:, 2] > 0], b[b[:, 2] > 0], joint])
+    scene = segment(pts, repaired=pts[:, 2] > 0.001)
+    assert len(scene.clusters) == 1 and not GraspDetector()._is_several(scene.clusters[0])
+    unchecked = GraspDetector(DetectorConfig(whole_span_share=0.0)).detect(scene)[0]
+    assert unchecked.kind == "whole" and abs(unchecked.center[1]) < 0.005  # where the two meet
+    g = GraspDetector().detect(scene)[0]
+    assert abs(abs(g.center[1]) - 0.03) < 0.008 and abs(np.cos(g.yaw)) > 0.95  # across one glass
+
+
+def test_a_whole_grasp_spans_the_footprint_through_its_middle_not_beside_it():
+    """A 60 mm disc seen from above: the pads' strip (22 mm wide) through its centre spans all of it; 30 mm off
+    the centre it spans about three quarters (2 * sqrt(30^2 - 19^2) = 46 mm), under ``whole_span_share``; 45 mm
+    off it holds no point at all."""
+    gx, gy = np.meshgrid(np.arange(-0.03, 0.03, 0.001), np.arange(-0.03, 0.03, 0.001))
+    inside = np.hypot(gx.ravel(), gy.ravel()) < 0.03
+    disc = np.column_stack([gx.ravel()[inside], gy.ravel()[inside]])
+    mids = np.array([[0.0, 0.0], [0.0, 0.03], [0.0, 0.045]])
+    extent = np.full(3, np.ptp(disc[:, 0]))
+    ok = GraspDetector()._across_widest([disc], np.zeros(3, int), mids, np.zeros(3), extent)
+    assert ok.tolist() == [True, False, False]
+    assert GraspDetector(DetectorConfig(whole_span_share=0.7))._across_widest(
+        [disc], np.zeros(3, int), mids, np.zeros(3), extent).tolist() == [True, True, False]
+
+
 def test_contact_angle_is_zero_across_an_outline_and_ninety_along_it():
     """On a 40 mm ring seen from above: a pad closing along the radius meets the outline square (0 degrees), one
     closing along the tangent slides along it (90); a point with fewer than three neighbours gives 90."""
