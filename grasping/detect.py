@@ -221,6 +221,18 @@ def contact_angles(xy: np.ndarray, at: np.ndarray, yaws: np.ndarray, radius: flo
     return np.where(counts >= 3, angle, 90.0)
 
 
+def strip_spans(xy: np.ndarray, directions: np.ndarray, width: float, along: np.ndarray | None = None) -> np.ndarray:
+    """Per direction (rows of ``directions``, unit vectors), the extent along it of the 2-D points ``xy`` that lie
+    in the strip ``width`` wide along it through the origin (where a pad of that width sweeps when the gripper closes
+    along the direction through the origin); -inf where the strip holds none. ``along``: ``directions @ xy.T``, where
+    the caller has it. Through the middle of one object's footprint the strip spans all of it; through the notch
+    where two touching objects meet, less."""
+    if along is None:
+        along = directions @ xy.T
+    inside = np.abs(np.column_stack([-directions[:, 1], directions[:, 0]]) @ xy.T) <= width / 2
+    return np.where(inside, along, -np.inf).max(1) - np.where(inside, along, np.inf).min(1)
+
+
 def spans(xy: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """The extent of the 2-D points ``xy`` (N x 2, N >= 1) along each of ``directions`` (rows, M x 2)."""
     along = directions @ xy.T
@@ -535,13 +547,20 @@ class GraspDetector:
         # per direction, the deepest grasp the neighbours allow
         offsets = np.radians(cfg.yaw_offsets_deg)
         dirs = np.column_stack([np.cos(base_yaw + offsets), np.sin(base_yaw + offsets)])
-        # per direction (rows) and footprint (columns), the footprint's extent along the direction
-        los, his = (np.empty((len(dirs), len(footprints))) for _ in range(2))
+        # per direction (rows) and footprint (columns), the footprint's extent along the direction, and that of its
+        # points in the pads' strip through the grasp's centre (every grasp is centred on its footprint's box)
+        los, his, strips = (np.empty((len(dirs), len(footprints))) for _ in range(3))
         for f, (_, _, _, centred_xy) in enumerate(footprints):
             along = dirs @ centred_xy.T
             los[:, f], his[:, f] = along.min(1), along.max(1)
-        # the pairs whose opening fits the stroke, direction by direction, deepest first within each
-        group, f = np.nonzero((his - los) + cfg.min_width_margin <= g.stroke_m)
+            if cfg.whole_span_share:
+                strips[:, f] = strip_spans(centred_xy, dirs, g.finger_depth, along)
+        # the pairs whose opening fits the stroke and whose pads close across the object's widest part (not where
+        # two touching objects meet: ``whole_span_share``), direction by direction, deepest first within each
+        fits = (his - los) + cfg.min_width_margin <= g.stroke_m
+        if cfg.whole_span_share:
+            fits &= strips >= cfg.whole_span_share * (his - los)
+        group, f = np.nonzero(fits)
         if not len(group):
             return []
         yaws = base_yaw + offsets[group]
@@ -550,11 +569,6 @@ class GraspDetector:
         widths = np.minimum((his - los)[group, f] + cfg.width_margin, g.stroke_m)  # a wide object: the whole stroke
         z_hs = np.array([footprints[j][0] for j in f])
         zs = self._zs_at(scene, mids, z_hs)  # the grasp point height in the base frame
-        if cfg.whole_span_share:
-            widest = self._across_widest([fp[1] for fp in footprints], f, mids, yaws, (his - los)[group, f])
-            group, f, yaws, mids, widths, z_hs, zs = (v[widest] for v in (group, f, yaws, mids, widths, z_hs, zs))
-            if not len(group):
-                return []
         out = []
         own = pts if below is None else np.concatenate([pts, below])
         chosen = self._first_clear(others, own, group, mids, yaws, zs, widths)
@@ -577,26 +591,6 @@ class GraspDetector:
             out.append(Grasp((float(mid[0]), float(mid[1]), float(z)), float(_wrap(yaw)), float(width),
                              float(score), k, "whole", self._floor(scene, z, z_h, lowest)))
         return out
-
-    def _across_widest(self, footprints: list[np.ndarray], f: np.ndarray, mids: np.ndarray, yaws: np.ndarray,
-                       extents: np.ndarray) -> np.ndarray:
-        """Per whole-object candidate (``f``: the index of its footprint of points above the fingertips in
-        ``footprints``; its centre, closing direction and the footprint's extent along it), whether the pads close
-        across the object's widest part: the footprint's points in the strip the pads sweep through the centre
-        (``finger_depth`` wide) span at least ``whole_span_share`` of the footprint's extent along the closing
-        direction. Through the middle of one object the strip spans all of it; centred where two touching objects
-        meet, it spans the notch between them."""
-        half = self.config.gripper.finger_depth / 2
-        ok = np.zeros(len(mids), dtype=bool)
-        for j in np.unique(f):
-            xy, idx = footprints[j], np.flatnonzero(f == j)
-            c, s = np.cos(yaws[idx])[:, None], np.sin(yaws[idx])[:, None]
-            dx, dy = xy[None, :, 0] - mids[idx, 0, None], xy[None, :, 1] - mids[idx, 1, None]  # candidates x points
-            u = dx * c + dy * s
-            inside = np.abs(dy * c - dx * s) <= half
-            span = np.where(inside, u, -np.inf).max(1) - np.where(inside, u, np.inf).min(1)  # -inf: an empty strip
-            ok[idx] = span >= self.config.whole_span_share * extents[idx]
-        return ok
 
     def _reach(self) -> float:
         """How far from a cluster's footprint box the open gripper can touch anything: a grasp centre lies in

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from grasping.cloud import PerceptionError, cluster_footprint, fit_plane, segment, voxel_average
-from grasping.detect import DetectorConfig, Grasp, GraspDetector, contact_angles, covariance, neck, roundness, shoulder
+from grasping.detect import (DetectorConfig, Grasp, GraspDetector, contact_angles, covariance, neck, roundness,
+                             shoulder, strip_spans)
 from grasping.kinematics import IKError, fk, ik
 from grasping.report import TrialLog, summarise, wilson_interval
 from grasping.robot import LimitError, top_down_pose
@@ -140,19 +141,22 @@ def test_two_glasses_joined_without_a_waist_are_not_grasped_where_they_meet():
     assert abs(abs(g.center[1]) - 0.03) < 0.008 and abs(np.cos(g.yaw)) > 0.95  # across one glass
 
 
-def test_a_whole_grasp_spans_the_footprint_through_its_middle_not_beside_it():
+def test_the_pads_strip_spans_a_disc_through_its_middle_not_beside_it():
     """A 60 mm disc seen from above: the pads' strip (22 mm wide) through its centre spans all of it; 30 mm off
-    the centre it spans about three quarters (2 * sqrt(30^2 - 19^2) = 46 mm), under ``whole_span_share``; 45 mm
+    the centre about three quarters (2 * sqrt(30^2 - 19^2) = 46 mm), under the shipped ``whole_span_share``; 45 mm
     off it holds no point at all."""
     gx, gy = np.meshgrid(np.arange(-0.03, 0.03, 0.001), np.arange(-0.03, 0.03, 0.001))
     inside = np.hypot(gx.ravel(), gy.ravel()) < 0.03
     disc = np.column_stack([gx.ravel()[inside], gy.ravel()[inside]])
-    mids = np.array([[0.0, 0.0], [0.0, 0.03], [0.0, 0.045]])
-    extent = np.full(3, np.ptp(disc[:, 0]))
-    ok = GraspDetector()._across_widest([disc], np.zeros(3, int), mids, np.zeros(3), extent)
-    assert ok.tolist() == [True, False, False]
-    assert GraspDetector(DetectorConfig(whole_span_share=0.7))._across_widest(
-        [disc], np.zeros(3, int), mids, np.zeros(3), extent).tolist() == [True, True, False]
+    along_x = np.array([[1.0, 0.0]])
+    full = strip_spans(disc, along_x, 0.022)[0]
+    assert full == pytest.approx(np.ptp(disc[:, 0]))
+    beside = strip_spans(disc - [0.0, 0.03], along_x, 0.022)[0]
+    assert beside == pytest.approx(2 * np.sqrt(0.03**2 - 0.019**2), abs=0.002)
+    assert beside < DetectorConfig().whole_span_share * full
+    assert strip_spans(disc - [0.0, 0.045], along_x, 0.022)[0] == -np.inf
+    turned = strip_spans(disc, np.array([[0.0, 1.0], [np.sqrt(0.5), np.sqrt(0.5)]]), 0.022)  # any direction alike
+    assert turned == pytest.approx([full, full], abs=0.002)
 
 
 def test_contact_angle_is_zero_across_an_outline_and_ninety_along_it():
